@@ -1,0 +1,44 @@
+# The two commands in the README:
+#   make demo   classify the bundled demo images through libji.so's C API
+#   make test   every test (Rust, C programs, header freshness)
+# Both install what they need first (tools/setup.sh is idempotent).
+
+CARGO ?= cargo
+PY := .venv/bin/python
+RELEASE := target/release
+CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
+
+.PHONY: all setup build demo test fixtures c-tests header-check bench clean
+
+all: build
+
+setup:
+	@bash tools/setup.sh
+
+build: setup
+	$(CARGO) build --release --lib --bins
+
+demo: build
+	$(PY) tools/make_demo.py demo
+	$(CARGO) run --release --bin harness
+
+fixtures: setup
+	@test -f tests/fixtures/generated/core/colour.json || $(PY) tools/make_fixtures.py tests/fixtures/generated/core
+	@test -f tests/fixtures/generated/parity/manifest.json || $(PY) tools/make_parity_fixtures.py tests/fixtures/generated/parity
+
+# Tests run in release mode: one libtorch-linked build serves the library, the harness and the tests.
+test: build fixtures
+	$(CARGO) test --release
+	$(MAKE) --no-print-directory c-tests
+	$(MAKE) --no-print-directory header-check
+
+c-tests: build fixtures
+	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) run
+
+header-check:
+	@git diff --quiet -- include/ji.h || { echo "include/ji.h is stale: the build regenerated it; commit the new version"; git --no-pager diff --stat -- include/ji.h; exit 1; }
+	@echo "header-check: include/ji.h is up to date"
+
+clean:
+	$(CARGO) clean
+	rm -rf tests/fixtures/generated test_harness/build

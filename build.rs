@@ -1,0 +1,48 @@
+//! Build script: generates `include/ji.h` with cbindgen and emits the libtorch link flags that
+//! tch's own build script cannot pass on to us (rpath, forced linking of torch_cuda).
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/error.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+
+    // torch-sys (links = "tch") exports its lib dir to dependents as DEP_TCH_LIBTORCH_LIB.
+    if let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") {
+        let lib = std::fs::canonicalize(&lib).unwrap_or_else(|_| PathBuf::from(&lib));
+        // Our binaries and libji.so find libtorch without LD_LIBRARY_PATH; $ORIGIN lets a
+        // deployment put libtorch's .so files beside libji.so (/usr/local/ev_sdk/lib).
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+        println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
+        if lib.join("libtorch_cuda.so").exists() {
+            // Nothing references torch_cuda's symbols directly, so --as-needed would drop it
+            // and libtorch would report CUDA as unavailable at run time.
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+            println!("cargo:rustc-link-arg=-ltorch_cuda");
+            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        }
+    }
+
+    generate_header();
+}
+
+fn generate_header() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = crate_dir.join("include").join("ji.h");
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable");
+    match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(bindings) => {
+            bindings.write_to_file(&out);
+        }
+        // A half-edited source must not break `cargo build`; the header check in the tests
+        // catches a stale header.
+        Err(e) => println!("cargo:warning=cbindgen could not generate include/ji.h: {e}"),
+    }
+}

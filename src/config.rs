@@ -1,0 +1,626 @@
+//! `algo_config.json`: parsing, validation with messages that name the key, and per-call overrides.
+//!
+//! Unknown keys are errors (a typo must not silently change preprocessing); keys starting with
+//! `_` are treated as comments and ignored.
+
+use crate::error::{Error, Result};
+use crate::resize::PillowCompat;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Where `ji_create_predictor` (and `evsdk_init(NULL)`) look when `$EV_SDK_CONFIG` is unset.
+pub const DEFAULT_CONFIG_PATH: &str = "/usr/local/ev_sdk/config/algo_config.json";
+/// Environment variable that overrides [`DEFAULT_CONFIG_PATH`].
+pub const CONFIG_ENV: &str = "EV_SDK_CONFIG";
+
+/// Which device runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// CUDA card 0 when libtorch sees one, otherwise the CPU.
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Fp32,
+    Fp16,
+}
+
+/// How the image is brought to `resize_size` before the centre crop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    /// torchvision `Resize([h, w])`: exact size, aspect ratio not kept.
+    Stretch,
+    /// torchvision `Resize(n)`: the shorter side becomes `n`.
+    ShorterSide,
+    /// The training write-up's black padding to the target aspect ratio, then `Resize`.
+    Letterbox,
+}
+
+/// A size in torchvision order: height first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    pub height: u32,
+    pub width: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelOutput {
+    /// Raw scores: softmax is applied to get confidences.
+    Logits,
+    /// Already probabilities: used as they are.
+    Probabilities,
+}
+
+/// The settings a call may override through its `args` JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// `is_alert` when the top-1 confidence is at least this.
+    pub thresh: f64,
+    /// How many classes to list in `model_data.topk` (listed only when > 1).
+    pub topk: usize,
+    /// Decimals kept in confidences; `None` keeps full precision.
+    pub confidence_decimals: Option<u32>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            thresh: 0.0,
+            topk: 1,
+            confidence_decimals: Some(3),
+        }
+    }
+}
+
+/// Everything the preprocessing needs, separated so it can be used without a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreprocessConfig {
+    pub resize_mode: ResizeMode,
+    /// For `ShorterSide` only `height` is used (both fields hold `n`).
+    pub resize_size: Size,
+    /// `None` = no centre crop.
+    pub crop_size: Option<Size>,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub pillow_compat: PillowCompat,
+    pub exif_transpose: bool,
+    pub max_image_pixels: u64,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        PreprocessConfig {
+            resize_mode: ResizeMode::Stretch,
+            resize_size: Size {
+                height: 224,
+                width: 224,
+            },
+            crop_size: Some(Size {
+                height: 224,
+                width: 224,
+            }),
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            pillow_compat: PillowCompat::Pillow13,
+            exif_transpose: false,
+            max_image_pixels: 100_000_000,
+        }
+    }
+}
+
+impl PreprocessConfig {
+    /// Height and width of the tensor handed to the model.
+    pub fn output_size(&self) -> Size {
+        match self.crop_size {
+            Some(crop) => crop,
+            None => match self.resize_mode {
+                ResizeMode::Stretch | ResizeMode::Letterbox => self.resize_size,
+                // The shorter-side output depends on each image's aspect ratio.
+                ResizeMode::ShorterSide => Size {
+                    height: 0,
+                    width: 0,
+                },
+            },
+        }
+    }
+}
+
+/// A parsed, validated `algo_config.json` with paths resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub model_path: PathBuf,
+    pub class_names_path: PathBuf,
+    pub device: DeviceSpec,
+    pub precision: Precision,
+    pub model_output: ModelOutput,
+    pub preprocess: PreprocessConfig,
+    pub run: RunOptions,
+    /// Reported by `ji_get_version` as `algo_version`.
+    pub algo_version: String,
+    /// Warm-up forward passes at init (so the first judged image is not slow).
+    pub warmup: u32,
+    /// libtorch intra-op threads for CPU inference; 0 keeps libtorch's default.
+    pub num_threads: u32,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "model_path",
+    "class_names_path",
+    "device",
+    "precision",
+    "resize_mode",
+    "resize_size",
+    "crop_size",
+    "mean",
+    "std",
+    "model_output",
+    "thresh",
+    "topk",
+    "confidence_decimals",
+    "pillow_compat",
+    "exif_transpose",
+    "max_image_pixels",
+    "algo_version",
+    "warmup",
+    "num_threads",
+];
+
+impl Config {
+    /// The config path used when the caller gives none: `$EV_SDK_CONFIG`, else the platform's.
+    pub fn default_path() -> PathBuf {
+        match std::env::var_os(CONFIG_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+        }
+    }
+
+    /// Reads and validates a config file; relative paths inside resolve against its folder.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Config::parse(&text, base)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), strip_prefix(&e))))
+    }
+
+    /// Parses config JSON text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::Config(format!("invalid JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| {
+            Error::Config(format!(
+                "top level must be a JSON object, got {}",
+                type_name(&value)
+            ))
+        })?;
+        for key in obj.keys() {
+            if !key.starts_with('_') && !KNOWN_KEYS.contains(&key.as_str()) {
+                return Err(Error::Config(format!(
+                    "unknown key \"{key}\" (known keys: {})",
+                    KNOWN_KEYS.join(", ")
+                )));
+            }
+        }
+        let path_key = |key: &str| -> Result<PathBuf> {
+            let s = get_str(obj, key)?
+                .ok_or_else(|| Error::Config(format!("missing required key \"{key}\"")))?;
+            if s.is_empty() {
+                return Err(Error::Config(format!("\"{key}\" must not be empty")));
+            }
+            let p = PathBuf::from(s);
+            Ok(if p.is_absolute() { p } else { base_dir.join(p) })
+        };
+        let defaults = PreprocessConfig::default();
+        let device = match get_str(obj, "device")? {
+            None => DeviceSpec::Auto,
+            Some(s) => parse_device(s)?,
+        };
+        let precision = match get_str(obj, "precision")? {
+            None | Some("fp32") => Precision::Fp32,
+            Some("fp16") => Precision::Fp16,
+            Some(other) => return Err(bad_value("precision", "\"fp32\" or \"fp16\"", other)),
+        };
+        if precision == Precision::Fp16 && device == DeviceSpec::Cpu {
+            return Err(Error::Config(
+                "\"precision\": \"fp16\" needs a CUDA device, but \"device\" is \"cpu\"".into(),
+            ));
+        }
+        let resize_mode = match get_str(obj, "resize_mode")? {
+            None | Some("stretch") => ResizeMode::Stretch,
+            Some("shorter_side") => ResizeMode::ShorterSide,
+            Some("letterbox") => ResizeMode::Letterbox,
+            Some(other) => {
+                return Err(bad_value(
+                    "resize_mode",
+                    "\"stretch\", \"shorter_side\" or \"letterbox\"",
+                    other,
+                ))
+            }
+        };
+        let resize_size = match obj.get("resize_size") {
+            None => defaults.resize_size,
+            Some(v) => {
+                let size = parse_size("resize_size", v)?;
+                if resize_mode == ResizeMode::ShorterSide && size.height != size.width {
+                    return Err(Error::Config(format!(
+                        "\"resize_size\" must be a single integer when \"resize_mode\" is \"shorter_side\", got {v}"
+                    )));
+                }
+                size
+            }
+        };
+        let crop_size = match obj.get("crop_size") {
+            None => defaults.crop_size,
+            Some(Value::Null) => None,
+            Some(v) => Some(parse_size("crop_size", v)?),
+        };
+        if crop_size.is_none() && resize_mode == ResizeMode::ShorterSide {
+            return Err(Error::Config(
+                "\"crop_size\" is required with \"resize_mode\": \"shorter_side\" (the model needs a fixed input size)".into(),
+            ));
+        }
+        let mean = match obj.get("mean") {
+            None => defaults.mean,
+            Some(v) => parse_triple("mean", v)?,
+        };
+        let std = match obj.get("std") {
+            None => defaults.std,
+            Some(v) => parse_triple("std", v)?,
+        };
+        if let Some(i) = std.iter().position(|s| *s <= 0.0) {
+            return Err(Error::Config(format!(
+                "\"std\" values must be > 0, got {} at index {i}",
+                std[i]
+            )));
+        }
+        let model_output = match get_str(obj, "model_output")? {
+            None | Some("logits") => ModelOutput::Logits,
+            Some("probabilities") => ModelOutput::Probabilities,
+            Some(other) => {
+                return Err(bad_value(
+                    "model_output",
+                    "\"logits\" or \"probabilities\"",
+                    other,
+                ))
+            }
+        };
+        let pillow_compat = match obj.get("pillow_compat") {
+            None => PillowCompat::Pillow13,
+            Some(v) => match v
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_u64().map(|n| n.to_string()))
+            {
+                Some(s) if s == "13" => PillowCompat::Pillow13,
+                Some(s) if s == "12" => PillowCompat::Pillow12,
+                _ => {
+                    return Err(bad_value(
+                        "pillow_compat",
+                        "\"13\" (Pillow >= 13) or \"12\" (Pillow <= 12)",
+                        v,
+                    ))
+                }
+            },
+        };
+        let exif_transpose = match obj.get("exif_transpose") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(bad_value("exif_transpose", "true or false", v)),
+        };
+        let max_image_pixels = match obj.get("max_image_pixels") {
+            None => defaults.max_image_pixels,
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => n,
+                _ => return Err(bad_value("max_image_pixels", "a positive integer", v)),
+            },
+        };
+        let algo_version = get_str(obj, "algo_version")?.unwrap_or("1.0").to_owned();
+        let warmup = get_u32(obj, "warmup", 1)?;
+        let num_threads = get_u32(obj, "num_threads", 0)?;
+        let run = RunOptions::default().with_overrides(obj)?;
+        Ok(Config {
+            model_path: path_key("model_path")?,
+            class_names_path: path_key("class_names_path")?,
+            device,
+            precision,
+            model_output,
+            preprocess: PreprocessConfig {
+                resize_mode,
+                resize_size,
+                crop_size,
+                mean,
+                std,
+                pillow_compat,
+                exif_transpose,
+                max_image_pixels,
+            },
+            run,
+            algo_version,
+            warmup,
+            num_threads,
+        })
+    }
+}
+
+impl RunOptions {
+    /// Applies a call's `args` (NULL/empty = no change). Keys other than `thresh`, `topk`
+    /// and `confidence_decimals` are ignored: the platform sends `roi` and friends.
+    pub fn with_args(&self, args: Option<&str>) -> Result<RunOptions> {
+        let text = match args {
+            None => return Ok(self.clone()),
+            Some(t) if t.trim().is_empty() => return Ok(self.clone()),
+            Some(t) => t,
+        };
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidArgument(format!("args is not valid JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "args must be a JSON object, got {}",
+                type_name(&value)
+            ))
+        })?;
+        self.with_overrides(obj).map_err(|e| match e {
+            Error::Config(m) => Error::InvalidArgument(format!("args: {m}")),
+            other => other,
+        })
+    }
+
+    fn with_overrides(&self, obj: &Map<String, Value>) -> Result<RunOptions> {
+        let mut out = self.clone();
+        if let Some(v) = obj.get("thresh") {
+            out.thresh = match v.as_f64() {
+                Some(t) if t.is_finite() => t,
+                _ => return Err(bad_value("thresh", "a number", v)),
+            };
+        }
+        if let Some(v) = obj.get("topk") {
+            out.topk = match v.as_u64() {
+                Some(k) if k >= 1 => k as usize,
+                _ => return Err(bad_value("topk", "an integer >= 1", v)),
+            };
+        }
+        if let Some(v) = obj.get("confidence_decimals") {
+            out.confidence_decimals = match v {
+                Value::Null => None,
+                _ => match v.as_u64() {
+                    Some(d) if d <= 15 => Some(d as u32),
+                    _ => {
+                        return Err(bad_value(
+                            "confidence_decimals",
+                            "an integer 0..=15 or null",
+                            v,
+                        ))
+                    }
+                },
+            };
+        }
+        Ok(out)
+    }
+}
+
+fn parse_device(s: &str) -> Result<DeviceSpec> {
+    match s {
+        "auto" => Ok(DeviceSpec::Auto),
+        "cpu" => Ok(DeviceSpec::Cpu),
+        "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(DeviceSpec::Cuda)
+            .ok_or_else(|| bad_value("device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"", s)),
+    }
+}
+
+/// `[h, w]` or a single integer (square).
+fn parse_size(key: &str, v: &Value) -> Result<Size> {
+    let positive = |x: &Value| {
+        x.as_u64()
+            .filter(|n| *n > 0 && *n <= 65_535)
+            .map(|n| n as u32)
+    };
+    let expected = "a positive integer or [height, width]";
+    match v {
+        Value::Number(_) => positive(v)
+            .map(|n| Size {
+                height: n,
+                width: n,
+            })
+            .ok_or_else(|| bad_value(key, expected, v)),
+        Value::Array(a) if a.len() == 1 => positive(&a[0])
+            .map(|n| Size {
+                height: n,
+                width: n,
+            })
+            .ok_or_else(|| bad_value(key, expected, v)),
+        Value::Array(a) if a.len() == 2 => match (positive(&a[0]), positive(&a[1])) {
+            (Some(height), Some(width)) => Ok(Size { height, width }),
+            _ => Err(bad_value(key, expected, v)),
+        },
+        _ => Err(bad_value(key, expected, v)),
+    }
+}
+
+fn parse_triple(key: &str, v: &Value) -> Result<[f32; 3]> {
+    let expected = "an array of 3 numbers (or one number for all channels)";
+    let num = |x: &Value| x.as_f64().filter(|f| f.is_finite()).map(|f| f as f32);
+    match v {
+        Value::Number(_) => num(v)
+            .map(|f| [f; 3])
+            .ok_or_else(|| bad_value(key, expected, v)),
+        Value::Array(a) if a.len() == 1 => num(&a[0])
+            .map(|f| [f; 3])
+            .ok_or_else(|| bad_value(key, expected, v)),
+        Value::Array(a) if a.len() == 3 => match (num(&a[0]), num(&a[1]), num(&a[2])) {
+            (Some(x), Some(y), Some(z)) => Ok([x, y, z]),
+            _ => Err(bad_value(key, expected, v)),
+        },
+        _ => Err(bad_value(key, expected, v)),
+    }
+}
+
+fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(v) => Err(bad_value(key, "a string", v)),
+    }
+}
+
+fn get_u32(obj: &Map<String, Value>, key: &str, default: u32) -> Result<u32> {
+    match obj.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n <= 1024)
+            .map(|n| n as u32)
+            .ok_or_else(|| bad_value(key, "an integer 0..=1024", v)),
+    }
+}
+
+fn bad_value(key: &str, expected: &str, got: impl std::fmt::Display) -> Error {
+    Error::Config(format!("\"{key}\": expected {expected}, got {got}"))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn strip_prefix(e: &Error) -> String {
+    match e {
+        Error::Config(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/cfg"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = parse(r#"{"model_path": "../model/m.pt", "class_names_path": "/abs/class.txt"}"#)
+            .unwrap();
+        assert_eq!(c.model_path, PathBuf::from("/cfg/../model/m.pt"));
+        assert_eq!(c.class_names_path, PathBuf::from("/abs/class.txt"));
+        assert_eq!(c.device, DeviceSpec::Auto);
+        assert_eq!(c.preprocess, PreprocessConfig::default());
+        assert_eq!(c.run, RunOptions::default());
+    }
+
+    #[test]
+    fn sizes_are_height_width() {
+        let c = parse(
+            r#"{"model_path": "m", "class_names_path": "c", "resize_size": [256, 320], "crop_size": 224}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.preprocess.resize_size,
+            Size {
+                height: 256,
+                width: 320
+            }
+        );
+        assert_eq!(
+            c.preprocess.crop_size,
+            Some(Size {
+                height: 224,
+                width: 224
+            })
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "resize_mod": "stretch"}"#,
+                "resize_mod",
+            ),
+            (r#"{"class_names_path": "c"}"#, "model_path"),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "device": "tpu"}"#,
+                "device",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "std": [1, 0, 1]}"#,
+                "std",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "mean": [1, 2]}"#,
+                "mean",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "topk": 0}"#,
+                "topk",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "thresh": "high"}"#,
+                "thresh",
+            ),
+            (
+                r#"{"model_path": 3, "class_names_path": "c"}"#,
+                "model_path",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "device": "cpu", "precision": "fp16"}"#,
+                "fp16",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "resize_mode": "shorter_side", "resize_size": [1, 2]}"#,
+                "resize_size",
+            ),
+            (r#"[1]"#, "object"),
+            (r#"{"model_path": "m""#, "invalid JSON"),
+        ];
+        for (text, needle) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{text}: {err}");
+            assert!(
+                err.to_string().contains(needle),
+                "{text}: {err} lacks {needle}"
+            );
+        }
+    }
+
+    #[test]
+    fn args_override_and_reject() {
+        let base = RunOptions::default();
+        assert_eq!(base.with_args(None).unwrap(), base);
+        assert_eq!(base.with_args(Some("  ")).unwrap(), base);
+        let o = base
+            .with_args(Some(
+                r#"{"thresh": 0.5, "topk": 5, "confidence_decimals": null, "roi": ["x"]}"#,
+            ))
+            .unwrap();
+        assert_eq!(o.thresh, 0.5);
+        assert_eq!(o.topk, 5);
+        assert_eq!(o.confidence_decimals, None);
+        assert!(matches!(
+            base.with_args(Some("{")),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            base.with_args(Some("[1]")),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            base.with_args(Some(r#"{"topk": -1}"#)),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

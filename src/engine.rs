@@ -1,0 +1,220 @@
+//! The engine ties config, class names, decoding, preprocessing, the model and the JSON
+//! together. It is `Send + Sync`: calls on one engine may run concurrently from any thread
+//! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
+
+use crate::class_names;
+use crate::config::{Config, ModelOutput, RunOptions};
+use crate::decode::{decode_image, DecodeOptions};
+use crate::error::{Error, Result};
+use crate::frame::RawFrame;
+use crate::image::RgbImage;
+use crate::model::{self, softmax, Model};
+use crate::output::{self, Classification};
+use crate::preprocess::preprocess_into;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+pub struct Engine {
+    config: Config,
+    names: Vec<String>,
+    model: Model,
+    device_name: String,
+    /// The run options calls start from; `update_config` changes them.
+    run_defaults: RwLock<RunOptions>,
+    /// Reusable CHW input buffers, so steady-state calls do not allocate them.
+    buffers: Mutex<Vec<Vec<f32>>>,
+}
+
+impl Engine {
+    /// Loads the config at `path`, or at `$EV_SDK_CONFIG` / the platform default when `None`.
+    pub fn from_config_path(path: Option<&Path>) -> Result<Engine> {
+        let path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(Config::default_path);
+        Engine::new(Config::load(&path)?)
+    }
+
+    /// Loads class names and the model described by `config`, checks they agree, warms up.
+    pub fn new(config: Config) -> Result<Engine> {
+        let names = class_names::load(&config.class_names_path)?;
+        if config.num_threads > 0 {
+            tch::set_num_threads(config.num_threads as i32);
+        }
+        let device = model::resolve_device(config.device)?;
+        let size = config.preprocess.output_size();
+        let model = Model::load(
+            &config.model_path,
+            device,
+            config.precision,
+            (size.height, size.width),
+        )?;
+        if model.num_classes() != names.len() {
+            return Err(Error::ModelLoad(format!(
+                "{} outputs {} scores per image but {} lists {} classes",
+                config.model_path.display(),
+                model.num_classes(),
+                config.class_names_path.display(),
+                names.len()
+            )));
+        }
+        let probe = vec![0f32; 3 * size.height as usize * size.width as usize];
+        for _ in 1..config.warmup {
+            model.forward(&probe, 1, size.height, size.width)?;
+        }
+        Ok(Engine {
+            device_name: model::device_name(device),
+            run_defaults: RwLock::new(config.run.clone()),
+            config,
+            names,
+            model,
+            buffers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn class_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// "cpu" or "cuda:N".
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// The run options a call with no `args` uses.
+    pub fn run_defaults(&self) -> RunOptions {
+        self.run_defaults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the defaults for later calls (`ji_update_config`); same keys as `args`.
+    pub fn update_config(&self, args: Option<&str>) -> Result<()> {
+        let updated = self.run_defaults().with_args(args)?;
+        *self.run_defaults.write().unwrap_or_else(|e| e.into_inner()) = updated;
+        Ok(())
+    }
+
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            exif_transpose: self.config.preprocess.exif_transpose,
+            max_pixels: self.config.preprocess.max_image_pixels,
+        }
+    }
+
+    /// Decodes an encoded image file's bytes as `PIL.Image.open(...).convert('RGB')` would.
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
+        if bytes.is_empty() {
+            return Err(Error::Decode("the image buffer is empty".into()));
+        }
+        decode_image(bytes, &self.decode_options())
+    }
+
+    /// Converts a raw BGR/BGRA/gray frame.
+    pub fn frame_to_rgb(&self, frame: &RawFrame) -> Result<RgbImage> {
+        frame.to_rgb(self.config.preprocess.max_image_pixels)
+    }
+
+    /// Reads and decodes an image file.
+    pub fn read_file(&self, path: &Path) -> Result<RgbImage> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.decode(&bytes)
+            .map_err(|e| prefix_error(e, &path.display().to_string()))
+    }
+
+    /// Classifies decoded images in one forward pass; `k` predictions per image.
+    pub fn classify_batch(&self, images: &[&RgbImage], k: usize) -> Result<Vec<Classification>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = self.take_buffer();
+        let mut one = self.take_buffer();
+        input.clear();
+        let mut hw = None;
+        for img in images {
+            let size = preprocess_into(img, &self.config.preprocess, &mut one)?;
+            if *hw.get_or_insert(size) != size {
+                return Err(Error::InvalidArgument(
+                    "images in a batch preprocess to different sizes (set crop_size)".into(),
+                ));
+            }
+            input.extend_from_slice(&one);
+        }
+        let size = hw.expect("non-empty batch");
+        let result = self
+            .model
+            .forward(&input, images.len(), size.height, size.width);
+        self.return_buffer(input);
+        self.return_buffer(one);
+        let scores = result?;
+        let width = scores.len() / images.len();
+        if width != self.names.len() {
+            return Err(Error::Inference(format!(
+                "the model returned {width} scores per image, expected {}",
+                self.names.len()
+            )));
+        }
+        Ok(scores
+            .chunks_exact(width)
+            .map(|row| {
+                let probs = match self.config.model_output {
+                    ModelOutput::Logits => softmax(row),
+                    ModelOutput::Probabilities => row.to_vec(),
+                };
+                Classification::from_probabilities(&probs, k)
+            })
+            .collect())
+    }
+
+    /// Classifies one decoded image.
+    pub fn classify(&self, img: &RgbImage, k: usize) -> Result<Classification> {
+        Ok(self.classify_batch(&[img], k)?.remove(0))
+    }
+
+    /// Classifies and renders the result JSON object for one image with the call's `args`.
+    pub fn run_json(&self, img: &RgbImage, args: Option<&str>) -> Result<Value> {
+        let opts = self.run_defaults().with_args(args)?;
+        let cls = self.classify(img, opts.topk.max(1))?;
+        Ok(self.render(&cls, &opts))
+    }
+
+    /// Classifies a batch and renders one JSON object per image.
+    pub fn run_batch_json(&self, images: &[&RgbImage], args: Option<&str>) -> Result<Vec<Value>> {
+        let opts = self.run_defaults().with_args(args)?;
+        let results = self.classify_batch(images, opts.topk.max(1))?;
+        Ok(results.iter().map(|c| self.render(c, &opts)).collect())
+    }
+
+    pub fn render(&self, cls: &Classification, opts: &RunOptions) -> Value {
+        output::result_json(cls, &self.names, opts, &self.device_name)
+    }
+
+    fn take_buffer(&self) -> Vec<f32> {
+        self.buffers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn return_buffer(&self, buf: Vec<f32>) {
+        let mut pool = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a burst of concurrent callers must not leave memory parked forever.
+        if pool.len() < 8 {
+            pool.push(buf);
+        }
+    }
+}
+
+/// Adds where it happened (a file name) to a decode error's message.
+fn prefix_error(e: Error, context: &str) -> Error {
+    match e {
+        Error::Decode(m) => Error::Decode(format!("{context}: {m}")),
+        other => other,
+    }
+}

@@ -1,0 +1,274 @@
+//! The native C API: `evsdk_init` / `evsdk_process_*` / `evsdk_release`.
+
+use super::{catch, guard, json_cstring, last_error_ptr, opt_str, required_path};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::frame::RawFrame;
+use std::ffi::{c_char, c_int, CString};
+use std::path::Path;
+
+/// Success.
+pub const EVSDK_OK: c_int = 0;
+/// A NULL pointer, a bad size, or `args` that is not a JSON object.
+pub const EVSDK_ERR_INVALID_ARGUMENT: c_int = -1;
+/// The bytes are not a decodable image (empty, truncated, unknown format).
+pub const EVSDK_ERR_DECODE: c_int = -2;
+/// The config or class-names file is missing, malformed or inconsistent (also: CUDA asked
+/// for but not available).
+pub const EVSDK_ERR_CONFIG: c_int = -3;
+/// The model file cannot be loaded as TorchScript, fails on a probe input, or its output
+/// width differs from the number of classes.
+pub const EVSDK_ERR_MODEL_LOAD: c_int = -4;
+/// libtorch failed while running the model.
+pub const EVSDK_ERR_INFERENCE: c_int = -5;
+/// An internal error (a caught Rust panic). The handle stays usable.
+pub const EVSDK_ERR_PANIC: c_int = -6;
+/// A file could not be read.
+pub const EVSDK_ERR_IO: c_int = -7;
+/// The image declares more pixels than the config's `max_image_pixels`.
+pub const EVSDK_ERR_IMAGE_TOO_LARGE: c_int = -8;
+
+/// An opaque classifier handle: the config, class names and loaded model.
+pub struct EvsdkHandle {
+    pub(crate) engine: Engine,
+}
+
+fn borrow_handle<'a>(h: *const EvsdkHandle) -> Result<&'a EvsdkHandle> {
+    // SAFETY: the caller passes NULL or a live handle from evsdk_init (documented contract).
+    unsafe { h.as_ref() }.ok_or_else(|| Error::InvalidArgument("handle is NULL".into()))
+}
+
+fn check_out<T>(out: *mut T, name: &str) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::InvalidArgument(format!("{name} is NULL")));
+    }
+    Ok(())
+}
+
+/// Writes a JSON result to `*out_json` (only on success).
+fn write_json(value: &serde_json::Value, out_json: *mut *mut c_char) {
+    // SAFETY: out_json was checked non-NULL by the caller of this helper.
+    unsafe { *out_json = json_cstring(value).into_raw() };
+}
+
+/// Creates a classifier from a config file.
+///
+/// `config_path`: path to `algo_config.json`; NULL means `$EV_SDK_CONFIG`, else
+/// `/usr/local/ev_sdk/config/algo_config.json`. Relative paths inside the config resolve
+/// against the config file's folder.
+///
+/// On success returns `EVSDK_OK` and writes a new handle to `*out_handle`; release it with
+/// `evsdk_release`. On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
+/// untouched, and `evsdk_last_error()` says what went wrong (file, key, expected vs got).
+///
+/// # Safety
+/// `config_path` is NULL or a NUL-terminated string; `out_handle` points to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_init(
+    config_path: *const c_char,
+    out_handle: *mut *mut EvsdkHandle,
+) -> c_int {
+    guard(|| {
+        check_out(out_handle, "out_handle")?;
+        let path = if config_path.is_null() {
+            None
+        } else {
+            Some(required_path(config_path, "config_path")?)
+        };
+        let engine = Engine::from_config_path(path)?;
+        *out_handle = Box::into_raw(Box::new(EvsdkHandle { engine }));
+        Ok(())
+    })
+}
+
+/// Classifies an encoded image file held in memory (JPEG, PNG, BMP, WebP, GIF, TIFF).
+///
+/// `args`: NULL, empty, or a JSON object overriding `thresh`, `topk`, `confidence_decimals`
+/// for this call (other keys are ignored; invalid JSON is `EVSDK_ERR_INVALID_ARGUMENT`).
+/// On success `*out_json` receives a UTF-8 JSON string owned by the caller: free it with
+/// `evsdk_free_string`. On failure `*out_json` is untouched.
+///
+/// Thread safety: a handle may be used from any thread, and concurrent calls on one handle
+/// are allowed (they run in parallel; they are not serialised).
+///
+/// # Safety
+/// `handle` comes from `evsdk_init` and is not released; `data` points to `len` readable
+/// bytes; `args` is NULL or NUL-terminated; `out_json` points to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_process_image(
+    handle: *const EvsdkHandle,
+    data: *const u8,
+    len: usize,
+    args: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        let h = borrow_handle(handle)?;
+        check_out(out_json, "out_json")?;
+        if data.is_null() {
+            return Err(Error::InvalidArgument("data is NULL".into()));
+        }
+        let args = opt_str(args, "args")?;
+        let bytes = std::slice::from_raw_parts(data, len);
+        let img = h.engine.decode(bytes)?;
+        write_json(&h.engine.run_json(&img, args)?, out_json);
+        Ok(())
+    })
+}
+
+/// Classifies an image file read from `path`. Same `args`, result and ownership rules as
+/// `evsdk_process_image`; an unreadable file is `EVSDK_ERR_IO`.
+///
+/// # Safety
+/// As `evsdk_process_image`; `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_process_file(
+    handle: *const EvsdkHandle,
+    path: *const c_char,
+    args: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        let h = borrow_handle(handle)?;
+        check_out(out_json, "out_json")?;
+        let path: &Path = required_path(path, "path")?;
+        let args = opt_str(args, "args")?;
+        let img = h.engine.read_file(path)?;
+        write_json(&h.engine.run_json(&img, args)?, out_json);
+        Ok(())
+    })
+}
+
+/// Classifies raw OpenCV-style pixels: `channels` 3 = BGR, 4 = BGRA (alpha ignored),
+/// 1 = gray. Rows are `stride_bytes` apart (0 means tightly packed, `width * channels`).
+/// The buffer must span `stride_bytes * (height - 1) + width * channels` bytes; it is only read.
+/// Same `args`, result and ownership rules as `evsdk_process_image`.
+///
+/// # Safety
+/// As `evsdk_process_image`; `pixels` points to the span described above.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_process_bgr(
+    handle: *const EvsdkHandle,
+    pixels: *const u8,
+    width: u32,
+    height: u32,
+    stride_bytes: usize,
+    channels: u32,
+    args: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        let h = borrow_handle(handle)?;
+        check_out(out_json, "out_json")?;
+        let args = opt_str(args, "args")?;
+        let frame = raw_frame(pixels, width, height, stride_bytes, channels)?;
+        let img = h.engine.frame_to_rgb(&frame)?;
+        write_json(&h.engine.run_json(&img, args)?, out_json);
+        Ok(())
+    })
+}
+
+/// Builds a bounds-checked view of caller pixels; geometry is validated before the slice exists.
+///
+/// # Safety
+/// `pixels` is NULL or points to the span the geometry describes.
+pub(crate) unsafe fn raw_frame<'a>(
+    pixels: *const u8,
+    width: u32,
+    height: u32,
+    stride_bytes: usize,
+    channels: u32,
+) -> Result<RawFrame<'a>> {
+    if pixels.is_null() {
+        return Err(Error::InvalidArgument("pixel data is NULL".into()));
+    }
+    let stride = if stride_bytes == 0 {
+        width as usize * channels as usize
+    } else {
+        stride_bytes
+    };
+    // Validate against an empty view first: size, channels, stride; then the span.
+    let shape = RawFrame {
+        pixels: &[],
+        width,
+        height,
+        stride,
+        channels,
+    };
+    match shape.validate(u64::MAX) {
+        Err(Error::InvalidArgument(m)) if !m.starts_with("frame buffer") => {
+            return Err(Error::InvalidArgument(m))
+        }
+        _ => {}
+    }
+    let need = stride
+        .checked_mul(height as usize - 1)
+        .and_then(|n| n.checked_add(width as usize * channels as usize))
+        .ok_or_else(|| Error::InvalidArgument("frame geometry overflows".into()))?;
+    Ok(RawFrame {
+        pixels: std::slice::from_raw_parts(pixels, need),
+        width,
+        height,
+        stride,
+        channels,
+    })
+}
+
+/// Releases a handle. NULL is accepted and ignored. Never release a handle twice, and do not
+/// release it while another thread is still using it.
+///
+/// # Safety
+/// `handle` is NULL or a live handle from `evsdk_init`.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_release(handle: *mut EvsdkHandle) {
+    let _ = catch(|| {
+        if !handle.is_null() {
+            drop(Box::from_raw(handle));
+        }
+        Ok(())
+    });
+}
+
+/// Frees a string returned through `out_json`. NULL is accepted. Never free one twice.
+///
+/// # Safety
+/// `s` is NULL or a string from this library's `out_json` that has not been freed.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_free_string(s: *mut c_char) {
+    if !s.is_null() {
+        drop(CString::from_raw(s));
+    }
+}
+
+/// The message for the last failed call on this thread ("" if none failed yet). The string is
+/// owned by the library and stays valid until the next failing call on the same thread.
+#[no_mangle]
+pub extern "C" fn evsdk_last_error() -> *const c_char {
+    last_error_ptr()
+}
+
+/// The SDK version, e.g. "0.1.0" (a static string; do not free).
+#[no_mangle]
+pub extern "C" fn evsdk_version() -> *const c_char {
+    static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    VERSION.as_ptr() as *const c_char
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::code;
+
+    #[test]
+    fn exported_codes_match_the_core() {
+        assert_eq!(EVSDK_OK, code::OK);
+        assert_eq!(EVSDK_ERR_INVALID_ARGUMENT, code::INVALID_ARGUMENT);
+        assert_eq!(EVSDK_ERR_DECODE, code::DECODE);
+        assert_eq!(EVSDK_ERR_CONFIG, code::CONFIG);
+        assert_eq!(EVSDK_ERR_MODEL_LOAD, code::MODEL_LOAD);
+        assert_eq!(EVSDK_ERR_INFERENCE, code::INFERENCE);
+        assert_eq!(EVSDK_ERR_PANIC, code::PANIC);
+        assert_eq!(EVSDK_ERR_IO, code::IO);
+        assert_eq!(EVSDK_ERR_IMAGE_TOO_LARGE, code::IMAGE_TOO_LARGE);
+    }
+}

@@ -1,0 +1,590 @@
+//! The ev_sdk platform ABI (3.x `ji_calc_frame` & co., 4.x `ji_calc_image`) over the same
+//! engine as `evsdk_*`. Types and constants carry the platform header's names so code written
+//! for the platform's `ji.h` compiles against ours.
+//!
+//! Ownership: `event->json`, `outFrame->data` and `*pOutFrames` are owned by the predictor and
+//! stay valid until the next call on that predictor from the same thread (or its destruction).
+
+#![allow(non_camel_case_types, non_snake_case)]
+
+use super::{catch, json_cstring, opt_str, required_path, set_last_error};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::ffi::evsdk::raw_frame;
+use crate::image::RgbImage;
+use crate::output;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
+use std::sync::Mutex;
+use std::thread::ThreadId;
+
+/// Return codes (ev_sdk 3.x `#define`s, 4.x `JiErrorCode`).
+pub type JiErrorCode = c_int;
+pub const JISDK_RET_SUCCEED: JiErrorCode = 0;
+pub const JISDK_RET_FAILED: JiErrorCode = -1;
+pub const JISDK_RET_UNUSED: JiErrorCode = -2;
+pub const JISDK_RET_INVALIDPARAMS: JiErrorCode = -3;
+pub const JISDK_RET_OFFLINE: JiErrorCode = -9;
+pub const JISDK_RET_OVERMAXQPS: JiErrorCode = -99;
+pub const JISDK_RET_UNAUTHORIZED: JiErrorCode = -999;
+
+/// Event codes (`JI_EVENT.code` / `JiEvent.code`). (sic: the platform spells it "Tye".)
+pub type JiEventTye = c_int;
+pub const JISDK_CODE_ALARM: JiEventTye = 0;
+pub const JISDK_CODE_NORMAL: JiEventTye = 1;
+pub const JISDK_CODE_FAILED: JiEventTye = -1;
+
+/// Predictor types for `ji_create_predictor` (all behave the same here).
+pub type JiPredictorType = c_int;
+pub const JISDK_PREDICTOR_DEFAULT: JiPredictorType = 0;
+pub const JISDK_PREDICTOR_SEQUENTIAL: JiPredictorType = 1;
+pub const JISDK_PREDICTOR_NONSEQUENTIAL: JiPredictorType = 2;
+
+/// `JiImageInfo.nFormat`: only BGR is supported. (sic: 442.)
+pub type JiImageFormat = c_int;
+pub const JI_IMAGE_TYPE_BGR: JiImageFormat = 0;
+pub const JI_IMAGE_TYPE_YUV420: JiImageFormat = 1;
+pub const JI_IMAGE_TYPE_YUV442: JiImageFormat = 2;
+
+/// `JiImageInfo.nDataType`.
+pub type JiDataType = c_int;
+pub const JI_UINT32_T: JiDataType = 0;
+pub const JI_SIGNED_CHAR: JiDataType = 1;
+pub const JI_UNSIGNED_CHAR: JiDataType = 2;
+pub const JI_UNSIGNED_SHORT: JiDataType = 3;
+pub const JI_INT64_T: JiDataType = 4;
+pub const JI_UINT64: JiDataType = 5;
+
+/// OpenCV `cv::Mat` type codes accepted in `JI_CV_FRAME.type`.
+pub const JI_CV_8UC1: c_int = 0;
+pub const JI_CV_8UC3: c_int = 16;
+pub const JI_CV_8UC4: c_int = 24;
+
+/// ev_sdk 3.x frame: the fields of a `cv::Mat`. `step` is the row pitch in bytes.
+#[repr(C)]
+pub struct JI_CV_FRAME {
+    pub rows: c_int,
+    pub cols: c_int,
+    pub r#type: c_int,
+    pub data: *mut c_void,
+    pub step: c_int,
+}
+
+/// ev_sdk 3.x event.
+#[repr(C)]
+pub struct JI_EVENT {
+    pub code: c_int,
+    pub json: *const c_char,
+}
+
+/// ev_sdk 4.x image. `nWidthStride` is in pixels; `nDataLen` is not relied on.
+#[repr(C)]
+pub struct JiImageInfo {
+    pub nWidth: c_uint,
+    pub nHeight: c_uint,
+    pub nWidthStride: c_uint,
+    pub nHeightStride: c_uint,
+    pub nFrameRate: c_uint,
+    pub dwTimeStamp: c_ulong,
+    pub pData: *mut c_void,
+    pub nDataLen: c_uint,
+    pub nFormat: JiImageFormat,
+    pub nDataType: JiDataType,
+    pub nFrameNo: c_uint,
+    pub byRes: [u8; 4],
+}
+
+/// ev_sdk 4.x event.
+#[repr(C)]
+pub struct JiEvent {
+    pub code: JiEventTye,
+    pub json: *const c_char,
+}
+
+/// ev_sdk 4.x asynchronous callback (unused: `ji_set_callback` returns `JISDK_RET_UNUSED`).
+pub type JiCallBack =
+    Option<unsafe extern "C" fn(*mut *mut JiImageInfo, c_uint, JiEvent, *mut c_void)>;
+
+/// What a predictor hands back to one thread: valid until that thread's next call.
+#[derive(Default)]
+struct ThreadOutputs {
+    json: CString,
+    frame: Vec<u8>,
+    frames: Vec<Vec<u8>>,
+    infos: Vec<JiImageInfo>,
+}
+
+struct Predictor {
+    engine: Engine,
+    outputs: Mutex<HashMap<ThreadId, Box<ThreadOutputs>>>,
+}
+
+impl Predictor {
+    /// Runs `f` with this thread's output slot (boxed, so pointers into it survive rehashing).
+    fn with_outputs<T>(&self, f: impl FnOnce(&mut ThreadOutputs) -> T) -> T {
+        let mut map = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(std::thread::current().id()).or_default())
+    }
+
+    /// Stores `json` for this thread and returns the pointer handed to C.
+    fn store_json(&self, v: &Value) -> *const c_char {
+        let c = json_cstring(v);
+        self.with_outputs(|o| {
+            o.json = c;
+            o.json.as_ptr()
+        })
+    }
+}
+
+fn predictor<'a>(p: *mut c_void) -> Result<&'a Predictor> {
+    // SAFETY: NULL or a live pointer from ji_create_predictor (documented contract).
+    unsafe { (p as *const Predictor).as_ref() }
+        .ok_or_else(|| Error::InvalidArgument("predictor is NULL".into()))
+}
+
+fn ji_code(e: &Error) -> c_int {
+    match e {
+        Error::InvalidArgument(_) => JISDK_RET_INVALIDPARAMS,
+        _ => JISDK_RET_FAILED,
+    }
+}
+
+/// The event for a successful result: alarm when `is_alert`.
+fn event_code(v: &Value) -> c_int {
+    if v["algorithm_data"]["is_alert"] == Value::Bool(true) {
+        JISDK_CODE_ALARM
+    } else {
+        JISDK_CODE_NORMAL
+    }
+}
+
+/// Runs one ji_* call: fills the event (result or error JSON) and maps errors to ji codes.
+fn run_call(
+    p: *mut c_void,
+    event: Option<(&mut c_int, &mut *const c_char)>,
+    f: impl FnOnce(&Predictor) -> Result<Value>,
+) -> c_int {
+    let result = catch(|| f(predictor(p)?));
+    let (rc, code, value) = match result {
+        Ok(v) => (JISDK_RET_SUCCEED, event_code(&v), v),
+        Err(e) => (
+            ji_code(&e),
+            JISDK_CODE_FAILED,
+            output::error_json(&e, ji_code(&e)),
+        ),
+    };
+    if let Some((ev_code, ev_json)) = event {
+        *ev_code = code;
+        *ev_json = match predictor(p) {
+            Ok(pred) => pred.store_json(&value),
+            // No predictor to own a string: a static one says why.
+            Err(_) => NULL_PREDICTOR_JSON.as_ptr() as *const c_char,
+        };
+    }
+    rc
+}
+
+const NULL_PREDICTOR_JSON: &str = concat!(
+    r#"{"algorithm_data":{"is_alert":false,"target_info":null},"model_data":null,"#,
+    r#""error":{"code":-3,"kind":"invalid_argument","message":"predictor is NULL"}}"#,
+    "\0"
+);
+
+/// Global initialisation. `argv` (license text on the platform) is ignored; always returns 0.
+///
+/// # Safety
+/// Any arguments are accepted, including NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ji_init(argc: c_int, argv: *mut *mut c_char) -> c_int {
+    let _ = (argc, argv);
+    JISDK_RET_SUCCEED
+}
+
+/// Global teardown. Predictors still alive stay valid; this library keeps no global state.
+#[no_mangle]
+pub extern "C" fn ji_reinit() {}
+
+/// Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
+/// Returns NULL on failure; the reason is printed to stderr and available from
+/// `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+#[no_mangle]
+pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
+    let _ = pdtype;
+    match catch(|| Engine::from_config_path(None)) {
+        Ok(engine) => Box::into_raw(Box::new(Predictor {
+            engine,
+            outputs: Mutex::new(HashMap::new()),
+        })) as *mut c_void,
+        Err(e) => {
+            eprintln!("ji_create_predictor: {e}");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Destroys a predictor and everything it handed out. NULL is accepted. Never twice, and not
+/// while another thread is still inside a call on it.
+///
+/// # Safety
+/// `predictor` is NULL or a live pointer from `ji_create_predictor`.
+#[no_mangle]
+pub unsafe extern "C" fn ji_destroy_predictor(predictor: *mut c_void) {
+    let _ = catch(|| {
+        if !predictor.is_null() {
+            drop(Box::from_raw(predictor as *mut Predictor));
+        }
+        Ok(())
+    });
+}
+
+/// Classifies a raw frame: `type` 16 = CV_8UC3 (BGR), 24 = CV_8UC4 (BGRA), 0 = CV_8UC1 (gray);
+/// `step` is the row pitch in bytes (0 = packed). `outFrame` (may be NULL) receives an
+/// unmodified packed copy of the input, owned by the predictor. `event` (may be NULL) receives
+/// the code (0 alarm, 1 normal, -1 failed) and the JSON (result, or an error object).
+/// Returns 0, -3 for bad parameters, -1 for other failures.
+///
+/// # Safety
+/// `predictor` from `ji_create_predictor`; `inFrame` NULL or valid with `data` spanning
+/// `step * (rows - 1) + cols * channels` bytes; `args` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn ji_calc_frame(
+    predictor: *mut c_void,
+    inFrame: *const JI_CV_FRAME,
+    args: *const c_char,
+    outFrame: *mut JI_CV_FRAME,
+    event: *mut JI_EVENT,
+) -> c_int {
+    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    run_call(predictor, ev, |pred| {
+        let f = inFrame
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("inFrame is NULL".into()))?;
+        let channels = match f.r#type {
+            JI_CV_8UC3 => 3,
+            JI_CV_8UC4 => 4,
+            JI_CV_8UC1 => 1,
+            t => {
+                return Err(Error::InvalidArgument(format!(
+                    "unsupported frame type {t} (16 = CV_8UC3, 24 = CV_8UC4, 0 = CV_8UC1)"
+                )))
+            }
+        };
+        if f.rows <= 0 || f.cols <= 0 || f.step < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "frame size {}x{} with step {} is invalid",
+                f.cols, f.rows, f.step
+            )));
+        }
+        let args = opt_str(args, "args")?;
+        let frame = raw_frame(
+            f.data as *const u8,
+            f.cols as u32,
+            f.rows as u32,
+            f.step as usize,
+            channels,
+        )?;
+        let img = pred.engine.frame_to_rgb(&frame)?;
+        let v = pred.engine.run_json(&img, args)?;
+        if let Some(out) = outFrame.as_mut() {
+            let row = f.cols as usize * channels as usize;
+            let mut copy = Vec::with_capacity(row * f.rows as usize);
+            for y in 0..f.rows as usize {
+                copy.extend_from_slice(&frame.pixels[y * frame.stride..y * frame.stride + row]);
+            }
+            let data = pred.with_outputs(|o| {
+                o.frame = copy;
+                o.frame.as_mut_ptr()
+            });
+            *out = JI_CV_FRAME {
+                rows: f.rows,
+                cols: f.cols,
+                r#type: f.r#type,
+                data: data as *mut c_void,
+                step: row as c_int,
+            };
+        }
+        Ok(v)
+    })
+}
+
+/// Classifies an encoded image (JPEG, PNG, BMP, ...) held in memory. `outFile` (may be NULL)
+/// receives the input image unchanged (classification draws nothing). Event and return codes
+/// as `ji_calc_frame`; a negative `length` is -3.
+///
+/// # Safety
+/// `buffer` points to `length` readable bytes; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn ji_calc_buffer(
+    predictor: *mut c_void,
+    buffer: *const c_void,
+    length: c_int,
+    args: *const c_char,
+    outFile: *const c_char,
+    event: *mut JI_EVENT,
+) -> c_int {
+    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    run_call(predictor, ev, |pred| {
+        if buffer.is_null() {
+            return Err(Error::InvalidArgument("buffer is NULL".into()));
+        }
+        if length < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "length {length} is negative"
+            )));
+        }
+        let args = opt_str(args, "args")?;
+        let bytes = std::slice::from_raw_parts(buffer as *const u8, length as usize);
+        let img = pred.engine.decode(bytes)?;
+        let v = pred.engine.run_json(&img, args)?;
+        write_out_file(outFile, bytes)?;
+        Ok(v)
+    })
+}
+
+/// Classifies an image file. `outFile` (may be NULL) receives a copy of the input file.
+/// Event and return codes as `ji_calc_frame`; an unreadable file is -1.
+///
+/// # Safety
+/// Strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn ji_calc_file(
+    predictor: *mut c_void,
+    inFile: *const c_char,
+    args: *const c_char,
+    outFile: *const c_char,
+    event: *mut JI_EVENT,
+) -> c_int {
+    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    run_call(predictor, ev, |pred| {
+        let path = required_path(inFile, "inFile")?;
+        let args = opt_str(args, "args")?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let img = pred
+            .engine
+            .decode(&bytes)
+            .map_err(|e| with_context(e, &path.display().to_string()))?;
+        let v = pred.engine.run_json(&img, args)?;
+        write_out_file(outFile, &bytes)?;
+        Ok(v)
+    })
+}
+
+unsafe fn write_out_file(out_file: *const c_char, bytes: &[u8]) -> Result<()> {
+    if out_file.is_null() || *out_file == 0 {
+        return Ok(());
+    }
+    let path = required_path(out_file, "outFile")?;
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+fn with_context(e: Error, context: &str) -> Error {
+    match e {
+        Error::Decode(m) => Error::Decode(format!("{context}: {m}")),
+        other => other,
+    }
+}
+
+/// Video analysis is not implemented: returns `JISDK_RET_UNUSED` (-2).
+///
+/// # Safety
+/// Any arguments are accepted.
+#[no_mangle]
+pub unsafe extern "C" fn ji_calc_video_file(
+    predictor: *mut c_void,
+    inFile: *const c_char,
+    args: *const c_char,
+    outFile: *const c_char,
+    jsonFile: *const c_char,
+) -> c_int {
+    let _ = (predictor, inFile, args, outFile, jsonFile);
+    set_last_error("ji_calc_video_file is not implemented");
+    JISDK_RET_UNUSED
+}
+
+/// ev_sdk 4.x: classifies `nInCount` BGR frames (`nWidthStride` in pixels; 0 = `nWidth`).
+/// One frame gives that frame's result JSON; several run as one batch through the model and
+/// give `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
+/// {"frames": n}, "frames": [per-frame results in order]}`. `pOutFrames`/`nOutCount` (may be
+/// NULL) receive predictor-owned unmodified copies of the inputs. Returns 0, -3 or -1.
+///
+/// # Safety
+/// `pInFrames` points to `nInCount` valid images whose `pData` spans
+/// `nWidthStride * 3 * (nHeight - 1) + nWidth * 3` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ji_calc_image(
+    predictor: *mut c_void,
+    pInFrames: *const JiImageInfo,
+    nInCount: c_uint,
+    args: *const c_char,
+    pOutFrames: *mut *mut JiImageInfo,
+    nOutCount: *mut c_uint,
+    event: *mut JiEvent,
+) -> JiErrorCode {
+    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    run_call(predictor, ev, |pred| {
+        if pInFrames.is_null() || nInCount == 0 {
+            return Err(Error::InvalidArgument(
+                "pInFrames is NULL or nInCount is 0".into(),
+            ));
+        }
+        let args = opt_str(args, "args")?;
+        let infos = std::slice::from_raw_parts(pInFrames, nInCount as usize);
+        let mut images: Vec<RgbImage> = Vec::with_capacity(infos.len());
+        let mut copies = Vec::new();
+        for (i, info) in infos.iter().enumerate() {
+            if info.nFormat != JI_IMAGE_TYPE_BGR {
+                return Err(Error::InvalidArgument(format!(
+                    "frame {i}: nFormat {} is not supported (only JI_IMAGE_TYPE_BGR = 0)",
+                    info.nFormat
+                )));
+            }
+            let stride_px = if info.nWidthStride == 0 {
+                info.nWidth
+            } else {
+                info.nWidthStride
+            };
+            let frame = raw_frame(
+                info.pData as *const u8,
+                info.nWidth,
+                info.nHeight,
+                stride_px as usize * 3,
+                3,
+            )
+            .map_err(|e| Error::InvalidArgument(format!("frame {i}: {}", strip(&e))))?;
+            images.push(pred.engine.frame_to_rgb(&frame).map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::InvalidArgument(format!("frame {i}: {m}")),
+                other => other,
+            })?);
+            if !pOutFrames.is_null() {
+                let row = info.nWidth as usize * 3;
+                let mut copy = Vec::with_capacity(row * info.nHeight as usize);
+                for y in 0..info.nHeight as usize {
+                    copy.extend_from_slice(&frame.pixels[y * frame.stride..y * frame.stride + row]);
+                }
+                copies.push(copy);
+            }
+        }
+        let refs: Vec<&RgbImage> = images.iter().collect();
+        let mut results = pred.engine.run_batch_json(&refs, args)?;
+        let v = if results.len() == 1 {
+            results.remove(0)
+        } else {
+            let alert = results.iter().any(|r| event_code(r) == JISDK_CODE_ALARM);
+            let targets: Vec<Value> = results
+                .iter()
+                .map(|r| r["algorithm_data"]["target_info"].clone())
+                .collect();
+            json!({
+                "algorithm_data": {"is_alert": alert, "target_info": targets},
+                "model_data": {"frames": results.len()},
+                "frames": results,
+            })
+        };
+        if !pOutFrames.is_null() {
+            let (ptr, n) = pred.with_outputs(|o| {
+                o.frames = copies;
+                o.infos = infos
+                    .iter()
+                    .zip(o.frames.iter_mut())
+                    .map(|(info, data)| JiImageInfo {
+                        nWidthStride: info.nWidth,
+                        nHeightStride: info.nHeight,
+                        pData: data.as_mut_ptr() as *mut c_void,
+                        nDataLen: data.len() as c_uint,
+                        ..*info
+                    })
+                    .collect();
+                (o.infos.as_mut_ptr(), o.infos.len())
+            });
+            *pOutFrames = ptr;
+            if let Some(c) = nOutCount.as_mut() {
+                *c = n as c_uint;
+            }
+        } else if let Some(c) = nOutCount.as_mut() {
+            *c = 0;
+        }
+        Ok(v)
+    })
+}
+
+fn strip(e: &Error) -> String {
+    match e {
+        Error::InvalidArgument(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Changes the predictor's defaults for later calls: a JSON object with `thresh`, `topk`,
+/// `confidence_decimals` (other keys ignored). Returns 0, or -3 for invalid JSON / values.
+///
+/// # Safety
+/// `predictor` from `ji_create_predictor`; `args` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c_char) -> c_int {
+    run_call(predictor, None, |pred| {
+        let args = opt_str(args, "args")?;
+        pred.engine.update_config(args)?;
+        Ok(Value::Null)
+    })
+}
+
+/// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": ..}` (NUL-terminated,
+/// at most 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
+/// config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
+///
+/// # Safety
+/// `pVersion` is NULL or points to at least 512 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
+    if pVersion.is_null() {
+        set_last_error("ji_get_version: pVersion is NULL");
+        return JISDK_RET_INVALIDPARAMS;
+    }
+    let text = catch(|| {
+        let config = crate::config::Config::load(&crate::config::Config::default_path()).ok();
+        let v = json!({
+            "sdk_version": crate::SDK_VERSION,
+            "algo_version": config.as_ref().map_or("unknown", |c| c.algo_version.as_str()),
+            "cuda_available": tch::Cuda::is_available(),
+        });
+        Ok(v.to_string())
+    })
+    .unwrap_or_else(|e| {
+        json!({"sdk_version": crate::SDK_VERSION, "error": e.to_string()}).to_string()
+    });
+    let bytes = text.as_bytes();
+    let n = bytes.len().min(511);
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), pVersion as *mut u8, n);
+    *pVersion.add(n) = 0;
+    JISDK_RET_SUCCEED
+}
+
+/// Asynchronous mode is not implemented: returns `JISDK_RET_UNUSED` (-2).
+///
+/// # Safety
+/// Any arguments are accepted.
+#[no_mangle]
+pub unsafe extern "C" fn ji_set_callback(
+    predictor: *mut c_void,
+    callback: JiCallBack,
+) -> JiErrorCode {
+    let _ = (predictor, callback);
+    JISDK_RET_UNUSED
+}
+
+/// Asynchronous mode is not implemented: returns `JISDK_RET_UNUSED` (-2).
+///
+/// # Safety
+/// Any arguments are accepted.
+#[no_mangle]
+pub unsafe extern "C" fn ji_calc_image_asyn(
+    predictor: *mut c_void,
+    pInFrames: *const JiImageInfo,
+    nInCount: c_uint,
+    args: *const c_char,
+    pUserData: *mut c_void,
+) -> JiErrorCode {
+    let _ = (predictor, pInFrames, nInCount, args, pUserData);
+    JISDK_RET_UNUSED
+}

@@ -1,0 +1,153 @@
+//! Raw OpenCV-style frames (BGR, BGRA or gray, rows possibly padded) to RGB.
+
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+
+/// A borrowed raw frame as the judge hands it over (`cv::Mat` fields).
+#[derive(Clone, Copy, Debug)]
+pub struct RawFrame<'a> {
+    pub pixels: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from one row to the next (>= width * channels).
+    pub stride: usize,
+    /// 3 = BGR, 4 = BGRA, 1 = gray.
+    pub channels: u32,
+}
+
+impl RawFrame<'_> {
+    /// Bytes the frame must span: every row but the last at full stride, plus one packed row.
+    pub fn required_len(width: u32, height: u32, stride: usize, channels: u32) -> usize {
+        if height == 0 {
+            return 0;
+        }
+        stride * (height as usize - 1) + width as usize * channels as usize
+    }
+
+    /// Checks the geometry; `max_pixels` guards against absurd sizes.
+    pub fn validate(&self, max_pixels: u64) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.width == 0 || self.height == 0 {
+            return bad(format!(
+                "frame size {}x{} is empty",
+                self.width, self.height
+            ));
+        }
+        if !matches!(self.channels, 1 | 3 | 4) {
+            return bad(format!(
+                "unsupported channel count {} (1 = gray, 3 = BGR, 4 = BGRA)",
+                self.channels
+            ));
+        }
+        let pixels = self.width as u64 * self.height as u64;
+        if pixels > max_pixels {
+            return Err(Error::ImageTooLarge {
+                width: self.width as u64,
+                height: self.height as u64,
+                pixels,
+                limit: max_pixels,
+            });
+        }
+        let row = self.width as usize * self.channels as usize;
+        if self.stride < row {
+            return bad(format!(
+                "stride {} bytes is smaller than a row of {} pixels x {} channels = {row} bytes",
+                self.stride, self.width, self.channels
+            ));
+        }
+        let need = Self::required_len(self.width, self.height, self.stride, self.channels);
+        if self.pixels.len() < need {
+            return bad(format!(
+                "frame buffer holds {} bytes, {}x{} with stride {} needs {need}",
+                self.pixels.len(),
+                self.width,
+                self.height,
+                self.stride
+            ));
+        }
+        Ok(())
+    }
+
+    /// Converts to RGB the way `convert('RGB')` treats the equivalent PIL image
+    /// (gray replicated, alpha dropped).
+    pub fn to_rgb(&self, max_pixels: u64) -> Result<RgbImage> {
+        self.validate(max_pixels)?;
+        let (w, h, c) = (
+            self.width as usize,
+            self.height as usize,
+            self.channels as usize,
+        );
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            let row = &self.pixels[y * self.stride..y * self.stride + w * c];
+            match c {
+                1 => row.iter().for_each(|&g| data.extend_from_slice(&[g, g, g])),
+                _ => row
+                    .chunks_exact(c)
+                    .for_each(|px| data.extend_from_slice(&[px[2], px[1], px[0]])),
+            }
+        }
+        Ok(RgbImage::from_raw(self.width, self.height, data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bgr_with_padding_bgra_and_gray() {
+        // 2x2 BGR with 2 padding bytes per row.
+        let px = [1, 2, 3, 4, 5, 6, 99, 99, 7, 8, 9, 10, 11, 12];
+        let f = RawFrame {
+            pixels: &px,
+            width: 2,
+            height: 2,
+            stride: 8,
+            channels: 3,
+        };
+        assert_eq!(
+            f.to_rgb(u64::MAX).unwrap().data,
+            [3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10]
+        );
+        let px = [1, 2, 3, 255, 4, 5, 6, 0];
+        let f = RawFrame {
+            pixels: &px,
+            width: 2,
+            height: 1,
+            stride: 8,
+            channels: 4,
+        };
+        assert_eq!(f.to_rgb(u64::MAX).unwrap().data, [3, 2, 1, 6, 5, 4]);
+        let px = [10, 20];
+        let f = RawFrame {
+            pixels: &px,
+            width: 1,
+            height: 2,
+            stride: 1,
+            channels: 1,
+        };
+        assert_eq!(f.to_rgb(u64::MAX).unwrap().data, [10, 10, 10, 20, 20, 20]);
+    }
+
+    #[test]
+    fn bad_geometry_is_rejected() {
+        let px = [0u8; 12];
+        let f = |w, h, stride, channels| RawFrame {
+            pixels: &px,
+            width: w,
+            height: h,
+            stride,
+            channels,
+        };
+        assert!(f(0, 1, 3, 3).to_rgb(u64::MAX).is_err());
+        assert!(f(2, 2, 5, 3).to_rgb(u64::MAX).is_err()); // stride < row
+        assert!(f(2, 3, 6, 3).to_rgb(u64::MAX).is_err()); // buffer too short
+        assert!(f(2, 2, 6, 2).to_rgb(u64::MAX).is_err()); // channels
+        assert!(matches!(
+            f(2, 2, 6, 3).to_rgb(3),
+            Err(Error::ImageTooLarge { .. })
+        ));
+        assert!(f(2, 2, 6, 3).to_rgb(u64::MAX).is_ok());
+    }
+}

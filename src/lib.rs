@@ -1,0 +1,24 @@
+//! ji-rs: an ev_sdk-compatible `libji.so` that classifies images with a TorchScript model,
+//! with preprocessing that reproduces PIL + torchvision exactly.
+//!
+//! The safe core (config, class names, decode, resize, preprocess, model, output, engine)
+//! never sees a raw pointer; `ffi` is the thin C layer over it.
+
+pub mod class_names;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod ffi;
+pub mod frame;
+pub mod image;
+pub mod model;
+pub mod output;
+pub mod preprocess;
+pub mod resize;
+
+pub use engine::Engine;
+pub use error::{Error, Result};
+
+/// The SDK's version, reported by `evsdk_version` and `ji_get_version`.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

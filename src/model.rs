@@ -1,0 +1,196 @@
+//! The TorchScript model through tch: loading on the configured device, forward passes,
+//! and reading the scores back. Errors come back as `Result` (tch's `f_*` forms).
+
+use crate::config::{DeviceSpec, Precision};
+use crate::error::{Error, Result};
+use std::path::Path;
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+pub struct Model {
+    module: CModule,
+    device: Device,
+    half: bool,
+    num_classes: usize,
+}
+
+/// The device libtorch will use for a spec; CUDA requested without one is an error.
+pub fn resolve_device(spec: DeviceSpec) -> Result<Device> {
+    match spec {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+        DeviceSpec::Cuda(n) => {
+            let count = tch::Cuda::device_count() as usize;
+            if n < count {
+                Ok(Device::Cuda(n))
+            } else if count == 0 {
+                Err(Error::Config(format!(
+                    "\"device\" asks for cuda:{n} but libtorch sees no CUDA device"
+                )))
+            } else {
+                Err(Error::Config(format!(
+                    "\"device\" asks for cuda:{n} but only {count} CUDA device(s) exist"
+                )))
+            }
+        }
+    }
+}
+
+/// A human-readable device name for JSON and reports ("cpu", "cuda:0").
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".to_owned(),
+    }
+}
+
+impl Model {
+    /// Loads a TorchScript file and probes its output width with one forward pass on zeros
+    /// of the given input size (this is also the warm-up).
+    pub fn load(
+        path: &Path,
+        device: Device,
+        precision: Precision,
+        input_hw: (u32, u32),
+    ) -> Result<Model> {
+        if !path.is_file() {
+            return Err(Error::ModelLoad(format!(
+                "model file {} does not exist",
+                path.display()
+            )));
+        }
+        let half = precision == Precision::Fp16;
+        if half && device == Device::Cpu {
+            return Err(Error::Config(
+                "\"precision\": \"fp16\" needs CUDA, but the model runs on the CPU".into(),
+            ));
+        }
+        let mut module = CModule::load_on_device(path, device).map_err(|e| {
+            Error::ModelLoad(format!(
+                "{} is not a loadable TorchScript model: {}",
+                path.display(),
+                summarize_torch_error(&e.to_string())
+            ))
+        })?;
+        module
+            .f_set_eval()
+            .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
+        if half {
+            module.to(device, Kind::Half, false);
+        }
+        if let Device::Cuda(_) = device {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let mut model = Model {
+            module,
+            device,
+            half,
+            num_classes: 0,
+        };
+        let (h, w) = input_hw;
+        let probe = vec![0f32; 3 * h as usize * w as usize];
+        let out = model.forward(&probe, 1, h, w).map_err(|e| {
+            Error::ModelLoad(format!(
+                "{}: a forward pass on a 1x3x{h}x{w} input failed: {}",
+                path.display(),
+                e
+            ))
+        })?;
+        model.num_classes = out.len();
+        Ok(model)
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn is_half(&self) -> bool {
+        self.half
+    }
+
+    /// Runs the model on `batch` CHW float32 images laid end to end in `input`;
+    /// returns the raw outputs, `batch` rows of equal width, as f32.
+    pub fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+        let _guard = tch::no_grad_guard();
+        let shape = [batch as i64, 3, h as i64, w as i64];
+        let inference = |e: tch::TchError| Error::Inference(summarize_torch_error(&e.to_string()));
+        let mut x = Tensor::f_from_slice(input)
+            .and_then(|t| t.f_view(shape))
+            .map_err(inference)?;
+        if self.device != Device::Cpu {
+            x = x.f_to_device(self.device).map_err(inference)?;
+        }
+        if self.half {
+            x = x.f_to_kind(Kind::Half).map_err(inference)?;
+        }
+        let out = self
+            .module
+            .forward_is(&[IValue::Tensor(x)])
+            .map_err(inference)?;
+        let out = first_tensor(out).ok_or_else(|| {
+            Error::Inference("the model returned no tensor (expected [batch, classes])".into())
+        })?;
+        let out = out
+            .f_to_kind(Kind::Float)
+            .and_then(|t| t.f_to_device(Device::Cpu))
+            .and_then(|t| t.f_contiguous())
+            .map_err(inference)?;
+        let numel = out.numel();
+        if numel == 0 || numel % batch != 0 {
+            return Err(Error::Inference(format!(
+                "model output shape {:?} does not split into {batch} rows",
+                out.size()
+            )));
+        }
+        let mut scores = vec![0f32; numel];
+        out.f_copy_data(&mut scores, numel).map_err(inference)?;
+        Ok(scores)
+    }
+}
+
+/// Models may return a tensor, or a tuple/list whose first item is the logits (e.g. aux heads).
+fn first_tensor(v: IValue) -> Option<Tensor> {
+    match v {
+        IValue::Tensor(t) => Some(t),
+        IValue::Tuple(items) | IValue::GenericList(items) => {
+            items.into_iter().next().and_then(first_tensor)
+        }
+        IValue::TensorList(ts) => ts.into_iter().next(),
+        _ => None,
+    }
+}
+
+/// libtorch errors are long tracebacks: keep the first line and the last (the actual cause).
+fn summarize_torch_error(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [first, .., last] => format!("{first} ... {last}"),
+    }
+}
+
+/// Softmax in f64 for stability; returns f32 probabilities.
+pub fn softmax(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = scores.iter().map(|&s| (s as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax(&[1.0, 3.0, 2.0, 1000.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(p[3] > 0.999);
+        let p = softmax(&[1.0, 3.0, 2.0]);
+        assert!(p[1] > p[2] && p[2] > p[0]);
+    }
+}

@@ -1,0 +1,172 @@
+//! The result JSON in the platform's output protocol (v1.0, single-label classification),
+//! plus the top-level `class`/`confidence` the 2021 contest's Python template returned.
+
+use crate::config::RunOptions;
+use serde_json::{json, Value};
+
+/// One scored class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    pub class_id: usize,
+    pub confidence: f32,
+}
+
+/// The ranked predictions for one image, best first (at least one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classification {
+    pub ranked: Vec<Prediction>,
+}
+
+impl Classification {
+    /// Ranks `probs` and keeps the best `k` (ties keep the lower class id first).
+    pub fn from_probabilities(probs: &[f32], k: usize) -> Classification {
+        let k = k.clamp(1, probs.len().max(1));
+        let mut idx: Vec<usize> = (0..probs.len()).collect();
+        // total_cmp keeps NaN from breaking the sort; NaN scores sink to the end.
+        let key = |i: usize| {
+            if probs[i].is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                probs[i]
+            }
+        };
+        idx.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+        Classification {
+            ranked: idx
+                .into_iter()
+                .take(k)
+                .map(|i| Prediction {
+                    class_id: i,
+                    confidence: probs[i],
+                })
+                .collect(),
+        }
+    }
+
+    pub fn top1(&self) -> Prediction {
+        self.ranked[0]
+    }
+}
+
+/// Rounds a confidence for output: `decimals` places, or f32's shortest form when `None`.
+pub fn round_confidence(c: f32, decimals: Option<u32>) -> f64 {
+    match decimals {
+        Some(d) => {
+            let scale = 10f64.powi(d as i32);
+            (c as f64 * scale).round() / scale
+        }
+        // Via f32's shortest decimal so 0.912f32 prints as 0.912, not 0.9120000004768372.
+        None => c.to_string().parse().unwrap_or(c as f64),
+    }
+}
+
+/// Builds the result object for one image.
+pub fn result_json(
+    cls: &Classification,
+    names: &[String],
+    opts: &RunOptions,
+    device: &str,
+) -> Value {
+    let top = cls.top1();
+    let name = names.get(top.class_id).map(String::as_str).unwrap_or("");
+    let conf = round_confidence(top.confidence, opts.confidence_decimals);
+    let alert = (top.confidence as f64) >= opts.thresh;
+    let target_info = if alert {
+        json!({"class": name, "confidence": conf})
+    } else {
+        Value::Null
+    };
+    let mut model_data = json!({"class": name, "confidence": conf, "class_id": top.class_id});
+    if opts.topk > 1 {
+        let topk: Vec<Value> = cls
+            .ranked
+            .iter()
+            .take(opts.topk)
+            .map(|p| {
+                json!({
+                    "class": names.get(p.class_id).map(String::as_str).unwrap_or(""),
+                    "class_id": p.class_id,
+                    "confidence": round_confidence(p.confidence, opts.confidence_decimals),
+                })
+            })
+            .collect();
+        model_data["topk"] = Value::Array(topk);
+    }
+    model_data["device"] = Value::String(device.to_owned());
+    json!({
+        "class": name,
+        "confidence": conf,
+        "algorithm_data": {"is_alert": alert, "target_info": target_info},
+        "model_data": model_data,
+    })
+}
+
+/// The JSON object the ji_* API puts in `event->json` when a call fails; `code` is the
+/// return code of that call.
+pub fn error_json(err: &crate::Error, code: i32) -> Value {
+    json!({
+        "algorithm_data": {"is_alert": false, "target_info": null},
+        "model_data": null,
+        "error": {"code": code, "kind": err.kind(), "message": err.to_string()},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["有害垃圾_杀虫剂".into(), "b".into(), "c".into()]
+    }
+
+    #[test]
+    fn json_shape_and_utf8() {
+        let cls = Classification::from_probabilities(&[0.9123, 0.05, 0.0377], 3);
+        let opts = RunOptions {
+            topk: 2,
+            ..Default::default()
+        };
+        let v = result_json(&cls, &names(), &opts, "cpu");
+        assert_eq!(v["class"], "有害垃圾_杀虫剂");
+        assert_eq!(v["confidence"], 0.912);
+        assert_eq!(v["algorithm_data"]["is_alert"], true);
+        assert_eq!(
+            v["algorithm_data"]["target_info"]["class"],
+            "有害垃圾_杀虫剂"
+        );
+        assert_eq!(v["model_data"]["class_id"], 0);
+        assert_eq!(v["model_data"]["topk"].as_array().unwrap().len(), 2);
+        assert_eq!(v["model_data"]["topk"][1]["class"], "b");
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(text.contains("有害垃圾_杀虫剂") && !text.contains("\\u"));
+        assert!(text.starts_with("{\"class\""));
+    }
+
+    #[test]
+    fn below_thresh_has_null_target_and_no_topk_for_k1() {
+        let cls = Classification::from_probabilities(&[0.2, 0.5, 0.3], 1);
+        let opts = RunOptions {
+            thresh: 0.6,
+            ..Default::default()
+        };
+        let v = result_json(&cls, &names(), &opts, "cpu");
+        assert_eq!(v["class"], "b");
+        assert_eq!(v["algorithm_data"]["is_alert"], false);
+        assert!(v["algorithm_data"]["target_info"].is_null());
+        assert!(v["model_data"].get("topk").is_none());
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round_confidence(0.91251, Some(3)), 0.913);
+        assert_eq!(round_confidence(0.912, None), 0.912);
+        assert_eq!(round_confidence(0.5, Some(0)), 1.0);
+    }
+
+    #[test]
+    fn ranking_ties_and_nan() {
+        let c = Classification::from_probabilities(&[0.3, f32::NAN, 0.3, 0.4], 4);
+        let ids: Vec<usize> = c.ranked.iter().map(|p| p.class_id).collect();
+        assert_eq!(ids, [3, 0, 2, 1]);
+    }
+}

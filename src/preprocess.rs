@@ -1,0 +1,326 @@
+//! Test-time preprocessing, as torchvision does it on a PIL image:
+//! resize (stretch / shorter side / letterbox), `CenterCrop`, `ToTensor` + `Normalize`.
+
+use crate::config::{PreprocessConfig, ResizeMode, Size};
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+use crate::resize::resize_bilinear;
+
+/// Resize and centre-crop: the uint8 pixels `ToTensor` would see.
+pub fn prepare_pixels(img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
+    let resized = resize_step(img, cfg)?;
+    Ok(match cfg.crop_size {
+        Some(crop) => center_crop(&resized, crop),
+        None => resized,
+    })
+}
+
+/// Full preprocessing into `out` as CHW float32 (cleared and refilled); returns the tensor's size.
+pub fn preprocess_into(img: &RgbImage, cfg: &PreprocessConfig, out: &mut Vec<f32>) -> Result<Size> {
+    let pixels = prepare_pixels(img, cfg)?;
+    normalize_chw(&pixels, &cfg.mean, &cfg.std, out);
+    Ok(Size {
+        height: pixels.height,
+        width: pixels.width,
+    })
+}
+
+fn resize_step(img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
+    let target = cfg.resize_size;
+    match cfg.resize_mode {
+        ResizeMode::Stretch => resize_checked(img, target.width, target.height, cfg),
+        ResizeMode::ShorterSide => {
+            let (w, h) = shorter_side_size(img.width, img.height, target.height);
+            resize_checked(img, w, h, cfg)
+        }
+        ResizeMode::Letterbox => {
+            let canvas = letterbox_canvas(img, target, cfg.max_image_pixels)?;
+            resize_checked(&canvas, target.width, target.height, cfg)
+        }
+    }
+}
+
+fn resize_checked(img: &RgbImage, w: u32, h: u32, cfg: &PreprocessConfig) -> Result<RgbImage> {
+    check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
+    Ok(resize_bilinear(img, w, h, cfg.pillow_compat))
+}
+
+fn check_pixels(w: u64, h: u64, limit: u64) -> Result<()> {
+    let pixels = w.saturating_mul(h);
+    if pixels > limit {
+        return Err(Error::ImageTooLarge {
+            width: w,
+            height: h,
+            pixels,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// torchvision `Resize(n)`: the shorter side becomes `n`, the longer `int(n * long / short)`.
+/// Returns (width, height).
+pub fn shorter_side_size(w: u32, h: u32, n: u32) -> (u32, u32) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    // Python evaluates `n * long` exactly as an int, then true division (correctly rounded).
+    let new_long = ((n as u64 * long as u64) as f64 / short as f64) as u32;
+    if w <= h {
+        (n, new_long)
+    } else {
+        (new_long, n)
+    }
+}
+
+/// The training write-up's letterbox: pad with black to the aspect ratio of `target`, centred.
+/// Reproduces its arithmetic exactly, including the canvas that can be one pixel short of `t`
+/// and Python's floor division (a negative pad crops).
+pub fn letterbox_canvas(img: &RgbImage, target: Size, max_pixels: u64) -> Result<RgbImage> {
+    let (w, h) = (img.width as i64, img.height as i64);
+    let ratio = target.width as f64 / target.height as f64;
+    let (left, top, right, bottom) = if (w as f64) / (h as f64) < ratio {
+        let t = (h as f64 * ratio) as i64;
+        let p = (t - w).div_euclid(2);
+        (-p, 0, w + p, h)
+    } else {
+        let t = (w as f64 / ratio) as i64;
+        let p = (t - h).div_euclid(2);
+        (0, -p, w, h + p)
+    };
+    crop_with_fill(img, left, top, right, bottom, max_pixels)
+}
+
+/// PIL `Image.crop(box)`: the part of the box outside the image is black.
+fn crop_with_fill(
+    img: &RgbImage,
+    left: i64,
+    top: i64,
+    right: i64,
+    bottom: i64,
+    max_pixels: u64,
+) -> Result<RgbImage> {
+    let (cw, ch) = ((right - left).max(0), (bottom - top).max(0));
+    check_pixels(cw as u64, ch as u64, max_pixels)?;
+    if cw == 0 || ch == 0 {
+        return Err(Error::Decode(format!(
+            "letterbox of a {}x{} image leaves no pixels",
+            img.width, img.height
+        )));
+    }
+    let mut out = RgbImage::new(cw as u32, ch as u32);
+    copy_region(img, left, top, &mut out);
+    Ok(out)
+}
+
+/// Fills `out` with `img` shifted so that `out(0, 0)` is `img(left, top)`; outside stays as is.
+fn copy_region(img: &RgbImage, left: i64, top: i64, out: &mut RgbImage) {
+    let (ow, oh) = (out.width as i64, out.height as i64);
+    let x0 = (-left).clamp(0, ow);
+    let x1 = (img.width as i64 - left).clamp(0, ow);
+    if x0 >= x1 {
+        return;
+    }
+    for oy in 0..oh {
+        let sy = oy + top;
+        if sy < 0 || sy >= img.height as i64 {
+            continue;
+        }
+        let src_row = sy as usize * img.width as usize * 3;
+        let s = src_row + (x0 + left) as usize * 3;
+        let d = (oy as usize * ow as usize + x0 as usize) * 3;
+        let n = (x1 - x0) as usize * 3;
+        out.data[d..d + n].copy_from_slice(&img.data[s..s + n]);
+    }
+}
+
+/// torchvision `CenterCrop([h, w])`: zero-pads first when the crop is larger than the image,
+/// then crops at `int(round((H - h) / 2.0))` (round half to even).
+pub fn center_crop(img: &RgbImage, crop: Size) -> RgbImage {
+    if img.width == crop.width && img.height == crop.height {
+        return img.clone();
+    }
+    let offset = |size: u32, c: u32| -> i64 {
+        if c > size {
+            // Padded by (c - size) // 2 on the left/top: the image starts that far in.
+            -(((c - size) / 2) as i64)
+        } else {
+            ((size - c) as f64 / 2.0).round_ties_even() as i64
+        }
+    };
+    let left = offset(img.width, crop.width);
+    let top = offset(img.height, crop.height);
+    let mut out = RgbImage::new(crop.width, crop.height);
+    copy_region(img, left, top, &mut out);
+    out
+}
+
+/// `ToTensor` + `Normalize` in float32, CHW, computed as torchvision does: `(v / 255 - mean) / std`.
+pub fn normalize_chw(img: &RgbImage, mean: &[f32; 3], std: &[f32; 3], out: &mut Vec<f32>) {
+    let plane = img.width as usize * img.height as usize;
+    out.clear();
+    out.resize(plane * 3, 0.0);
+    // A lookup table per channel gives the same bits as computing each value.
+    let mut lut = [[0f32; 256]; 3];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, slot) in table.iter_mut().enumerate() {
+            *slot = (v as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in img.data.chunks_exact(3).enumerate() {
+        r[i] = lut[0][px[0] as usize];
+        g[i] = lut[1][px[1] as usize];
+        b[i] = lut[2][px[2] as usize];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                [
+                    (x * 7 % 256) as u8,
+                    (y * 5 % 256) as u8,
+                    ((x + y) % 256) as u8,
+                ]
+            })
+            .collect();
+        RgbImage::from_raw(w, h, data)
+    }
+
+    #[test]
+    fn shorter_side_truncates_like_torchvision() {
+        assert_eq!(shorter_side_size(500, 375, 256), (341, 256));
+        assert_eq!(shorter_side_size(375, 500, 256), (256, 341));
+        assert_eq!(shorter_side_size(300, 300, 224), (224, 224));
+        // 256 * 333 / 517 = 164.89 -> 164
+        assert_eq!(shorter_side_size(517, 333, 256), (397, 256));
+    }
+
+    #[test]
+    fn center_crop_rounds_half_to_even() {
+        let img = gradient(5, 5);
+        // (5 - 2) / 2 = 1.5 -> 2
+        let c = center_crop(
+            &img,
+            Size {
+                height: 2,
+                width: 2,
+            },
+        );
+        assert_eq!(c.pixel(0, 0), img.pixel(2, 2));
+        let img = gradient(6, 6);
+        // (6 - 1) / 2 = 2.5 -> 2
+        let c = center_crop(
+            &img,
+            Size {
+                height: 1,
+                width: 1,
+            },
+        );
+        assert_eq!(c.pixel(0, 0), img.pixel(2, 2));
+    }
+
+    #[test]
+    fn center_crop_pads_with_zeros_when_larger() {
+        let img = gradient(3, 2);
+        let c = center_crop(
+            &img,
+            Size {
+                height: 4,
+                width: 6,
+            },
+        );
+        // left pad (6-3)//2 = 1, top pad (4-2)//2 = 1
+        assert_eq!(c.pixel(0, 0), [0, 0, 0]);
+        assert_eq!(c.pixel(1, 1), img.pixel(0, 0));
+        assert_eq!(c.pixel(3, 2), img.pixel(2, 1));
+        assert_eq!(c.pixel(4, 2), [0, 0, 0]);
+        assert_eq!(c.pixel(1, 3), [0, 0, 0]);
+    }
+
+    #[test]
+    fn letterbox_follows_the_writeup_arithmetic() {
+        // Tall image into a square target: t = int(300 * 1.0) = 300, p = (300 - 101) // 2 = 99,
+        // canvas width 101 + 198 = 299 (one short of t).
+        let img = gradient(101, 300);
+        let c = letterbox_canvas(
+            &img,
+            Size {
+                height: 224,
+                width: 224,
+            },
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!((c.width, c.height), (299, 300));
+        assert_eq!(c.pixel(98, 10), [0, 0, 0]);
+        assert_eq!(c.pixel(99, 10), img.pixel(0, 10));
+        assert_eq!(c.pixel(199, 10), img.pixel(100, 10));
+        assert_eq!(c.pixel(200, 10), [0, 0, 0]);
+        // Wide image: pads top and bottom.
+        let img = gradient(400, 100);
+        let c = letterbox_canvas(
+            &img,
+            Size {
+                height: 224,
+                width: 224,
+            },
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!((c.width, c.height), (400, 400));
+        assert_eq!(c.pixel(5, 149), [0, 0, 0]);
+        assert_eq!(c.pixel(5, 150), img.pixel(5, 0));
+        // Same aspect ratio: unchanged.
+        let img = gradient(50, 50);
+        let c = letterbox_canvas(
+            &img,
+            Size {
+                height: 10,
+                width: 10,
+            },
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!(c, img);
+    }
+
+    #[test]
+    fn letterbox_refuses_huge_canvases() {
+        let img = gradient(1, 1000);
+        let err = letterbox_canvas(
+            &img,
+            Size {
+                height: 1,
+                width: 1,
+            },
+            10_000,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::ImageTooLarge { .. }));
+    }
+
+    #[test]
+    fn normalize_matches_formula_and_layout() {
+        let img = RgbImage::from_raw(2, 1, vec![0, 128, 255, 10, 20, 30]);
+        let mut out = Vec::new();
+        normalize_chw(&img, &[0.5, 0.5, 0.5], &[0.25, 0.5, 1.0], &mut out);
+        let f = |v: u8, m: f32, s: f32| (v as f32 / 255.0 - m) / s;
+        assert_eq!(
+            out,
+            vec![
+                f(0, 0.5, 0.25),
+                f(10, 0.5, 0.25),
+                f(128, 0.5, 0.5),
+                f(20, 0.5, 0.5),
+                f(255, 0.5, 1.0),
+                f(30, 0.5, 1.0)
+            ]
+        );
+    }
+}

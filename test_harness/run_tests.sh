@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the C test program on the generated fixtures and checks what it prints, then runs it
+# under valgrind (zero errors, no definite leaks). Usage: run_tests.sh path/to/test-ji-api
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${1:-$here/build/test-ji-api}
+fx=$here/../tests/fixtures/generated/core
+img=$fx/images
+export EV_SDK_CONFIG=$fx/colour.json
+pass=0
+fail=0
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# check NAME EXPECTED-EXIT PATTERN... -- ARGS: runs the program, checks exit code and that
+# every PATTERN (grep -E) appears in its output.
+check() {
+  local name=$1 want=$2; shift 2
+  local patterns=()
+  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
+  shift
+  "$bin" "$@" >"$out/$name.log" 2>&1
+  local rc=$? ok=1
+  [ "$rc" = "$want" ] || { echo "  exit $rc, expected $want"; ok=0; }
+  for p in "${patterns[@]}"; do
+    grep -Eq -- "$p" "$out/$name.log" || { echo "  missing: $p"; ok=0; }
+  done
+  if [ $ok = 1 ]; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/    /' "$out/$name.log" | head -20; fi
+}
+
+check calc_file 0 'rc=0 code=0' '"class":"有害垃圾_杀虫剂"' '"class":"可回收物_塑料瓶"' 'summary: failures=0 alarms=2' \
+  -- -f file -i "$img/red.jpg,$img/green.png"
+check calc_file_numbered 0 '"class":"厨余垃圾_果皮"' 'Total processing time' -- -f 3 -i "$img/blue.jpg"
+check calc_buffer 0 'rc=0' '"class_id":2' -- -f buffer -i "$img/blue.png" -o "$out/copy.png"
+cmp -s "$img/blue.png" "$out/copy.png" && { pass=$((pass + 1)); echo "ok   calc_buffer_outfile"; } || { fail=$((fail + 1)); echo "FAIL calc_buffer_outfile"; }
+check calc_frame_bgr_padded 0 'rc=0 code=0' '"class_id":0' '"class_id":1' '"class_id":2' -- -f frame -i "$img/red.bmp,$img/green.bmp,$img/blue.bmp"
+check calc_image_batch 0 'rc=0' '"frames":\[' '"model_data":\{"frames":3\}' -- -f image -b 3 -i "$img/blue.bmp,$img/green.bmp,$img/red.bmp"
+check calc_image_single 0 'rc=0 code=0' '"class_id":2' -- -f image -i "$img/blue.bmp"
+check args_topk 0 '"topk":\[' -- -f file -i "$img/red.jpg" -a '{"topk": 3}'
+check args_thresh_normal 0 'rc=0 code=1' '"target_info":null' 'normals=1' -- -f file -i "$img/red.jpg" -a '{"thresh": 1.5}'
+check args_invalid 0 'rc=-3 code=-1' '"error":\{' -- -f file -i "$img/red.jpg" -a '{oops'
+check bad_image 0 'rc=-1 code=-1' 'not_an_image.jpg' '"kind":"decode"' -- -f file -i "$img/not_an_image.jpg"
+check missing_file 0 'rc=-1 code=-1' '"kind":"io"' -- -f file -i "$img/does_not_exist.jpg"
+check video_unused 0 'rc=-2' -- -f video -i "$img/red.jpg"
+check version 0 '"sdk_version":"[0-9.]+"' -- -f version
+check create_destroy_loop 0 'loop=20 failures=0' -- -f loop -n 20 -i "$img/red.jpg"
+check threads_own_predictors 0 'threads=5 shared=0 calls=50 failures=0' -- -f threads -r 10 -i "$img/red.jpg"
+check threads_shared_predictor 0 'threads=5 shared=1 calls=50 failures=0' -- -f shared -r 10 -i "$img/green.jpg"
+EV_SDK_CONFIG=$fx/missing_model.json check create_fails_cleanly 1 'ji_create_predictor failed: .*nope.pt' -- -f file -i "$img/red.jpg"
+"$here/build/header_check" >"$out/header_check.log" 2>&1 && { pass=$((pass + 1)); echo "ok   header_as_cxx"; } || { fail=$((fail + 1)); echo "FAIL header_as_cxx"; cat "$out/header_check.log"; }
+
+if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
+  command -v valgrind >/dev/null || { echo "valgrind is not installed (tools/setup.sh installs it)"; exit 1; }
+  # libtorch loads slowly under valgrind (~1.5 min a run): one run covers create/destroy,
+  # decode, file and error paths; one covers raw frames and the batch ABI.
+  vg=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+      --suppressions="$here/valgrind.supp")
+  for args in "-f loop -n 3 -i $img/red.jpg" "-f image -b 3 -i $img/red.bmp,$img/green.bmp,$img/blue.bmp"; do
+    name="valgrind ${args%% -i*}"
+    # shellcheck disable=SC2086
+    "${vg[@]}" "$bin" $args >"$out/vg.log" 2>&1
+    rc=$?
+    if [ $rc = 0 ] && ! grep -q "failures=[1-9]" "$out/vg.log"; then
+      pass=$((pass + 1)); echo "ok   $name"
+    else
+      fail=$((fail + 1)); echo "FAIL $name (exit $rc)"; grep -E "==[0-9]+==" "$out/vg.log" | head -40
+    fi
+  done
+fi
+
+echo "c-tests: $pass passed, $fail failed"
+[ $fail = 0 ]

@@ -1,0 +1,345 @@
+//! The native C API, called through its exported `extern "C"` functions as C would.
+
+mod common;
+
+use common::*;
+use ji::ffi::evsdk::*;
+use std::ffi::CString;
+use std::os::raw::c_char;
+use std::ptr;
+
+struct Handle(*mut EvsdkHandle);
+
+impl Handle {
+    fn open(config: &str) -> Handle {
+        let path = cstring(&fixture(config));
+        let mut h = ptr::null_mut();
+        let rc = unsafe { evsdk_init(path.as_ptr(), &mut h) };
+        assert_eq!(rc, EVSDK_OK, "init {config}: {}", last_error());
+        assert!(!h.is_null());
+        Handle(h)
+    }
+
+    fn image(&self, bytes: &[u8], args: Option<&str>) -> Result<serde_json::Value, (i32, String)> {
+        let args = args.map(|a| CString::new(a).unwrap());
+        let mut out: *mut c_char = ptr::null_mut();
+        let rc = unsafe {
+            evsdk_process_image(
+                self.0,
+                bytes.as_ptr(),
+                bytes.len(),
+                args.as_ref().map_or(ptr::null(), |a| a.as_ptr()),
+                &mut out,
+            )
+        };
+        if rc == EVSDK_OK {
+            Ok(take_json(out))
+        } else {
+            assert!(out.is_null(), "out_json must be untouched on failure");
+            Err((rc, last_error()))
+        }
+    }
+
+    fn file(&self, rel: &str) -> Result<serde_json::Value, (i32, String)> {
+        let path = cstring(&fixture(rel));
+        let mut out: *mut c_char = ptr::null_mut();
+        let rc = unsafe { evsdk_process_file(self.0, path.as_ptr(), ptr::null(), &mut out) };
+        if rc == EVSDK_OK {
+            Ok(take_json(out))
+        } else {
+            Err((rc, last_error()))
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        unsafe { evsdk_release(self.0) };
+    }
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(fixture(rel)).unwrap()
+}
+
+fn class_of(v: &serde_json::Value) -> &str {
+    v["class"].as_str().unwrap()
+}
+
+#[test]
+fn classifies_encoded_images_with_chinese_names_from_python_dict() {
+    let h = Handle::open("colour.json");
+    for (file, want, id) in [
+        ("images/red.jpg", "有害垃圾_杀虫剂", 0),
+        ("images/green.png", "可回收物_塑料瓶", 1),
+        ("images/blue.bmp", "厨余垃圾_果皮", 2),
+    ] {
+        let v = h.image(&read(file), None).unwrap();
+        assert_eq!(class_of(&v), want, "{file}: {v}");
+        assert_eq!(v["model_data"]["class_id"], id);
+        assert_eq!(v["algorithm_data"]["target_info"]["class"], want);
+        assert_eq!(v["algorithm_data"]["is_alert"], true);
+        assert_eq!(v["model_data"]["device"], "cpu");
+        let c = v["confidence"].as_f64().unwrap();
+        assert!(c > 0.9 && c <= 1.0, "{file}: confidence {c}");
+        // Three decimals, as the protocol says.
+        assert_eq!((c * 1000.0).round() / 1000.0, c);
+    }
+}
+
+#[test]
+fn process_file_and_its_errors() {
+    let h = Handle::open("colour.json");
+    assert_eq!(
+        class_of(&h.file("images/green.jpg").unwrap()),
+        "可回收物_塑料瓶"
+    );
+    let (rc, msg) = h.file("images/missing.jpg").unwrap_err();
+    assert_eq!(rc, EVSDK_ERR_IO);
+    assert!(msg.contains("missing.jpg"), "{msg}");
+    let (rc, msg) = h.file("images/not_an_image.jpg").unwrap_err();
+    assert_eq!(rc, EVSDK_ERR_DECODE);
+    assert!(msg.contains("not_an_image.jpg"), "{msg}");
+    let (rc, _) = h.file("images/truncated.jpg").unwrap_err();
+    assert_eq!(rc, EVSDK_ERR_DECODE);
+    // The handle still works after failures.
+    assert_eq!(
+        class_of(&h.file("images/blue.png").unwrap()),
+        "厨余垃圾_果皮"
+    );
+}
+
+#[test]
+fn raw_bgr_with_padded_stride() {
+    let h = Handle::open("colour.json");
+    let (w, hgt, stride) = (64u32, 48u32, 64 * 3 + 4);
+    for (file, want) in [
+        ("images/red.bgr", 0),
+        ("images/green.bgr", 1),
+        ("images/blue.bgr", 2),
+    ] {
+        let px = read(file);
+        assert_eq!(px.len(), stride * hgt as usize);
+        let mut out: *mut c_char = ptr::null_mut();
+        let rc = unsafe {
+            evsdk_process_bgr(h.0, px.as_ptr(), w, hgt, stride, 3, ptr::null(), &mut out)
+        };
+        assert_eq!(rc, EVSDK_OK, "{}", last_error());
+        let v = take_json(out);
+        assert_eq!(v["model_data"]["class_id"], want, "{file}");
+    }
+    // Gray and BGRA frames, tightly packed (stride 0).
+    let gray = vec![128u8; 16 * 16];
+    let mut out: *mut c_char = ptr::null_mut();
+    let rc = unsafe { evsdk_process_bgr(h.0, gray.as_ptr(), 16, 16, 0, 1, ptr::null(), &mut out) };
+    assert_eq!(rc, EVSDK_OK, "{}", last_error());
+    take_json(out);
+    let bgra: Vec<u8> = (0..16 * 16).flat_map(|_| [200u8, 10, 10, 255]).collect();
+    let mut out: *mut c_char = ptr::null_mut();
+    let rc = unsafe { evsdk_process_bgr(h.0, bgra.as_ptr(), 16, 16, 0, 4, ptr::null(), &mut out) };
+    assert_eq!(rc, EVSDK_OK, "{}", last_error());
+    assert_eq!(take_json(out)["model_data"]["class_id"], 2, "BGRA blue");
+    // Bad geometry.
+    for (w, hh, stride, ch) in [(0, 16, 0, 3), (16, 16, 10, 3), (16, 16, 0, 2)] {
+        let mut out: *mut c_char = ptr::null_mut();
+        let rc = unsafe {
+            evsdk_process_bgr(h.0, bgra.as_ptr(), w, hh, stride, ch, ptr::null(), &mut out)
+        };
+        assert_eq!(
+            rc, EVSDK_ERR_INVALID_ARGUMENT,
+            "{w}x{hh} stride {stride} ch {ch}"
+        );
+        assert!(out.is_null());
+    }
+}
+
+#[test]
+fn args_override_per_call() {
+    let h = Handle::open("colour.json");
+    let img = read("images/red.jpg");
+    let v = h
+        .image(
+            &img,
+            Some(r#"{"topk": 3, "confidence_decimals": 5, "roi": ["POLYGON((0 0,1 0,1 1))"]}"#),
+        )
+        .unwrap();
+    let topk = v["model_data"]["topk"].as_array().unwrap();
+    assert_eq!(topk.len(), 3);
+    assert_eq!(topk[0]["class_id"], 0);
+    let sum: f64 = topk.iter().map(|t| t["confidence"].as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "softmax sums to 1: {sum}");
+    let v = h.image(&img, Some(r#"{"thresh": 1.01}"#)).unwrap();
+    assert_eq!(v["algorithm_data"]["is_alert"], false);
+    assert!(v["algorithm_data"]["target_info"].is_null());
+    assert_eq!(
+        class_of(&v),
+        "有害垃圾_杀虫剂",
+        "model_data still reports the top class"
+    );
+    let (rc, msg) = h.image(&img, Some("{not json")).unwrap_err();
+    assert_eq!(rc, EVSDK_ERR_INVALID_ARGUMENT);
+    assert!(msg.contains("args"), "{msg}");
+    let (rc, _) = h.image(&img, Some("[1, 2]")).unwrap_err();
+    assert_eq!(rc, EVSDK_ERR_INVALID_ARGUMENT);
+    // A long args string is fine.
+    let long = format!("{{\"pad\": \"{}\"}}", "x".repeat(1 << 20));
+    assert!(h.image(&img, Some(&long)).is_ok());
+    // The defaults are back for the next call.
+    assert!(h.image(&img, Some("")).unwrap()["model_data"]
+        .get("topk")
+        .is_none());
+}
+
+#[test]
+fn model_variants_probabilities_tuple_letterbox_shorter_side() {
+    let img = read("images/blue.jpg");
+    for cfg in ["prob.json", "tuple.json", "letterbox.json"] {
+        let h = Handle::open(cfg);
+        let v = h.image(&img, None).unwrap();
+        assert_eq!(v["model_data"]["class_id"], 2, "{cfg}: {v}");
+    }
+    // A real CNN with shorter-side resize + 224 centre crop runs and returns a valid class.
+    let h = Handle::open("conv.json");
+    let v = h.image(&read("images/red.png"), None).unwrap();
+    assert!(v["model_data"]["class_id"].as_u64().unwrap() < 3);
+}
+
+#[test]
+fn config_errors_have_codes_and_messages() {
+    let cases = [
+        (
+            "missing_config.json",
+            EVSDK_ERR_CONFIG,
+            "missing_config.json",
+        ),
+        ("empty.json", EVSDK_ERR_CONFIG, "invalid JSON"),
+        ("invalid.json", EVSDK_ERR_CONFIG, "invalid JSON"),
+        ("unknown_key.json", EVSDK_ERR_CONFIG, "resize_mod"),
+        ("wrong_type.json", EVSDK_ERR_CONFIG, "topk"),
+        ("class_dup.json", EVSDK_ERR_CONFIG, "used twice"),
+        ("class_gap.json", EVSDK_ERR_CONFIG, "out of range"),
+        ("missing_model.json", EVSDK_ERR_MODEL_LOAD, "nope.pt"),
+        ("not_a_model.json", EVSDK_ERR_MODEL_LOAD, "not_a_model.pt"),
+        ("wide.json", EVSDK_ERR_MODEL_LOAD, "5 scores"),
+        ("throw.json", EVSDK_ERR_MODEL_LOAD, "always fails"),
+    ];
+    for (cfg, code, needle) in cases {
+        let path = cstring(&fixture(cfg));
+        let mut h: *mut EvsdkHandle = ptr::null_mut();
+        let rc = unsafe { evsdk_init(path.as_ptr(), &mut h) };
+        let msg = last_error();
+        assert_eq!(rc, code, "{cfg}: {msg}");
+        assert!(h.is_null(), "{cfg}: out_handle must stay untouched");
+        assert!(
+            msg.contains(needle),
+            "{cfg}: message {msg:?} lacks {needle:?}"
+        );
+    }
+    if !tch::Cuda::is_available() {
+        let path = cstring(&fixture("cuda.json"));
+        let mut h: *mut EvsdkHandle = ptr::null_mut();
+        assert_eq!(
+            unsafe { evsdk_init(path.as_ptr(), &mut h) },
+            EVSDK_ERR_CONFIG
+        );
+        assert!(last_error().contains("CUDA"), "{}", last_error());
+    }
+}
+
+#[test]
+fn null_arguments_are_rejected_not_crashed() {
+    let h = Handle::open("colour.json");
+    let img = read("images/red.jpg");
+    let mut out: *mut c_char = ptr::null_mut();
+    unsafe {
+        assert_eq!(
+            evsdk_init(ptr::null(), ptr::null_mut()),
+            EVSDK_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            evsdk_process_image(ptr::null(), img.as_ptr(), img.len(), ptr::null(), &mut out),
+            EVSDK_ERR_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("handle"));
+        assert_eq!(
+            evsdk_process_image(h.0, ptr::null(), 10, ptr::null(), &mut out),
+            EVSDK_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            evsdk_process_image(h.0, img.as_ptr(), img.len(), ptr::null(), ptr::null_mut()),
+            EVSDK_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            evsdk_process_image(h.0, img.as_ptr(), 0, ptr::null(), &mut out),
+            EVSDK_ERR_DECODE
+        );
+        assert_eq!(
+            evsdk_process_file(h.0, ptr::null(), ptr::null(), &mut out),
+            EVSDK_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            evsdk_process_bgr(h.0, ptr::null(), 4, 4, 0, 3, ptr::null(), &mut out),
+            EVSDK_ERR_INVALID_ARGUMENT
+        );
+        assert!(out.is_null());
+        evsdk_release(ptr::null_mut());
+        evsdk_free_string(ptr::null_mut());
+        let v = std::ffi::CStr::from_ptr(evsdk_version()).to_str().unwrap();
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    }
+}
+
+#[test]
+fn config_from_environment_when_path_is_null() {
+    // Only this test touches EV_SDK_CONFIG in this binary.
+    std::env::set_var("EV_SDK_CONFIG", fixture("prob.json"));
+    let mut h: *mut EvsdkHandle = ptr::null_mut();
+    let rc = unsafe { evsdk_init(ptr::null(), &mut h) };
+    std::env::remove_var("EV_SDK_CONFIG");
+    assert_eq!(rc, EVSDK_OK, "{}", last_error());
+    let h = Handle(h);
+    assert_eq!(
+        h.image(&read("images/green.jpg"), None).unwrap()["model_data"]["class_id"],
+        1
+    );
+}
+
+#[test]
+fn two_handles_and_threads_share_nothing_wrong() {
+    let a = Handle::open("colour.json");
+    let b = Handle::open("letterbox.json");
+    let red = read("images/red.jpg");
+    let blue = read("images/blue.png");
+    assert_eq!(a.image(&red, None).unwrap()["model_data"]["class_id"], 0);
+    assert_eq!(b.image(&blue, None).unwrap()["model_data"]["class_id"], 2);
+    drop(b);
+    assert_eq!(a.image(&blue, None).unwrap()["model_data"]["class_id"], 2);
+    // One handle used from several threads at once.
+    let shared = std::sync::Arc::new(a);
+    struct Send(std::sync::Arc<Handle>);
+    unsafe impl std::marker::Send for Send {}
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let s = Send(shared.clone());
+            let img = if i % 2 == 0 {
+                red.clone()
+            } else {
+                blue.clone()
+            };
+            std::thread::spawn(move || {
+                let s = s;
+                (0..10)
+                    .map(|_| {
+                        s.0.image(&img, None).unwrap()["model_data"]["class_id"]
+                            .as_u64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let want = if i % 2 == 0 { 0 } else { 2 };
+        assert!(t.join().unwrap().iter().all(|&c| c == want));
+    }
+}

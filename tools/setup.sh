@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Idempotent setup: system packages, the pinned Python venv (libtorch + the reference pipeline),
+# and the .venv/libtorch link that .cargo/config.toml points tch at. Fast when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)   # builds the bundled libjpeg-turbo
+command -v nasm >/dev/null || need_apt+=(nasm)     # its SIMD code
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v make >/dev/null || need_apt+=(make)
+command -v valgrind >/dev/null || need_apt+=(valgrind)  # the C tests run under it
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+stamp=.venv/.requirements.sha
+want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating .venv (torch 2.11.0 etc., a few minutes the first time)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$torch_dir" ]; then
+  ln -sfn "$torch_dir" .venv/libtorch
+fi

@@ -294,10 +294,7 @@ mod tests {
     #[test]
     fn json_forms_and_lines() {
         assert_eq!(parse(r#"{"a": 1, "b": 0}"#).unwrap(), ["b", "a"]);
-        assert_eq!(
-            parse(r#"{"0": "x"}"#).unwrap_err().contains("name: index"),
-            true
-        );
+        assert!(parse(r#"{"0": "x"}"#).unwrap_err().contains("name: index"));
         assert_eq!(parse(r#"{0: "x", 1: "y"}"#).unwrap(), ["x", "y"]);
         assert_eq!(parse(r#"["x", "y\u00e9", 'z']"#).unwrap(), ["x", "yé", "z"]);
         assert_eq!(

@@ -1,9 +1,31 @@
-//! PLACEHOLDER until the libjpeg-turbo decoder lands (helper is writing it).
+//! Image decoding that reproduces `PIL.Image.open(f).convert('RGB')` (Pillow 13.0).
+//!
+//! * JPEG goes through libjpeg-turbo (the `turbojpeg` crate): accurate integer IDCT and fancy
+//!   upsampling, as Pillow. CMYK/YCCK JPEGs are decoded to CMYK and converted with Pillow's
+//!   formula for inverted (Adobe) CMYK.
+//! * PNG, BMP, WebP, GIF (first frame) and TIFF go through the `image` crate. 16-bit samples are
+//!   converted by hand: RGB(A) and LA keep the high byte as Pillow does, 16-bit grayscale (Pillow's
+//!   `I;16`) is clamped to 255.
+//! * Alpha is dropped, never composited.
+//! * The header is read first; images declaring more than `max_pixels` pixels are refused with
+//!   [`Error::ImageTooLarge`] before any pixel buffer is allocated.
+//! * EXIF orientation is ignored unless [`DecodeOptions::exif_transpose`] asks for it, in which
+//!   case it is applied like `PIL.ImageOps.exif_transpose`.
+
+use std::io::Cursor;
+
+use image::{ColorType, ImageDecoder};
+
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
 
+/// How to decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeOptions {
+    /// Apply the EXIF orientation tag (2..8) like `PIL.ImageOps.exif_transpose`.
+    /// Off by default: `PIL.Image.open` does not rotate.
     pub exif_transpose: bool,
+    /// Refuse images whose header declares more pixels than this.
     pub max_pixels: u64,
 }
 
@@ -16,10 +38,546 @@ impl Default for DecodeOptions {
     }
 }
 
-pub fn decode_image(bytes: &[u8], _opts: &DecodeOptions) -> Result<RgbImage> {
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| Error::Decode(e.to_string()))?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
-    Ok(RgbImage::from_raw(w, h, img.into_raw()))
+/// Container formats recognised from their magic bytes (as Pillow's `_accept` functions do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Jpeg,
+    Png,
+    Bmp,
+    Gif,
+    WebP,
+    Tiff,
+}
+
+fn sniff(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Format::Jpeg)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Format::Png)
+    } else if bytes.starts_with(b"BM") {
+        Some(Format::Bmp)
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some(Format::Gif)
+    } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some(Format::WebP)
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        Some(Format::Tiff)
+    } else {
+        None
+    }
+}
+
+/// Decodes an encoded image (JPEG, PNG, BMP, WebP, GIF, TIFF) to packed 8-bit RGB, pixel for
+/// pixel what `PIL.Image.open(f).convert('RGB')` gives.
+pub fn decode_image(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        return Err(Error::Decode("empty input".into()));
+    }
+    let format = sniff(bytes).ok_or_else(|| {
+        Error::Decode("unrecognised image format (not JPEG, PNG, BMP, GIF, WebP or TIFF)".into())
+    })?;
+    let (img, orientation) = match format {
+        Format::Jpeg => {
+            let img = decode_jpeg(bytes, opts)?;
+            let o = if opts.exif_transpose {
+                jpeg_exif(bytes).and_then(exif_orientation)
+            } else {
+                None
+            };
+            (img, o)
+        }
+        Format::Png => decode_png(bytes, opts)?,
+        Format::Bmp => decode_with(
+            image::codecs::bmp::BmpDecoder::new(Cursor::new(bytes)),
+            opts,
+        )?,
+        Format::Gif => decode_with(
+            image::codecs::gif::GifDecoder::new(Cursor::new(bytes)),
+            opts,
+        )?,
+        Format::WebP => decode_with(
+            image::codecs::webp::WebPDecoder::new(Cursor::new(bytes)),
+            opts,
+        )?,
+        Format::Tiff => decode_with(
+            image::codecs::tiff::TiffDecoder::new(Cursor::new(bytes)),
+            opts,
+        )?,
+    };
+    Ok(match orientation {
+        Some(o) if opts.exif_transpose => apply_orientation(&img, o),
+        _ => img,
+    })
+}
+
+fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::Decode(format!(
+            "image has zero size ({width}x{height})"
+        )));
+    }
+    let pixels = width.saturating_mul(height);
+    if pixels > opts.max_pixels {
+        return Err(Error::ImageTooLarge {
+            width,
+            height,
+            pixels,
+            limit: opts.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Allocates a zeroed buffer, reporting allocation failure as an error instead of aborting.
+fn alloc_buffer(len: usize) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::Decode(format!("cannot allocate {len} bytes for the decoded image")))?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+fn pixel_count(width: u64, height: u64) -> Result<usize> {
+    usize::try_from(width.saturating_mul(height))
+        .map_err(|_| Error::Decode("image dimensions overflow".into()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// JPEG
+
+/// libjpeg warnings come back from TurboJPEG as errors, although the image was fully decoded.
+/// Pillow ignores every warning except running out of data ("image file is truncated").
+fn is_libjpeg_warning(msg: &str) -> bool {
+    const WARNINGS: &[&str] = &[
+        "Corrupt JPEG data",
+        "Inconsistent progression sequence",
+        "Unknown Adobe color transform code",
+        "Warning: unknown JFIF revision",
+        "Invalid SOS parameters for sequential JPEG",
+        "Application transferred too many scanlines",
+        "Premature end of JPEG file",
+        "Warning: thumbnail image size does not match data length",
+    ];
+    WARNINGS.iter().any(|w| msg.contains(w))
+}
+
+const JPEG_EOF_WARNING: &str = "Premature end of JPEG file";
+
+fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
+    let mut dec = turbojpeg::Decompressor::new()
+        .map_err(|e| Error::Decode(format!("cannot initialise libjpeg-turbo: {e}")))?;
+    let header = dec
+        .read_header(bytes)
+        .map_err(|e| Error::Decode(format!("invalid JPEG header: {e}")))?;
+    let (w, h) = (header.width as u64, header.height as u64);
+    check_size(w, h, opts)?;
+    let n = pixel_count(w, h)?;
+    let cmyk = matches!(
+        header.colorspace,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
+    );
+    let format = if cmyk {
+        turbojpeg::PixelFormat::CMYK
+    } else {
+        turbojpeg::PixelFormat::RGB
+    };
+    let bpp = format.size();
+    let mut pixels = alloc_buffer(
+        n.checked_mul(bpp)
+            .ok_or_else(|| Error::Decode("image dimensions overflow".into()))?,
+    )?;
+
+    let run = |dec: &mut turbojpeg::Decompressor, data: &[u8], pixels: &mut [u8]| {
+        let out = turbojpeg::Image {
+            pixels,
+            width: w as usize,
+            pitch: w as usize * bpp,
+            height: h as usize,
+            format,
+        };
+        dec.decompress(data, out)
+    };
+
+    if let Err(e) = run(&mut dec, bytes, &mut pixels) {
+        let msg = e.to_string();
+        if !is_libjpeg_warning(&msg) {
+            return Err(Error::Decode(format!("JPEG decode failed: {msg}")));
+        }
+        if msg.contains(JPEG_EOF_WARNING) {
+            // Out of data before the EOI marker: Pillow raises "image file is truncated"
+            // (even when only the EOI marker itself is missing).
+            return Err(Error::Decode(
+                "JPEG data is truncated (image file is truncated)".into(),
+            ));
+        }
+        // Any other libjpeg warning: the image was decoded in full, and Pillow ignores it.
+    }
+
+    if cmyk {
+        Ok(RgbImage::from_raw(
+            w as u32,
+            h as u32,
+            cmyk_inverted_to_rgb(&pixels),
+        ))
+    } else {
+        Ok(RgbImage::from_raw(w as u32, h as u32, pixels))
+    }
+}
+
+/// Pillow's `MULDIV255`.
+#[inline]
+fn muldiv255(a: u32, b: u32) -> u32 {
+    let t = a * b + 128;
+    ((t >> 8) + t) >> 8
+}
+
+/// Pillow reads CMYK JPEGs as `CMYK;I` (Adobe, inverted) and converts with `cmyk2rgb`:
+/// `nk = 255 - k; out = clip(nk - muldiv255(c, nk))` on the inverted values.
+fn cmyk_inverted_to_rgb(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() / 4 * 3);
+    for px in raw.chunks_exact(4) {
+        let nk = px[3] as u32; // 255 - (255 - raw_k)
+        for &c in &px[..3] {
+            let ci = 255 - c as u32;
+            let v = nk as i32 - muldiv255(ci, nk) as i32;
+            out.push(v.clamp(0, 255) as u8);
+        }
+    }
+    out
+}
+
+/// The TIFF payload of the first APP1 "Exif\0\0" segment before the first scan.
+fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if marker == 0xD8 || marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            i += 2;
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            return None;
+        }
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if len < 2 {
+            return None;
+        }
+        let start = i + 4;
+        let end = (i + 2 + len).min(bytes.len());
+        if marker == 0xE1 && end >= start && bytes[start..end].starts_with(b"Exif\0\0") {
+            return Some(&bytes[start + 6..end]);
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+/// The EXIF Orientation (tag 0x0112 in IFD0) when it is a single BYTE/SHORT/LONG in 1..=8.
+/// Accepts an optional "Exif\0\0" prefix.
+fn exif_orientation(exif: &[u8]) -> Option<u8> {
+    let d = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+    if d.len() < 8 {
+        return None;
+    }
+    let le = match &d[0..4] {
+        b"II*\0" => true,
+        b"MM\0*" => false,
+        _ => return None,
+    };
+    let u16_at = |o: usize| -> Option<u16> {
+        let b = d.get(o..o + 2)?;
+        Some(if le {
+            u16::from_le_bytes([b[0], b[1]])
+        } else {
+            u16::from_be_bytes([b[0], b[1]])
+        })
+    };
+    let u32_at = |o: usize| -> Option<u32> {
+        let b = d.get(o..o + 4)?;
+        Some(if le {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        })
+    };
+    let ifd = u32_at(4)? as usize;
+    let count = u16_at(ifd)? as usize;
+    for e in 0..count {
+        let off = ifd.checked_add(2 + e * 12)?;
+        if u16_at(off)? != 0x0112 {
+            continue;
+        }
+        let typ = u16_at(off + 2)?;
+        if u32_at(off + 4)? != 1 {
+            return None;
+        }
+        let v = match typ {
+            1 => *d.get(off + 8)? as u32,
+            3 => u16_at(off + 8)? as u32,
+            4 => u32_at(off + 8)?,
+            _ => return None,
+        };
+        return if (1..=8).contains(&v) {
+            Some(v as u8)
+        } else {
+            None
+        };
+    }
+    None
+}
+
+/// `ImageOps.exif_transpose`: 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE,
+/// 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90 (PIL's rotations are counter-clockwise).
+fn apply_orientation(img: &RgbImage, orientation: u8) -> RgbImage {
+    let (w, h) = (img.width as usize, img.height as usize);
+    if !(2..=8).contains(&orientation) || w == 0 || h == 0 {
+        return img.clone();
+    }
+    let swap = orientation >= 5;
+    let (ow, oh) = if swap { (h, w) } else { (w, h) };
+    let mut out = vec![0u8; ow * oh * 3];
+    for y in 0..oh {
+        for x in 0..ow {
+            let (sx, sy) = match orientation {
+                2 => (w - 1 - x, y),
+                3 => (w - 1 - x, h - 1 - y),
+                4 => (x, h - 1 - y),
+                5 => (y, x),
+                6 => (y, h - 1 - x),
+                7 => (w - 1 - y, h - 1 - x),
+                _ => (w - 1 - y, x), // 8
+            };
+            let s = (sy * w + sx) * 3;
+            let d = (y * ow + x) * 3;
+            out[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
+        }
+    }
+    RgbImage::from_raw(ow as u32, oh as u32, out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG
+
+const IEND_CHUNK: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+
+fn decode_png(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImage, Option<u8>)> {
+    let first = decode_with(
+        image::codecs::png::PngDecoder::new(Cursor::new(bytes)),
+        opts,
+    );
+    match first {
+        Err(Error::Decode(msg)) => {
+            // Pillow stops at the end of the image data and tolerates a file that ends there,
+            // or inside the header of a later chunk (its `load_end` breaks on a short read).
+            // The png crate wants the IEND chunk: give it one and retry. Truncated image data
+            // still fails, as in Pillow.
+            match png_complete_prefix(bytes) {
+                Some(cut) => {
+                    let mut patched = Vec::with_capacity(cut + IEND_CHUNK.len());
+                    patched.extend_from_slice(&bytes[..cut]);
+                    patched.extend_from_slice(&IEND_CHUNK);
+                    decode_with(
+                        image::codecs::png::PngDecoder::new(Cursor::new(&patched[..])),
+                        opts,
+                    )
+                    .map_err(|_| Error::Decode(msg))
+                }
+                None => Err(Error::Decode(msg)),
+            }
+        }
+        other => other,
+    }
+}
+
+/// When a PNG has no IEND and ends after complete chunks (possibly followed by less than a
+/// chunk header), the length of those complete chunks.
+fn png_complete_prefix(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 8;
+    let mut seen_idat = false;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().ok()?) as usize;
+        let typ = &bytes[pos + 4..pos + 8];
+        if typ == b"IEND" {
+            return None;
+        }
+        let end = pos.checked_add(12)?.checked_add(len)?;
+        if end > bytes.len() {
+            return None; // cut inside a chunk: Pillow raises too
+        }
+        seen_idat |= typ == b"IDAT";
+        pos = end;
+    }
+    seen_idat.then_some(pos)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Everything else, through the `image` crate
+
+fn decode_with<D: ImageDecoder>(
+    decoder: image::ImageResult<D>,
+    opts: &DecodeOptions,
+) -> Result<(RgbImage, Option<u8>)> {
+    let mut dec = decoder.map_err(|e| Error::Decode(e.to_string()))?;
+    let (w, h) = dec.dimensions();
+    check_size(w as u64, h as u64, opts)?;
+
+    let mut limits = image::Limits::no_limits();
+    // Headroom for the widest layout (RGBA 32-bit float) plus decoder state, never below the
+    // image crate's own default.
+    limits.max_alloc = Some(
+        opts.max_pixels
+            .saturating_mul(16)
+            .saturating_add(64 << 20)
+            .max(512 << 20),
+    );
+    dec.set_limits(limits)
+        .map_err(|e| Error::Decode(e.to_string()))?;
+
+    let orientation = if opts.exif_transpose {
+        dec.exif_metadata()
+            .ok()
+            .flatten()
+            .and_then(|exif| exif_orientation(&exif))
+    } else {
+        None
+    };
+
+    let color = dec.color_type();
+    let total = usize::try_from(dec.total_bytes())
+        .map_err(|_| Error::Decode("image dimensions overflow".into()))?;
+    let mut buf = alloc_buffer(total)?;
+    dec.read_image(&mut buf)
+        .map_err(|e| Error::Decode(e.to_string()))?;
+    let n = pixel_count(w as u64, h as u64)?;
+    let rgb = to_rgb(&buf, color, n)?;
+    drop(buf);
+    Ok((RgbImage::from_raw(w, h, rgb), orientation))
+}
+
+/// `convert('RGB')` of the decoded samples, Pillow style.
+fn to_rgb(buf: &[u8], color: ColorType, n: usize) -> Result<Vec<u8>> {
+    let mut out = alloc_buffer(n * 3)?;
+    let ne16 = |b: &[u8]| u16::from_ne_bytes([b[0], b[1]]);
+    match color {
+        ColorType::L8 => {
+            for (o, &v) in out.chunks_exact_mut(3).zip(buf) {
+                o.fill(v);
+            }
+        }
+        ColorType::La8 => {
+            for (o, p) in out.chunks_exact_mut(3).zip(buf.chunks_exact(2)) {
+                o.fill(p[0]);
+            }
+        }
+        ColorType::Rgb8 => out.copy_from_slice(&buf[..n * 3]),
+        ColorType::Rgba8 => {
+            for (o, p) in out.chunks_exact_mut(3).zip(buf.chunks_exact(4)) {
+                o.copy_from_slice(&p[..3]);
+            }
+        }
+        // Pillow opens 16-bit gray as I;16; I;16 -> RGB clamps instead of scaling.
+        ColorType::L16 => {
+            for (o, p) in out.chunks_exact_mut(3).zip(buf.chunks_exact(2)) {
+                o.fill(ne16(p).min(255) as u8);
+            }
+        }
+        // LA;16B, RGB;16B and RGBA;16B unpack to the high byte.
+        ColorType::La16 => {
+            for (o, p) in out.chunks_exact_mut(3).zip(buf.chunks_exact(4)) {
+                o.fill((ne16(&p[0..2]) >> 8) as u8);
+            }
+        }
+        ColorType::Rgb16 | ColorType::Rgba16 => {
+            let step = if color == ColorType::Rgb16 { 6 } else { 8 };
+            for (o, p) in out.chunks_exact_mut(3).zip(buf.chunks_exact(step)) {
+                for c in 0..3 {
+                    o[c] = (ne16(&p[c * 2..c * 2 + 2]) >> 8) as u8;
+                }
+            }
+        }
+        ColorType::Rgb32F | ColorType::Rgba32F => {
+            let step = if color == ColorType::Rgb32F { 12 } else { 16 };
+            for (o, p) in out.chunks_exact_mut(3).zip(buf.chunks_exact(step)) {
+                for c in 0..3 {
+                    let b = &p[c * 4..c * 4 + 4];
+                    let f = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                    o[c] = (f * 255.0).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        other => {
+            return Err(Error::Decode(format!(
+                "unsupported decoded color type {other:?}"
+            )))
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_decode_error() {
+        let o = DecodeOptions::default();
+        for bytes in [
+            &b""[..],
+            b"\xFF",
+            b"hello world",
+            b"\xFF\xD8\xFF\xE0",
+            b"\x89PNG\r\n\x1a\n",
+        ] {
+            match decode_image(bytes, &o) {
+                Err(Error::Decode(_)) => {}
+                other => panic!("{bytes:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cmyk_formula() {
+        // raw (non-inverted) white paper, no ink -> stored inverted as 255s.
+        assert_eq!(
+            cmyk_inverted_to_rgb(&[255, 255, 255, 255]),
+            vec![255, 255, 255]
+        );
+        assert_eq!(cmyk_inverted_to_rgb(&[0, 0, 0, 0]), vec![0, 0, 0]);
+        assert_eq!(cmyk_inverted_to_rgb(&[0, 128, 255, 255]), vec![0, 128, 255]);
+    }
+
+    #[test]
+    fn orientation_parsing() {
+        // Little-endian TIFF, one IFD entry: Orientation SHORT 1 = 6.
+        let mut d = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+        d.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+        assert_eq!(exif_orientation(&d), Some(6));
+        let mut be = b"MM\0*\0\0\0\x08\0\x01".to_vec();
+        be.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 8, 0, 0]);
+        assert_eq!(exif_orientation(&be), Some(8));
+        assert_eq!(exif_orientation(b"II*\0\xFF\xFF\0\0"), None);
+    }
+
+    #[test]
+    fn orientations_are_permutations() {
+        let img = RgbImage::from_raw(3, 2, (0..18).collect());
+        for o in 1..=8 {
+            let t = apply_orientation(&img, o);
+            let mut a = t.data.clone();
+            a.sort_unstable();
+            assert_eq!(a, (0..18).collect::<Vec<u8>>());
+            if o >= 5 {
+                assert_eq!((t.width, t.height), (2, 3));
+            }
+        }
+        // ROTATE_270 (orientation 6, clockwise): top-left comes from bottom-left.
+        assert_eq!(apply_orientation(&img, 6).pixel(0, 0), img.pixel(0, 1));
+    }
 }

@@ -314,20 +314,20 @@ fn two_handles_and_threads_share_nothing_wrong() {
     assert_eq!(b.image(&blue, None).unwrap()["model_data"]["class_id"], 2);
     drop(b);
     assert_eq!(a.image(&blue, None).unwrap()["model_data"]["class_id"], 2);
-    // One handle used from several threads at once.
-    let shared = std::sync::Arc::new(a);
-    struct Send(std::sync::Arc<Handle>);
-    unsafe impl std::marker::Send for Send {}
+    // One handle used from several threads at once (the API documents handles as shareable).
+    struct Shared(Handle);
+    unsafe impl Send for Shared {}
+    unsafe impl Sync for Shared {}
+    let shared = std::sync::Arc::new(Shared(a));
     let threads: Vec<_> = (0..4)
         .map(|i| {
-            let s = Send(shared.clone());
+            let s = shared.clone();
             let img = if i % 2 == 0 {
                 red.clone()
             } else {
                 blue.clone()
             };
             std::thread::spawn(move || {
-                let s = s;
                 (0..10)
                     .map(|_| {
                         s.0.image(&img, None).unwrap()["model_data"]["class_id"]

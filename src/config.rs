@@ -523,6 +523,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_template_is_valid_and_spells_out_the_defaults() {
+        let c = parse(include_str!("../config/algo_config.json")).unwrap();
+        assert_eq!(c.preprocess, PreprocessConfig::default());
+        assert_eq!(c.run, RunOptions::default());
+        assert_eq!(
+            (c.device, c.precision, c.warmup),
+            (DeviceSpec::Auto, Precision::Fp32, 1)
+        );
+    }
+
+    #[test]
     fn sizes_are_height_width() {
         let c = parse(
             r#"{"model_path": "m", "class_names_path": "c", "resize_size": [256, 320], "crop_size": 224}"#,

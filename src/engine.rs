@@ -10,10 +10,17 @@ use crate::frame::RawFrame;
 use crate::image::RgbImage;
 use crate::model::{self, softmax, Model};
 use crate::output::{self, Classification};
-use crate::preprocess::preprocess_into;
+use crate::preprocess::Preprocessor;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
+
+/// One caller's scratch: resize buffers and the batch's input tensor.
+#[derive(Default)]
+struct Work {
+    pre: Preprocessor,
+    input: Vec<f32>,
+}
 
 pub struct Engine {
     config: Config,
@@ -22,8 +29,8 @@ pub struct Engine {
     device_name: String,
     /// The run options calls start from; `update_config` changes them.
     run_defaults: RwLock<RunOptions>,
-    /// Reusable CHW input buffers, so steady-state calls do not allocate them.
-    buffers: Mutex<Vec<Vec<f32>>>,
+    /// Reusable preprocessing buffers, so steady-state calls do not allocate them.
+    pool: Mutex<Vec<Work>>,
 }
 
 impl Engine {
@@ -68,7 +75,7 @@ impl Engine {
             config,
             names,
             model,
-            buffers: Mutex::new(Vec::new()),
+            pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -132,25 +139,9 @@ impl Engine {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let mut input = self.take_buffer();
-        let mut one = self.take_buffer();
-        input.clear();
-        let mut hw = None;
-        for img in images {
-            let size = preprocess_into(img, &self.config.preprocess, &mut one)?;
-            if *hw.get_or_insert(size) != size {
-                return Err(Error::InvalidArgument(
-                    "images in a batch preprocess to different sizes (set crop_size)".into(),
-                ));
-            }
-            input.extend_from_slice(&one);
-        }
-        let size = hw.expect("non-empty batch");
-        let result = self
-            .model
-            .forward(&input, images.len(), size.height, size.width);
-        self.return_buffer(input);
-        self.return_buffer(one);
+        let mut work = self.take_work();
+        let result = self.forward_batch(images, &mut work);
+        self.return_work(work);
         let scores = result?;
         let width = scores.len() / images.len();
         if width != self.names.len() {
@@ -169,6 +160,25 @@ impl Engine {
                 Classification::from_probabilities(&probs, k)
             })
             .collect())
+    }
+
+    /// Preprocesses `images` into one tensor and runs the model on it.
+    fn forward_batch(&self, images: &[&RgbImage], work: &mut Work) -> Result<Vec<f32>> {
+        work.input.clear();
+        let mut hw = None;
+        for img in images {
+            let size = work
+                .pre
+                .append_tensor(img, &self.config.preprocess, &mut work.input)?;
+            if *hw.get_or_insert(size) != size {
+                return Err(Error::InvalidArgument(
+                    "images in a batch preprocess to different sizes (set crop_size)".into(),
+                ));
+            }
+        }
+        let size = hw.expect("non-empty batch");
+        self.model
+            .forward(&work.input, images.len(), size.height, size.width)
     }
 
     /// Classifies one decoded image.
@@ -194,19 +204,19 @@ impl Engine {
         output::result_json(cls, &self.names, opts, &self.device_name)
     }
 
-    fn take_buffer(&self) -> Vec<f32> {
-        self.buffers
+    fn take_work(&self) -> Work {
+        self.pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
             .unwrap_or_default()
     }
 
-    fn return_buffer(&self, buf: Vec<f32>) {
-        let mut pool = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+    fn return_work(&self, work: Work) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: a burst of concurrent callers must not leave memory parked forever.
         if pool.len() < 8 {
-            pool.push(buf);
+            pool.push(work);
         }
     }
 }

@@ -4,45 +4,89 @@
 use crate::config::{PreprocessConfig, ResizeMode, Size};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::resize::resize_bilinear;
+use crate::resize::{resize_bilinear_into, Scratch};
+
+/// Reusable buffers for preprocessing, so steady-state calls do not allocate: keep one per
+/// thread (the engine pools them).
+#[derive(Default)]
+pub struct Preprocessor {
+    scratch: Scratch,
+    canvas: RgbImage,
+    resized: RgbImage,
+}
+
+impl Preprocessor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resizes `img` as the config says; returns `img` itself when no resize is needed.
+    fn resize<'a>(&'a mut self, img: &'a RgbImage, cfg: &PreprocessConfig) -> Result<&'a RgbImage> {
+        let target = cfg.resize_size;
+        let (src, w, h) = match cfg.resize_mode {
+            ResizeMode::Stretch => (img, target.width, target.height),
+            ResizeMode::ShorterSide => {
+                let (w, h) = shorter_side_size(img.width, img.height, target.height);
+                (img, w, h)
+            }
+            ResizeMode::Letterbox => {
+                letterbox_canvas_into(img, target, cfg.max_image_pixels, &mut self.canvas)?;
+                (&self.canvas, target.width, target.height)
+            }
+        };
+        if (src.width, src.height) == (w, h) {
+            // Pillow returns a copy for an unchanged size: same pixels, so skip the copy.
+            return Ok(src);
+        }
+        check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
+        resize_bilinear_into(
+            src,
+            w,
+            h,
+            cfg.pillow_compat,
+            &mut self.scratch,
+            &mut self.resized,
+        );
+        Ok(&self.resized)
+    }
+
+    /// Resize + crop + `ToTensor` + `Normalize`, appended to `out` as CHW float32 (so a batch
+    /// is built in place). Returns the tensor's height and width.
+    pub fn append_tensor(
+        &mut self,
+        img: &RgbImage,
+        cfg: &PreprocessConfig,
+        out: &mut Vec<f32>,
+    ) -> Result<Size> {
+        let resized = self.resize(img, cfg)?;
+        let crop = cfg.crop_size.unwrap_or(Size {
+            height: resized.height,
+            width: resized.width,
+        });
+        let (left, top) = crop_offsets(resized, crop);
+        normalize_region_chw(resized, left, top, crop, &cfg.mean, &cfg.std, out);
+        Ok(crop)
+    }
+
+    /// Resize and centre-crop: the uint8 pixels `ToTensor` would see.
+    pub fn pixels(&mut self, img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
+        let resized = self.resize(img, cfg)?;
+        Ok(match cfg.crop_size {
+            Some(crop) => center_crop(resized, crop),
+            None => resized.clone(),
+        })
+    }
+}
 
 /// Resize and centre-crop: the uint8 pixels `ToTensor` would see.
 pub fn prepare_pixels(img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
-    let resized = resize_step(img, cfg)?;
-    Ok(match cfg.crop_size {
-        Some(crop) => center_crop(&resized, crop),
-        None => resized,
-    })
+    Preprocessor::new().pixels(img, cfg)
 }
 
 /// Full preprocessing into `out` as CHW float32 (cleared and refilled); returns the tensor's size.
 pub fn preprocess_into(img: &RgbImage, cfg: &PreprocessConfig, out: &mut Vec<f32>) -> Result<Size> {
-    let pixels = prepare_pixels(img, cfg)?;
-    normalize_chw(&pixels, &cfg.mean, &cfg.std, out);
-    Ok(Size {
-        height: pixels.height,
-        width: pixels.width,
-    })
-}
-
-fn resize_step(img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
-    let target = cfg.resize_size;
-    match cfg.resize_mode {
-        ResizeMode::Stretch => resize_checked(img, target.width, target.height, cfg),
-        ResizeMode::ShorterSide => {
-            let (w, h) = shorter_side_size(img.width, img.height, target.height);
-            resize_checked(img, w, h, cfg)
-        }
-        ResizeMode::Letterbox => {
-            let canvas = letterbox_canvas(img, target, cfg.max_image_pixels)?;
-            resize_checked(&canvas, target.width, target.height, cfg)
-        }
-    }
-}
-
-fn resize_checked(img: &RgbImage, w: u32, h: u32, cfg: &PreprocessConfig) -> Result<RgbImage> {
-    check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
-    Ok(resize_bilinear(img, w, h, cfg.pillow_compat))
+    out.clear();
+    Preprocessor::new().append_tensor(img, cfg, out)
 }
 
 fn check_pixels(w: u64, h: u64, limit: u64) -> Result<()> {
@@ -75,6 +119,18 @@ pub fn shorter_side_size(w: u32, h: u32, n: u32) -> (u32, u32) {
 /// Reproduces its arithmetic exactly, including the canvas that can be one pixel short of `t`
 /// and Python's floor division (a negative pad crops).
 pub fn letterbox_canvas(img: &RgbImage, target: Size, max_pixels: u64) -> Result<RgbImage> {
+    let mut out = RgbImage::default();
+    letterbox_canvas_into(img, target, max_pixels, &mut out)?;
+    Ok(out)
+}
+
+/// [`letterbox_canvas`] into a reusable image.
+pub fn letterbox_canvas_into(
+    img: &RgbImage,
+    target: Size,
+    max_pixels: u64,
+    out: &mut RgbImage,
+) -> Result<()> {
     let (w, h) = (img.width as i64, img.height as i64);
     let ratio = target.width as f64 / target.height as f64;
     let (left, top, right, bottom) = if (w as f64) / (h as f64) < ratio {
@@ -86,7 +142,7 @@ pub fn letterbox_canvas(img: &RgbImage, target: Size, max_pixels: u64) -> Result
         let p = (t - h).div_euclid(2);
         (0, -p, w, h + p)
     };
-    crop_with_fill(img, left, top, right, bottom, max_pixels)
+    crop_with_fill(img, left, top, right, bottom, max_pixels, out)
 }
 
 /// PIL `Image.crop(box)`: the part of the box outside the image is black.
@@ -97,7 +153,8 @@ fn crop_with_fill(
     right: i64,
     bottom: i64,
     max_pixels: u64,
-) -> Result<RgbImage> {
+    out: &mut RgbImage,
+) -> Result<()> {
     let (cw, ch) = ((right - left).max(0), (bottom - top).max(0));
     check_pixels(cw as u64, ch as u64, max_pixels)?;
     if cw == 0 || ch == 0 {
@@ -106,9 +163,12 @@ fn crop_with_fill(
             img.width, img.height
         )));
     }
-    let mut out = RgbImage::new(cw as u32, ch as u32);
-    copy_region(img, left, top, &mut out);
-    Ok(out)
+    out.width = cw as u32;
+    out.height = ch as u32;
+    out.data.clear();
+    out.data.resize(cw as usize * ch as usize * 3, 0);
+    copy_region(img, left, top, out);
+    Ok(())
 }
 
 /// Fills `out` with `img` shifted so that `out(0, 0)` is `img(left, top)`; outside stays as is.
@@ -132,46 +192,96 @@ fn copy_region(img: &RgbImage, left: i64, top: i64, out: &mut RgbImage) {
     }
 }
 
-/// torchvision `CenterCrop([h, w])`: zero-pads first when the crop is larger than the image,
-/// then crops at `int(round((H - h) / 2.0))` (round half to even).
-pub fn center_crop(img: &RgbImage, crop: Size) -> RgbImage {
-    if img.width == crop.width && img.height == crop.height {
-        return img.clone();
-    }
+/// torchvision `CenterCrop([h, w])` offsets of the crop's top-left corner in `img`: negative
+/// where the crop is larger (torchvision zero-pads by `(c - size) // 2` on that side first),
+/// else `int(round((size - c) / 2.0))` with round half to even.
+fn crop_offsets(img: &RgbImage, crop: Size) -> (i64, i64) {
     let offset = |size: u32, c: u32| -> i64 {
         if c > size {
-            // Padded by (c - size) // 2 on the left/top: the image starts that far in.
             -(((c - size) / 2) as i64)
         } else {
             ((size - c) as f64 / 2.0).round_ties_even() as i64
         }
     };
-    let left = offset(img.width, crop.width);
-    let top = offset(img.height, crop.height);
+    (
+        offset(img.width, crop.width),
+        offset(img.height, crop.height),
+    )
+}
+
+/// torchvision `CenterCrop([h, w])` on uint8 pixels (zero padding when the crop is larger).
+pub fn center_crop(img: &RgbImage, crop: Size) -> RgbImage {
+    if img.width == crop.width && img.height == crop.height {
+        return img.clone();
+    }
+    let (left, top) = crop_offsets(img, crop);
     let mut out = RgbImage::new(crop.width, crop.height);
     copy_region(img, left, top, &mut out);
     out
 }
 
-/// `ToTensor` + `Normalize` in float32, CHW, computed as torchvision does: `(v / 255 - mean) / std`.
-pub fn normalize_chw(img: &RgbImage, mean: &[f32; 3], std: &[f32; 3], out: &mut Vec<f32>) {
-    let plane = img.width as usize * img.height as usize;
-    out.clear();
-    out.resize(plane * 3, 0.0);
-    // A lookup table per channel gives the same bits as computing each value.
+/// Per-channel lookup: `(v / 255 - mean) / std` in float32 exactly as torchvision computes it.
+fn normalize_lut(mean: &[f32; 3], std: &[f32; 3]) -> [[f32; 256]; 3] {
     let mut lut = [[0f32; 256]; 3];
     for (c, table) in lut.iter_mut().enumerate() {
         for (v, slot) in table.iter_mut().enumerate() {
             *slot = (v as f32 / 255.0 - mean[c]) / std[c];
         }
     }
-    let (r, rest) = out.split_at_mut(plane);
+    lut
+}
+
+/// `ToTensor` + `Normalize` of the `crop`-sized window of `img` at (`left`, `top`), appended to
+/// `out` as CHW float32; pixels outside `img` are the zero padding torchvision adds.
+fn normalize_region_chw(
+    img: &RgbImage,
+    left: i64,
+    top: i64,
+    crop: Size,
+    mean: &[f32; 3],
+    std: &[f32; 3],
+    out: &mut Vec<f32>,
+) {
+    let lut = normalize_lut(mean, std);
+    let (cw, ch) = (crop.width as usize, crop.height as usize);
+    let plane = cw * ch;
+    let base = out.len();
+    out.resize(base + plane * 3, 0.0);
+    let (r, rest) = out[base..].split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in img.data.chunks_exact(3).enumerate() {
-        r[i] = lut[0][px[0] as usize];
-        g[i] = lut[1][px[1] as usize];
-        b[i] = lut[2][px[2] as usize];
+    // The part of each output row that lies inside the image.
+    let x0 = (-left).clamp(0, cw as i64) as usize;
+    let x1 = (img.width as i64 - left).clamp(0, cw as i64) as usize;
+    for y in 0..ch {
+        let row = y * cw;
+        let sy = y as i64 + top;
+        let inside = sy >= 0 && sy < img.height as i64 && x0 < x1;
+        let (a, z) = if inside { (x0, x1) } else { (cw, cw) };
+        for x in (0..a).chain(z..cw) {
+            r[row + x] = lut[0][0];
+            g[row + x] = lut[1][0];
+            b[row + x] = lut[2][0];
+        }
+        if inside {
+            let start = (sy as usize * img.width as usize + (x0 as i64 + left) as usize) * 3;
+            let src = &img.data[start..start + (x1 - x0) * 3];
+            for (i, px) in src.chunks_exact(3).enumerate() {
+                r[row + x0 + i] = lut[0][px[0] as usize];
+                g[row + x0 + i] = lut[1][px[1] as usize];
+                b[row + x0 + i] = lut[2][px[2] as usize];
+            }
+        }
     }
+}
+
+/// `ToTensor` + `Normalize` in float32, CHW, computed as torchvision does: `(v / 255 - mean) / std`.
+pub fn normalize_chw(img: &RgbImage, mean: &[f32; 3], std: &[f32; 3], out: &mut Vec<f32>) {
+    out.clear();
+    let size = Size {
+        height: img.height,
+        width: img.width,
+    };
+    normalize_region_chw(img, 0, 0, size, mean, std, out);
 }
 
 #[cfg(test)]
@@ -303,6 +413,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Error::ImageTooLarge { .. }));
+    }
+
+    #[test]
+    fn fused_crop_normalize_equals_crop_then_normalize() {
+        let img = gradient(13, 7);
+        let mean = [0.485, 0.456, 0.406];
+        let std = [0.229, 0.224, 0.225];
+        for (h, w) in [(7, 13), (4, 5), (9, 20), (3, 17), (10, 2), (1, 1)] {
+            let crop = Size {
+                height: h,
+                width: w,
+            };
+            let mut want = Vec::new();
+            normalize_chw(&center_crop(&img, crop), &mean, &std, &mut want);
+            let (left, top) = crop_offsets(&img, crop);
+            let mut got = vec![9.0];
+            normalize_region_chw(&img, left, top, crop, &mean, &std, &mut got);
+            assert_eq!(got[0], 9.0, "appends, keeps what was there");
+            assert_eq!(&got[1..], &want[..], "crop {h}x{w}");
+        }
+    }
+
+    #[test]
+    fn preprocessor_reuse_gives_identical_results() {
+        let cfg = PreprocessConfig::default();
+        let mut pre = Preprocessor::new();
+        let (a, b) = (gradient(300, 200), gradient(64, 480));
+        let mut first = Vec::new();
+        pre.append_tensor(&a, &cfg, &mut first).unwrap();
+        let mut other = Vec::new();
+        pre.append_tensor(&b, &cfg, &mut other).unwrap();
+        let mut again = Vec::new();
+        pre.append_tensor(&a, &cfg, &mut again).unwrap();
+        assert_eq!(first, again);
+        let mut fresh = Vec::new();
+        preprocess_into(&b, &cfg, &mut fresh).unwrap();
+        assert_eq!(other, fresh);
     }
 
     #[test]

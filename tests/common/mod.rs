@@ -20,25 +20,29 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// A generated fixture folder: `tests/fixtures/generated/<name>`, made by `tools/<script>`
+/// with the project's .venv on first use when `marker` is missing inside it.
+pub fn generated(name: &str, script: &str, marker: &str) -> PathBuf {
+    let dir = root().join("tests/fixtures/generated").join(name);
+    if !dir.join(marker).exists() {
+        let status = std::process::Command::new(python())
+            .arg(root().join("tools").join(script))
+            .arg(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("run tools/{script}: {e}"));
+        assert!(status.success(), "tools/{script} failed");
+    }
+    assert!(
+        dir.join(marker).exists(),
+        "tools/{script} did not create {marker}"
+    );
+    dir
+}
+
 /// The core fixture folder (models, configs, images, a labelled val folder).
 pub fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = root().join("tests/fixtures/generated/core");
-        if !dir.join("colour.json").exists() {
-            let status = std::process::Command::new(python())
-                .arg(root().join("tools/make_fixtures.py"))
-                .arg(&dir)
-                .status()
-                .expect("run tools/make_fixtures.py");
-            assert!(status.success(), "tools/make_fixtures.py failed");
-        }
-        assert!(
-            dir.join("colour.json").exists(),
-            "fixtures were not generated"
-        );
-        dir
-    })
+    DIR.get_or_init(|| generated("core", "make_fixtures.py", "colour.json"))
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

@@ -1,0 +1,140 @@
+//! End-to-end preprocessing parity: decode + resize mode + centre crop + normalise must give
+//! the tensor PIL + torchvision build, and the C API must give the Python pipeline's
+//! predictions on the same TorchScript model. References come from
+//! tools/make_pipeline_fixtures.py (generated on first use).
+
+mod common;
+
+use common::*;
+use ji::config::Config;
+use ji::decode::{decode_image, DecodeOptions};
+use ji::ffi::evsdk::*;
+use ji::preprocess::preprocess_into;
+use serde_json::Value;
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::ptr;
+
+fn pipeline() -> PathBuf {
+    generated("pipeline", "make_pipeline_fixtures.py", "manifest.json")
+}
+
+fn manifest() -> Value {
+    serde_json::from_slice(&std::fs::read(pipeline().join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn tensors_match_torchvision_in_every_mode() {
+    let dir = pipeline();
+    let m = manifest();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut buf = Vec::new();
+    for case in m["cases"].as_array().unwrap() {
+        let mode = case["mode"].as_str().unwrap();
+        let image = case["image"].as_str().unwrap();
+        let cfg = Config::load(&dir.join(m["modes"][mode].as_str().unwrap())).unwrap();
+        let bytes = std::fs::read(dir.join("images").join(image)).unwrap();
+        let img = decode_image(&bytes, &DecodeOptions::default()).unwrap();
+        let size = preprocess_into(&img, &cfg.preprocess, &mut buf).unwrap();
+        let shape: Vec<u64> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let raw =
+            std::fs::read(dir.join("tensors").join(case["tensor"].as_str().unwrap())).unwrap();
+        let want: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        if shape != [3, size.height as u64, size.width as u64] {
+            failures.push(format!(
+                "{mode}/{image}: shape {:?} vs ours {}x{}",
+                shape, size.height, size.width
+            ));
+            continue;
+        }
+        let max_diff = buf
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let differing = buf.iter().zip(&want).filter(|(a, b)| a != b).count();
+        if max_diff > 1e-6 {
+            failures.push(format!(
+                "{mode}/{image}: max |diff| {max_diff}, {differing} values differ"
+            ));
+        }
+        checked += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        checked + failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked >= 70, "only {checked} cases checked");
+}
+
+#[test]
+fn c_api_predictions_match_the_python_pipeline_on_real_photos() {
+    let dir = pipeline();
+    let m = manifest();
+    let args = CString::new(r#"{"topk": 5, "confidence_decimals": null}"#).unwrap();
+    for mode in m["photo_modes"].as_array().unwrap() {
+        let mode = mode.as_str().unwrap();
+        let reference: Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("reference_{mode}.json"))).unwrap(),
+        )
+        .unwrap();
+        let cfg = cstring(&dir.join(m["modes"][mode].as_str().unwrap()));
+        let mut h = ptr::null_mut();
+        assert_eq!(
+            unsafe { evsdk_init(cfg.as_ptr(), &mut h) },
+            EVSDK_OK,
+            "{}",
+            last_error()
+        );
+        let images = reference["images"].as_array().unwrap();
+        assert!(images.len() >= 4);
+        for r in images {
+            let path = cstring(&dir.join("photos").join(r["path"].as_str().unwrap()));
+            let mut out = ptr::null_mut();
+            assert_eq!(
+                unsafe { evsdk_process_file(h, path.as_ptr(), args.as_ptr(), &mut out) },
+                EVSDK_OK,
+                "{}",
+                last_error()
+            );
+            let ours = take_json(out);
+            let ours_topk = ours["model_data"]["topk"].as_array().unwrap();
+            let theirs = r["topk"].as_array().unwrap();
+            let ids = |v: &[Value]| {
+                v.iter()
+                    .map(|t| t["class_id"].as_u64().unwrap())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                ids(ours_topk),
+                ids(theirs),
+                "{mode}/{}: top-5 differs",
+                r["path"]
+            );
+            for (a, b) in ours_topk.iter().zip(theirs) {
+                let (a, b) = (
+                    a["confidence"].as_f64().unwrap(),
+                    b["confidence"].as_f64().unwrap(),
+                );
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "{mode}/{}: confidence {a} vs {b}",
+                    r["path"]
+                );
+            }
+        }
+        unsafe { evsdk_release(h) };
+    }
+}

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""The Python pipeline a contestant would ship (PIL + torchvision + TorchScript), driven by
+the same algo_config.json as libji.so: the reference our Rust implementation must reproduce.
+
+Usage:
+    reference_predict.py --config CONFIG.json VAL_DIR --out reference.json [--topk 5]
+
+VAL_DIR is an ImageFolder tree (VAL_DIR/<class name>/...: the first-level folder is the label,
+deeper files keep it) or a flat folder of images (label null), walked in sorted order with the
+same image extensions as the harness (jpg jpeg png bmp webp gif tif tiff, any case).
+
+Config keys used (relative paths resolve against the config file's folder):
+    model_path, class_names_path   TorchScript model; class names as a Python dict literal
+                                   {'name': idx} (the training code's class.txt), a JSON object
+                                   ({name: idx} or {idx: name}), a JSON/Python list, or one
+                                   name per line
+    resize_mode                    stretch (default) | shorter_side | letterbox
+    resize_size                    [h, w] or an int (default [224, 224]); an int for shorter_side
+    crop_size                      [h, w], an int or null (default [224, 224])
+    mean, std                      3 numbers or one (default ImageNet's)
+    model_output                   logits (softmax applied; default) | probabilities
+    exif_transpose                 apply ImageOps.exif_transpose before convert (default false)
+Ignored (they do not change the pipeline's numbers): device (this always runs on the CPU),
+thresh, topk, confidence_decimals, pillow_compat, max_image_pixels, warmup, num_threads,
+algo_version, precision, and any key starting with "_". Other keys are errors, as in libji.so.
+
+Per image: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB'), then
+    stretch:      transforms.Resize([h, w])
+    shorter_side: transforms.Resize(n)
+    letterbox:    the training write-up's black padding to the (W, H) aspect ratio, then
+                  img.resize((W, H), Image.BILINEAR)   (see /work/shared/TRAINING_PIPELINE.md)
+then CenterCrop(crop_size) if set, ToTensor(), Normalize(mean, std); the model runs one image at
+a time on the CPU (torch.jit.load, eval, no_grad).
+
+Writes JSON:
+    {"config": {...effective settings...},
+     "images": [{"path": "class/x.jpg", "label": "class" | null,
+                 "topk": [{"class": name, "class_id": i, "confidence": p}, ...]}, ...],
+     "errors": [{"path": ..., "label": ..., "error": "message"}, ...]}
+Confidences are full-precision floats (float32 softmax values). Ties in the ranking go to the
+lower class index. Prints top-1 accuracy when labels exist (over the images that ran, as the
+harness counts it). An image that cannot be read or
+processed goes into "errors"; a bad config, model or class file stops the run (exit status 1).
+"""
+import argparse
+import ast
+import json
+import os
+import sys
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+
+USED_KEYS = {"model_path", "class_names_path", "resize_mode", "resize_size", "crop_size",
+             "mean", "std", "model_output", "exif_transpose"}
+IGNORED_KEYS = {"device", "thresh", "topk", "confidence_decimals", "pillow_compat",
+                "max_image_pixels", "warmup", "num_threads", "algo_version", "precision"}
+
+DEFAULTS = {
+    "resize_mode": "stretch",
+    "resize_size": [224, 224],
+    "crop_size": [224, 224],
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "model_output": "logits",
+    "exif_transpose": False,
+}
+
+
+class ConfigError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def _size(key, v):
+    """[h, w], [n] or n -> [h, w] (positive ints)."""
+    def pos(x):
+        return isinstance(x, int) and not isinstance(x, bool) and 0 < x <= 65535
+    if pos(v):
+        return [v, v]
+    if isinstance(v, list) and len(v) == 1 and pos(v[0]):
+        return [v[0], v[0]]
+    if isinstance(v, list) and len(v) == 2 and pos(v[0]) and pos(v[1]):
+        return [v[0], v[1]]
+    raise ConfigError('"%s" must be a positive integer or [height, width], got %r' % (key, v))
+
+
+def _triple(key, v):
+    def num(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+    if num(v):
+        return [float(v)] * 3
+    if isinstance(v, list) and len(v) == 1 and num(v[0]):
+        return [float(v[0])] * 3
+    if isinstance(v, list) and len(v) == 3 and all(num(x) for x in v):
+        return [float(x) for x in v]
+    raise ConfigError('"%s" must be 3 numbers (or one), got %r' % (key, v))
+
+
+def load_config(path):
+    """Parses algo_config.json into the effective settings (paths made absolute)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError("cannot read config %s: %s" % (path, e))
+    if not isinstance(raw, dict):
+        raise ConfigError("config %s: top level must be a JSON object" % path)
+    for k in raw:
+        if not k.startswith("_") and k not in USED_KEYS | IGNORED_KEYS:
+            raise ConfigError('config %s: unknown key "%s"' % (path, k))
+    base = os.path.dirname(os.path.abspath(path))
+    cfg = {"file": os.path.abspath(path)}
+    for k in ("model_path", "class_names_path"):
+        v = raw.get(k)
+        if not isinstance(v, str) or not v:
+            raise ConfigError('config %s: "%s" must be a non-empty string' % (path, k))
+        cfg[k] = os.path.normpath(os.path.join(base, v))
+    mode = raw.get("resize_mode", DEFAULTS["resize_mode"])
+    if mode not in ("stretch", "shorter_side", "letterbox"):
+        raise ConfigError('"resize_mode" must be stretch, shorter_side or letterbox, got %r' % mode)
+    cfg["resize_mode"] = mode
+    cfg["resize_size"] = _size("resize_size", raw.get("resize_size", DEFAULTS["resize_size"]))
+    if mode == "shorter_side" and cfg["resize_size"][0] != cfg["resize_size"][1]:
+        raise ConfigError('"resize_size" must be a single integer with shorter_side')
+    crop = raw.get("crop_size", DEFAULTS["crop_size"])
+    cfg["crop_size"] = None if crop is None else _size("crop_size", crop)
+    if cfg["crop_size"] is None and mode == "shorter_side":
+        raise ConfigError('"crop_size" is required with shorter_side')
+    cfg["mean"] = _triple("mean", raw.get("mean", DEFAULTS["mean"]))
+    cfg["std"] = _triple("std", raw.get("std", DEFAULTS["std"]))
+    if any(s <= 0 for s in cfg["std"]):
+        raise ConfigError('"std" values must be > 0')
+    out = raw.get("model_output", DEFAULTS["model_output"])
+    if out not in ("logits", "probabilities"):
+        raise ConfigError('"model_output" must be logits or probabilities, got %r' % out)
+    cfg["model_output"] = out
+    ex = raw.get("exif_transpose", DEFAULTS["exif_transpose"])
+    if not isinstance(ex, bool):
+        raise ConfigError('"exif_transpose" must be true or false, got %r' % ex)
+    cfg["exif_transpose"] = ex
+    return cfg
+
+
+# ---------------------------------------------------------------------------- class names
+
+
+def parse_class_names(text):
+    """Names in index order from any supported class-file format; rejects duplicates."""
+    text = text.lstrip("\ufeff").strip()
+    if text.startswith("{") or text.startswith("["):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            try:
+                obj = ast.literal_eval(text)  # the training code's dict literal (never eval)
+            except (ValueError, SyntaxError) as e:
+                raise ConfigError("not a JSON or Python literal: %s" % e)
+        if isinstance(obj, dict):
+            pairs = []
+            for k, v in obj.items():
+                if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool):
+                    pairs.append((v, k))
+                elif isinstance(v, str) and isinstance(k, int) and not isinstance(k, bool):
+                    pairs.append((k, v))
+                elif isinstance(v, str) and isinstance(k, str) and k.isdigit():
+                    pairs.append((int(k), v))  # JSON {"0": "name"}
+                else:
+                    raise ConfigError("expected name: index pairs, got %r: %r" % (k, v))
+            n = len(pairs)
+            names = [None] * n
+            for i, name in pairs:
+                if not 0 <= i < n:
+                    raise ConfigError("index %d of %r is out of range 0..%d" % (i, name, n - 1))
+                if names[i] is not None:
+                    raise ConfigError("index %d is used twice (%r and %r)" % (i, names[i], name))
+                names[i] = name
+        elif isinstance(obj, list):
+            if not all(isinstance(x, str) for x in obj):
+                raise ConfigError("every list item must be a name")
+            names = list(obj)
+        else:
+            raise ConfigError("expected a dict or a list")
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ConfigError("no class names found")
+    seen = {}
+    for i, n in enumerate(names):
+        if not n:
+            raise ConfigError("class %d has an empty name" % i)
+        if n in seen:
+            raise ConfigError('duplicate class name "%s" at indices %d and %d' % (n, seen[n], i))
+        seen[n] = i
+    return names
+
+
+def load_class_names(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("cannot read class names file %s: %s" % (path, e))
+    try:
+        return parse_class_names(text)
+    except ConfigError as e:
+        raise ConfigError("class names file %s: %s" % (path, e))
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def scan(val_dir):
+    """[(abs path, rel path with '/', label or None)] in the harness's order."""
+    def entries(d):
+        return sorted(os.listdir(d), key=os.fsencode)
+
+    def is_image(name):
+        return os.path.splitext(name)[1].lower() in IMAGE_EXTS
+
+    out = []
+
+    def walk(d, rel, label):
+        for name in entries(d):
+            p = os.path.join(d, name)
+            r = rel + "/" + name
+            if os.path.isdir(p):
+                walk(p, r, label)
+            elif is_image(name):
+                out.append((p, r, label))
+
+    for name in entries(val_dir):
+        p = os.path.join(val_dir, name)
+        if os.path.isdir(p):
+            walk(p, name, name)
+        elif is_image(name):
+            out.append((p, name, None))
+    return out
+
+
+def letterbox(img, size_hw):
+    """The training write-up's padding, reproduced literally (PIL (W, H) order)."""
+    from PIL import Image
+    H, W = size_hw
+    w, h = img.size
+    ratio = W / H
+    if w / h < ratio:
+        t = int(h * ratio)
+        p = (t - w) // 2
+        img = img.crop((-p, 0, w + p, h))
+    else:
+        t = int(w / ratio)
+        p = (t - h) // 2
+        img = img.crop((0, -p, w, h + p))
+    return img.resize((W, H), Image.BILINEAR)
+
+
+def make_transform(cfg):
+    """PIL image (RGB) -> normalised CHW float tensor."""
+    from torchvision import transforms
+    steps = []
+    h, w = cfg["resize_size"]
+    if cfg["resize_mode"] == "stretch":
+        steps.append(transforms.Resize([h, w]))
+    elif cfg["resize_mode"] == "shorter_side":
+        steps.append(transforms.Resize(h))
+    else:
+        steps.append(transforms.Lambda(lambda img: letterbox(img, (h, w))))
+    if cfg["crop_size"] is not None:
+        steps.append(transforms.CenterCrop(list(cfg["crop_size"])))
+    steps += [transforms.ToTensor(), transforms.Normalize(cfg["mean"], cfg["std"])]
+    return transforms.Compose(steps)
+
+
+def load_image(path, exif_transpose):
+    from PIL import Image, ImageOps
+    with Image.open(path) as img:
+        if exif_transpose:
+            img = ImageOps.exif_transpose(img)
+        return img.convert("RGB")
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def predict(config_path, val_dir, topk=5, log=None):
+    """Runs the pipeline over val_dir; returns the result dict (see the module docstring)."""
+    import torch
+
+    cfg = load_config(config_path)
+    names = load_class_names(cfg["class_names_path"])
+    try:
+        model = torch.jit.load(cfg["model_path"], map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - any load failure is a config problem here
+        raise ConfigError("cannot load model %s: %s" % (cfg["model_path"], e))
+    model.eval()
+    transform = make_transform(cfg)
+    k = max(1, min(topk, len(names)))
+
+    images, errors = [], []
+    for path, rel, label in scan(val_dir):
+        try:
+            x = transform(load_image(path, cfg["exif_transpose"])).unsqueeze(0)
+            with torch.no_grad():
+                out = model(x)
+            while isinstance(out, (tuple, list)):  # (logits, aux...) heads: use the first
+                out = out[0]
+            out = out.detach().float().reshape(-1)
+        except Exception as e:  # noqa: BLE001 - unreadable/odd images are reported, not fatal
+            errors.append({"path": rel, "label": label, "error": "%s: %s" % (type(e).__name__, e)})
+            if log:
+                lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+                log("error: %s: %s" % (rel, lines[-1] if lines else type(e).__name__))
+            continue
+        if out.numel() != len(names):
+            raise ConfigError("model gives %d outputs but the class file has %d names"
+                              % (out.numel(), len(names)))
+        probs = torch.softmax(out, dim=0) if cfg["model_output"] == "logits" else out
+        p = probs.tolist()
+        order = sorted(range(len(p)), key=lambda i: (-p[i], i))[:k]
+        images.append({
+            "path": rel,
+            "label": label,
+            "topk": [{"class": names[i], "class_id": i, "confidence": p[i]} for i in order],
+        })
+    return {"config": cfg, "images": images, "errors": errors}
+
+
+def accuracy(result):
+    """(correct, labelled) over the labelled images that ran (errors are left out, as in the
+    harness)."""
+    labelled = [im for im in result["images"] if im["label"] is not None]
+    correct = sum(1 for im in labelled if im["topk"][0]["class"] == im["label"])
+    return correct, len(labelled)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="algo_config.json")
+    ap.add_argument("val_dir", help="ImageFolder tree or flat folder of images")
+    ap.add_argument("--out", required=True, help="where to write the JSON results")
+    ap.add_argument("--topk", type=int, default=5, help="classes listed per image (default 5)")
+    args = ap.parse_args(argv)
+    if args.topk < 1:
+        ap.error("--topk must be >= 1")
+    if not os.path.isdir(args.val_dir):
+        ap.error("not a folder: %s" % args.val_dir)
+    try:
+        result = predict(args.config, args.val_dir, args.topk,
+                         log=lambda m: print(m, file=sys.stderr))
+    except ConfigError as e:
+        print("reference_predict: %s" % e, file=sys.stderr)
+        return 1
+    tmp = args.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    os.replace(tmp, args.out)
+    correct, labelled = accuracy(result)
+    n = len(result["images"]) + len(result["errors"])
+    acc = ("%.1f%% (%d/%d)" % (100.0 * correct / labelled, correct, labelled)
+           if labelled else "n/a (no labelled image ran)")
+    print("%d images, %d errors; top-1 accuracy %s; wrote %s"
+          % (n, len(result["errors"]), acc, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@
 use crate::config::{PreprocessConfig, ResizeMode, Size};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::resize::{resize_bilinear_into, Scratch};
+use crate::resize::{resize_bilinear_into, resize_bilinear_roi_into, Roi, Scratch};
 
 /// Reusable buffers for preprocessing, so steady-state calls do not allocate: keep one per
 /// thread (the engine pools them).
@@ -20,8 +20,12 @@ impl Preprocessor {
         Self::default()
     }
 
-    /// Resizes `img` as the config says; returns `img` itself when no resize is needed.
-    fn resize<'a>(&'a mut self, img: &'a RgbImage, cfg: &PreprocessConfig) -> Result<&'a RgbImage> {
+    /// The image the resize step reads (the letterbox canvas or `img`) and its target size.
+    fn resize_input<'a>(
+        canvas: &'a mut RgbImage,
+        img: &'a RgbImage,
+        cfg: &PreprocessConfig,
+    ) -> Result<(&'a RgbImage, u32, u32)> {
         let target = cfg.resize_size;
         let (src, w, h) = match cfg.resize_mode {
             ResizeMode::Stretch => (img, target.width, target.height),
@@ -30,15 +34,21 @@ impl Preprocessor {
                 (img, w, h)
             }
             ResizeMode::Letterbox => {
-                letterbox_canvas_into(img, target, cfg.max_image_pixels, &mut self.canvas)?;
-                (&self.canvas, target.width, target.height)
+                letterbox_canvas_into(img, target, cfg.max_image_pixels, canvas)?;
+                (&*canvas, target.width, target.height)
             }
         };
+        check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
+        Ok((src, w, h))
+    }
+
+    /// Resizes `img` as the config says; returns `img` itself when no resize is needed.
+    fn resize<'a>(&'a mut self, img: &'a RgbImage, cfg: &PreprocessConfig) -> Result<&'a RgbImage> {
+        let (src, w, h) = Self::resize_input(&mut self.canvas, img, cfg)?;
         if (src.width, src.height) == (w, h) {
             // Pillow returns a copy for an unchanged size: same pixels, so skip the copy.
             return Ok(src);
         }
-        check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
         resize_bilinear_into(
             src,
             w,
@@ -52,19 +62,54 @@ impl Preprocessor {
 
     /// Resize + crop + `ToTensor` + `Normalize`, appended to `out` as CHW float32 (so a batch
     /// is built in place). Returns the tensor's height and width.
+    ///
+    /// Only the part of the resized image that the centre crop keeps is computed: the same
+    /// pixels as resizing everything and cropping (see `resize_bilinear_roi_into`).
     pub fn append_tensor(
         &mut self,
         img: &RgbImage,
         cfg: &PreprocessConfig,
         out: &mut Vec<f32>,
     ) -> Result<Size> {
-        let resized = self.resize(img, cfg)?;
+        let (src, w, h) = Self::resize_input(&mut self.canvas, img, cfg)?;
         let crop = cfg.crop_size.unwrap_or(Size {
-            height: resized.height,
-            width: resized.width,
+            height: h,
+            width: w,
         });
-        let (left, top) = crop_offsets(resized, crop);
-        normalize_region_chw(resized, left, top, crop, &cfg.mean, &cfg.std, out);
+        let (left, top) = crop_offsets(w, h, crop);
+        if (src.width, src.height) == (w, h) {
+            normalize_region_chw(src, left, top, crop, &cfg.mean, &cfg.std, out);
+            return Ok(crop);
+        }
+        // The crop's window clamped to the resized image (the rest is zero padding).
+        let x0 = left.clamp(0, w as i64);
+        let y0 = top.clamp(0, h as i64);
+        let x1 = (left + crop.width as i64).clamp(0, w as i64);
+        let y1 = (top + crop.height as i64).clamp(0, h as i64);
+        let roi = Roi {
+            x: x0 as u32,
+            y: y0 as u32,
+            width: (x1 - x0) as u32,
+            height: (y1 - y0) as u32,
+        };
+        resize_bilinear_roi_into(
+            src,
+            w,
+            h,
+            roi,
+            cfg.pillow_compat,
+            &mut self.scratch,
+            &mut self.resized,
+        );
+        normalize_region_chw(
+            &self.resized,
+            left - x0,
+            top - y0,
+            crop,
+            &cfg.mean,
+            &cfg.std,
+            out,
+        );
         Ok(crop)
     }
 
@@ -195,7 +240,7 @@ fn copy_region(img: &RgbImage, left: i64, top: i64, out: &mut RgbImage) {
 /// torchvision `CenterCrop([h, w])` offsets of the crop's top-left corner in `img`: negative
 /// where the crop is larger (torchvision zero-pads by `(c - size) // 2` on that side first),
 /// else `int(round((size - c) / 2.0))` with round half to even.
-fn crop_offsets(img: &RgbImage, crop: Size) -> (i64, i64) {
+fn crop_offsets(width: u32, height: u32, crop: Size) -> (i64, i64) {
     let offset = |size: u32, c: u32| -> i64 {
         if c > size {
             -(((c - size) / 2) as i64)
@@ -204,8 +249,8 @@ fn crop_offsets(img: &RgbImage, crop: Size) -> (i64, i64) {
         }
     };
     (
-        offset(img.width, crop.width),
-        offset(img.height, crop.height),
+        offset(width, crop.width),
+        offset(height, crop.height),
     )
 }
 
@@ -214,7 +259,7 @@ pub fn center_crop(img: &RgbImage, crop: Size) -> RgbImage {
     if img.width == crop.width && img.height == crop.height {
         return img.clone();
     }
-    let (left, top) = crop_offsets(img, crop);
+    let (left, top) = crop_offsets(img.width, img.height, crop);
     let mut out = RgbImage::new(crop.width, crop.height);
     copy_region(img, left, top, &mut out);
     out
@@ -427,7 +472,7 @@ mod tests {
             };
             let mut want = Vec::new();
             normalize_chw(&center_crop(&img, crop), &mean, &std, &mut want);
-            let (left, top) = crop_offsets(&img, crop);
+            let (left, top) = crop_offsets(img.width, img.height, crop);
             let mut got = vec![9.0];
             normalize_region_chw(&img, left, top, crop, &mean, &std, &mut got);
             assert_eq!(got[0], 9.0, "appends, keeps what was there");

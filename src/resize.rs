@@ -141,6 +141,37 @@ fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+/// Coefficients for a contiguous range of output samples. `shift` is subtracted from every
+/// input index (the first input sample held by the buffer the pass reads).
+#[derive(Clone, Copy)]
+struct Taps<'a> {
+    ksize: usize,
+    bounds: &'a [(u32, u32)],
+    kk: &'a [i32],
+    shift: u32,
+}
+
+impl Coeffs {
+    fn taps(&self, start: u32, len: u32) -> Taps<'_> {
+        let (a, b) = (start as usize, (start + len) as usize);
+        Taps {
+            ksize: self.ksize,
+            bounds: &self.bounds[a..b],
+            kk: &self.kk[a * self.ksize..b * self.ksize],
+            shift: 0,
+        }
+    }
+}
+
+impl Taps<'_> {
+    /// The input samples `[first, last)` these outputs read (before `shift`).
+    fn span(&self) -> (u32, u32) {
+        let first = self.bounds.iter().map(|b| b.0).min().unwrap_or(0);
+        let last = self.bounds.iter().map(|b| b.0 + b.1).max().unwrap_or(0);
+        (first, last.max(first))
+    }
+}
+
 /// Reusable buffers for [`resize_bilinear_into`]: coefficients (cached per axis while the
 /// sizes stay the same), the 8-bit intermediate image and the vertical accumulators.
 #[derive(Clone, Debug, Default)]
@@ -157,6 +188,15 @@ impl Scratch {
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+/// A rectangle of the output image: `width x height` pixels at (`x`, `y`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roi {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Resizes `src` to `out_w x out_h` exactly like Pillow's `img.resize((out_w, out_h),
@@ -181,6 +221,28 @@ pub fn resize_bilinear_into(
     scratch: &mut Scratch,
     dst: &mut RgbImage,
 ) {
+    let full = Roi {
+        x: 0,
+        y: 0,
+        width: out_w,
+        height: out_h,
+    };
+    resize_bilinear_roi_into(src, out_w, out_h, full, compat, scratch, dst)
+}
+
+/// Computes only the `roi` part of the `out_w x out_h` resize (clamped to the output): the
+/// same pixels as cropping the full result, for a fraction of the work. Each output sample
+/// of Pillow's separable resampler depends only on its own coefficients, and the pass order
+/// is still decided by the full sizes, so the crop of the result is unchanged.
+pub fn resize_bilinear_roi_into(
+    src: &RgbImage,
+    out_w: u32,
+    out_h: u32,
+    roi: Roi,
+    compat: PillowCompat,
+    scratch: &mut Scratch,
+    dst: &mut RgbImage,
+) {
     let in_w = src.width;
     let in_h = src.height;
     assert_eq!(
@@ -188,16 +250,24 @@ pub fn resize_bilinear_into(
         in_w as usize * in_h as usize * 3,
         "RgbImage data length does not match its size"
     );
-    let out_len = out_w as usize * out_h as usize * 3;
-    dst.width = out_w;
-    dst.height = out_h;
+    let rx = roi.x.min(out_w);
+    let ry = roi.y.min(out_h);
+    let rw = roi.width.min(out_w - rx);
+    let rh = roi.height.min(out_h - ry);
+    let out_len = rw as usize * rh as usize * 3;
+    dst.width = rw;
+    dst.height = rh;
     dst.data.clear();
 
     if in_w == out_w && in_h == out_h {
-        dst.data.extend_from_slice(&src.data);
+        for y in ry..ry + rh {
+            let start = (y as usize * in_w as usize + rx as usize) * 3;
+            dst.data
+                .extend_from_slice(&src.data[start..start + rw as usize * 3]);
+        }
         return;
     }
-    if in_w == 0 || in_h == 0 || out_w == 0 || out_h == 0 {
+    if in_w == 0 || in_h == 0 || out_len == 0 {
         dst.data.resize(out_len, 0);
         return;
     }
@@ -219,35 +289,44 @@ pub fn resize_bilinear_into(
         vert.compute(in_h, out_h, f64_buf);
     }
     dst.data.resize(out_len, 0);
+    let stride = in_w as usize * 3;
 
     match (need_h, need_v) {
-        (true, false) => horizontal_pass(&src.data, in_w, 0, in_h, horiz, row4, &mut dst.data),
-        (false, true) => vertical_pass(&src.data, in_w, vert, acc, &mut dst.data),
+        // One axis keeps its size: output rows (or columns) are source rows (columns).
+        (true, false) => {
+            let h = horiz.taps(rx, rw);
+            horizontal_pass(&src.data, in_w, ry, rh, h, row4, &mut dst.data)
+        }
+        (false, true) => vertical_pass(
+            &src.data,
+            stride,
+            rx,
+            rw,
+            vert.taps(ry, rh),
+            acc,
+            &mut dst.data,
+        ),
         (true, true) => {
+            let mut h = horiz.taps(rx, rw);
+            let mut v = vert.taps(ry, rh);
             if compat.vertical_first(in_w, in_h, out_w, out_h) {
+                // Vertical pass over just the source columns the horizontal pass reads.
+                let (first, last) = h.span();
+                let cols = last - first;
                 tmp.clear();
-                tmp.resize(in_w as usize * out_h as usize * 3, 0);
-                vertical_pass(&src.data, in_w, vert, acc, tmp);
-                horizontal_pass(tmp, in_w, 0, out_h, horiz, row4, &mut dst.data);
+                tmp.resize(cols as usize * rh as usize * 3, 0);
+                vertical_pass(&src.data, stride, first, cols, v, acc, tmp);
+                h.shift = first;
+                horizontal_pass(tmp, cols, 0, rh, h, row4, &mut dst.data);
             } else {
-                // Only the source rows the vertical pass reads are resampled horizontally
-                // (for the full-image box that is every row; kept for fidelity).
-                let first = vert.bounds[0].0;
-                let (lmin, ln) = vert.bounds[out_h as usize - 1];
-                let last = lmin + ln;
+                // Horizontal pass over just the source rows the vertical pass reads.
+                let (first, last) = v.span();
                 let rows = last - first;
                 tmp.clear();
-                tmp.resize(out_w as usize * rows as usize * 3, 0);
-                horizontal_pass(&src.data, in_w, first, rows, horiz, row4, tmp);
-                if first == 0 {
-                    vertical_pass(tmp, out_w, vert, acc, &mut dst.data);
-                } else {
-                    let mut shifted = vert.clone();
-                    for b in &mut shifted.bounds {
-                        b.0 -= first;
-                    }
-                    vertical_pass(tmp, out_w, &shifted, acc, &mut dst.data);
-                }
+                tmp.resize(rw as usize * rows as usize * 3, 0);
+                horizontal_pass(&src.data, in_w, first, rows, h, row4, tmp);
+                v.shift = first;
+                vertical_pass(tmp, rw as usize * 3, 0, rw, v, acc, &mut dst.data);
             }
         }
         (false, false) => unreachable!(),
@@ -255,17 +334,18 @@ pub fn resize_bilinear_into(
 }
 
 /// `ImagingResampleHorizontal_8bpc` for packed RGB: rows `y0..y0+rows` of `src` (width `in_w`)
-/// into `dst` (width `c.out_size`, `rows` rows).
+/// into `dst` (width `c.bounds.len()`, `rows` rows).
 ///
-/// Each source row is first widened to 4 bytes per pixel (`row4`, like Pillow's own RGBX
-/// layout) so the per-tap work is one 4-lane multiply-add the compiler can vectorise; the
-/// fourth lane is ignored. The arithmetic is unchanged: the same integer products and sums.
+/// The source columns the taps read are first widened to 4 bytes per pixel (`row4`, like
+/// Pillow's own RGBX layout) so the per-tap work is one 4-lane multiply-add the compiler can
+/// vectorise; the fourth lane is ignored. The arithmetic is unchanged: the same integer
+/// products and sums.
 fn horizontal_pass(
     src: &[u8],
     in_w: u32,
     y0: u32,
     rows: u32,
-    c: &Coeffs,
+    c: Taps,
     row4: &mut Vec<[u8; 4]>,
     dst: &mut [u8],
 ) {
@@ -288,7 +368,7 @@ unsafe fn horizontal_pass_sse41(
     in_w: u32,
     y0: u32,
     rows: u32,
-    c: &Coeffs,
+    c: Taps,
     row4: &mut Vec<[u8; 4]>,
     dst: &mut [u8],
 ) {
@@ -301,20 +381,21 @@ fn horizontal_pass_impl(
     in_w: u32,
     y0: u32,
     rows: u32,
-    c: &Coeffs,
+    c: Taps,
     row4: &mut Vec<[u8; 4]>,
     dst: &mut [u8],
 ) {
-    let in_w = in_w as usize;
-    let in_stride = in_w * 3;
-    let out_w = c.out_size as usize;
-    let out_stride = out_w * 3;
+    let in_stride = in_w as usize * 3;
+    let out_stride = c.bounds.len() * 3;
     let ksize = c.ksize;
+    let (first, last) = c.span();
+    let lo = (first - c.shift) as usize;
+    let hi = (last - c.shift) as usize;
     row4.clear();
-    row4.resize(in_w, [0; 4]);
+    row4.resize(hi - lo, [0; 4]);
     for y in 0..rows as usize {
         let src_row = &src[(y0 as usize + y) * in_stride..][..in_stride];
-        for (q, p) in row4.iter_mut().zip(src_row.chunks_exact(3)) {
+        for (q, p) in row4.iter_mut().zip(src_row[lo * 3..hi * 3].chunks_exact(3)) {
             *q = [p[0], p[1], p[2], 0];
         }
         let dst_row = &mut dst[y * out_stride..][..out_stride];
@@ -324,7 +405,8 @@ fn horizontal_pass_impl(
             .zip(c.kk.chunks_exact(ksize))
         {
             let n = n as usize;
-            let px = &row4[xmin as usize..xmin as usize + n];
+            let start = (xmin - first) as usize;
+            let px = &row4[start..start + n];
             let mut acc = [HALF; 4];
             for (p, &w) in px.iter().zip(&k[..n]) {
                 for ch in 0..4 {
@@ -338,54 +420,87 @@ fn horizontal_pass_impl(
     }
 }
 
-/// `ImagingResampleVertical_8bpc` for packed RGB of width `w`: all of `src` into `dst`
-/// (`c.out_size` rows). Sums are accumulated row by row; integer addition makes the order
-/// irrelevant to the result.
-fn vertical_pass(src: &[u8], w: u32, c: &Coeffs, acc: &mut Vec<i32>, dst: &mut [u8]) {
+/// `ImagingResampleVertical_8bpc` for packed RGB: columns `col0..col0+cols` of `src` (rows
+/// `stride` bytes apart) into `dst` (`cols` wide, `c.bounds.len()` rows). Sums are accumulated
+/// row by row; integer addition makes the order irrelevant to the result.
+fn vertical_pass(
+    src: &[u8],
+    stride: usize,
+    col0: u32,
+    cols: u32,
+    c: Taps,
+    acc: &mut Vec<i32>,
+    dst: &mut [u8],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is available (checked above); same safe Rust body.
-            unsafe { vertical_pass_avx2(src, w, c, acc, dst) };
+            unsafe { vertical_pass_avx2(src, stride, col0, cols, c, acc, dst) };
             return;
         }
         if std::arch::is_x86_feature_detected!("sse4.1") {
             // SAFETY: SSE4.1 is available (checked above); same safe Rust body.
-            unsafe { vertical_pass_sse41(src, w, c, acc, dst) };
+            unsafe { vertical_pass_sse41(src, stride, col0, cols, c, acc, dst) };
             return;
         }
     }
-    vertical_pass_impl(src, w, c, acc, dst)
+    vertical_pass_impl(src, stride, col0, cols, c, acc, dst)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn vertical_pass_avx2(src: &[u8], w: u32, c: &Coeffs, acc: &mut Vec<i32>, dst: &mut [u8]) {
-    vertical_pass_impl(src, w, c, acc, dst)
+unsafe fn vertical_pass_avx2(
+    src: &[u8],
+    stride: usize,
+    col0: u32,
+    cols: u32,
+    c: Taps,
+    acc: &mut Vec<i32>,
+    dst: &mut [u8],
+) {
+    vertical_pass_impl(src, stride, col0, cols, c, acc, dst)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.1")]
-unsafe fn vertical_pass_sse41(src: &[u8], w: u32, c: &Coeffs, acc: &mut Vec<i32>, dst: &mut [u8]) {
-    vertical_pass_impl(src, w, c, acc, dst)
+unsafe fn vertical_pass_sse41(
+    src: &[u8],
+    stride: usize,
+    col0: u32,
+    cols: u32,
+    c: Taps,
+    acc: &mut Vec<i32>,
+    dst: &mut [u8],
+) {
+    vertical_pass_impl(src, stride, col0, cols, c, acc, dst)
 }
 
 #[inline(always)]
-fn vertical_pass_impl(src: &[u8], w: u32, c: &Coeffs, acc: &mut Vec<i32>, dst: &mut [u8]) {
-    let stride = w as usize * 3;
+fn vertical_pass_impl(
+    src: &[u8],
+    stride: usize,
+    col0: u32,
+    cols: u32,
+    c: Taps,
+    acc: &mut Vec<i32>,
+    dst: &mut [u8],
+) {
+    let width = cols as usize * 3;
+    let offset = col0 as usize * 3;
     acc.clear();
-    acc.resize(stride, 0);
+    acc.resize(width, 0);
     let ksize = c.ksize;
     for (yy, &(ymin, n)) in c.bounds.iter().enumerate() {
         let k = &c.kk[yy * ksize..yy * ksize + n as usize];
         acc.fill(HALF);
         for (j, &wgt) in k.iter().enumerate() {
-            let row = &src[(ymin as usize + j) * stride..][..stride];
+            let row = &src[(ymin - c.shift) as usize * stride + j * stride + offset..][..width];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a = a.wrapping_add(p as i32 * wgt);
             }
         }
-        let out = &mut dst[yy * stride..][..stride];
+        let out = &mut dst[yy * width..][..width];
         for (o, &a) in out.iter_mut().zip(acc.iter()) {
             *o = clip8(a);
         }
@@ -475,14 +590,79 @@ mod tests {
         v.compute(131, 33, &mut buf);
         let (mut a, mut b) = (vec![0u8; 40 * 131 * 3], vec![0u8; 40 * 131 * 3]);
         let mut row4 = Vec::new();
-        horizontal_pass(&img.data, 97, 0, 131, &h, &mut row4, &mut a);
-        horizontal_pass_impl(&img.data, 97, 0, 131, &h, &mut row4, &mut b);
+        horizontal_pass(&img.data, 97, 0, 131, h.taps(0, 40), &mut row4, &mut a);
+        horizontal_pass_impl(&img.data, 97, 0, 131, h.taps(0, 40), &mut row4, &mut b);
         assert_eq!(a, b);
         let (mut c, mut d) = (vec![0u8; 97 * 33 * 3], vec![0u8; 97 * 33 * 3]);
         let mut acc = Vec::new();
-        vertical_pass(&img.data, 97, &v, &mut acc, &mut c);
-        vertical_pass_impl(&img.data, 97, &v, &mut acc, &mut d);
+        vertical_pass(&img.data, 97 * 3, 0, 97, v.taps(0, 33), &mut acc, &mut c);
+        vertical_pass_impl(&img.data, 97 * 3, 0, 97, v.taps(0, 33), &mut acc, &mut d);
         assert_eq!(c, d);
+    }
+
+    fn crop(img: &RgbImage, roi: Roi) -> RgbImage {
+        let mut out = RgbImage::new(roi.width, roi.height);
+        for y in 0..roi.height {
+            let s = ((roi.y + y) as usize * img.width as usize + roi.x as usize) * 3;
+            let d = y as usize * roi.width as usize * 3;
+            out.data[d..d + roi.width as usize * 3]
+                .copy_from_slice(&img.data[s..s + roi.width as usize * 3]);
+        }
+        out
+    }
+
+    #[test]
+    fn roi_equals_crop_of_the_full_resize() {
+        let mut scratch = Scratch::new();
+        let mut dst = RgbImage::default();
+        for (iw, ih) in [(333, 517), (517, 333), (64, 64), (40, 300)] {
+            let img = gradient(iw, ih);
+            for (ow, oh) in [
+                (224, 224),
+                (455, 256),
+                (64, 100),
+                (333, 90),
+                (50, 517),
+                (900, 700),
+            ] {
+                for compat in [PillowCompat::Pillow13, PillowCompat::Pillow12] {
+                    let full = resize_bilinear(&img, ow, oh, compat);
+                    for roi in [
+                        Roi {
+                            x: 0,
+                            y: 0,
+                            width: ow,
+                            height: oh,
+                        },
+                        Roi {
+                            x: ow / 4,
+                            y: oh / 3,
+                            width: ow / 2,
+                            height: oh / 2,
+                        },
+                        Roi {
+                            x: ow - 1,
+                            y: 0,
+                            width: 1,
+                            height: oh,
+                        },
+                        Roi {
+                            x: 3,
+                            y: oh - 2,
+                            width: ow - 3,
+                            height: 2,
+                        },
+                    ] {
+                        resize_bilinear_roi_into(&img, ow, oh, roi, compat, &mut scratch, &mut dst);
+                        assert_eq!(
+                            dst,
+                            crop(&full, roi),
+                            "{iw}x{ih} -> {ow}x{oh} {roi:?} {compat:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -86,7 +86,14 @@ pub fn decode_image(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
             };
             (img, o)
         }
-        Format::Png => decode_png(bytes, opts)?,
+        Format::Png => {
+            // The IHDR comes first in every PNG: refuse a bomb before the decoder looks
+            // further (it would otherwise report a missing IDAT first).
+            if let Some((w, h)) = png_ihdr_size(bytes) {
+                check_size(w, h, opts)?;
+            }
+            decode_png(bytes, opts)?
+        }
         Format::Bmp => decode_with(
             image::codecs::bmp::BmpDecoder::new(Cursor::new(bytes)),
             opts,
@@ -108,6 +115,15 @@ pub fn decode_image(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
         Some(o) if opts.exif_transpose => apply_orientation(&img, o),
         _ => img,
     })
+}
+
+/// Width and height from a PNG's IHDR chunk (bytes 16..24), if the header is there.
+fn png_ihdr_size(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    Some((be(&bytes[16..20]), be(&bytes[20..24])))
 }
 
 fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<()> {

@@ -58,6 +58,15 @@ class ThrowNet(torch.nn.Module):
         return x
 
 
+class MoodyNet(torch.nn.Module):
+    """Works at init (the probe input is zeros) but fails at forward on bright images."""
+
+    def forward(self, x):
+        if bool(x.mean() > 0.9):
+            raise RuntimeError("too bright for this model")
+        return x.mean(dim=(2, 3)) * 10.0
+
+
 class ConvNet(torch.nn.Module):
     """A small real CNN (random weights, seeded): exercises conv/bn/pool paths."""
 
@@ -101,6 +110,7 @@ def main(out):
     save_script(WideNet(), j("model", "wide.pt"))
     save_script(ThrowNet(), j("model", "throw.pt"))
     save_script(ConvNet(len(NAMES)), j("model", "conv.pt"))
+    save_script(MoodyNet(), j("model", "moody.pt"))
     with open(j("model", "not_a_model.pt"), "wb") as f:
         f.write(b"this is not a TorchScript archive\n")
 
@@ -130,6 +140,8 @@ def main(out):
                           resize_mode="shorter_side"),
         "letterbox.json": dict(base, resize_mode="letterbox", resize_size=[36, 36]),
         "wide.json": dict(base, model_path="model/wide.pt"),
+        "moody.json": dict(base, model_path="model/moody.pt"),
+        "small_limit.json": dict(base, max_image_pixels=10000),
         "throw.json": dict(base, model_path="model/throw.pt"),
         "not_a_model.json": dict(base, model_path="model/not_a_model.pt"),
         "missing_model.json": dict(base, model_path="model/nope.pt"),
@@ -166,6 +178,13 @@ def main(out):
     jpeg = open(j("images", "red.jpg"), "rb").read()
     with open(j("images", "truncated.jpg"), "wb") as f:
         f.write(jpeg[: len(jpeg) // 3])
+    # Odd but valid files: 1x1, 1xN, 16-bit PNG, an animated GIF (first frame counts), white.
+    solid((200, 30, 30), (1, 1)).save(j("images", "one_pixel.png"))
+    solid((30, 30, 200), (1, 500)).save(j("images", "one_by_500.jpg"))
+    Image.new("I;16", (20, 10), 40000).save(j("images", "gray16.png"))
+    frames = [solid((30, 200, 30), (16, 16)), solid((200, 30, 30), (16, 16))]
+    frames[0].save(j("images", "animated.gif"), save_all=True, append_images=frames[1:], duration=50, loop=0)
+    solid((255, 255, 255), (32, 32)).save(j("images", "white.png"))
     # A labelled folder (ImageFolder layout) for the harness: class folder -> images.
     for i, cname in enumerate(colours):
         d = j("val", NAMES[i])

@@ -8,7 +8,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test fixtures c-tests header-check bench clean
+.PHONY: all setup build demo test fixtures c-tests header-check fuzz clean
 
 all: build
 
@@ -43,3 +43,9 @@ header-check:
 clean:
 	$(CARGO) clean
 	rm -rf tests/fixtures/generated test_harness/build
+
+# A longer fuzz run of decode + preprocess (not part of `make test`); crashes are saved to
+# tests/fuzz_regressions/, which the test suite replays. FUZZ_EXECS=1000000 for a long run.
+FUZZ_EXECS ?= 200000
+fuzz: fixtures
+	$(CARGO) run --release --example fuzz_decode -- $(FUZZ_EXECS) $$(date +%s)

@@ -1,0 +1,196 @@
+//! Load and leak check through the ji_* ABI (the judge's calls), in one process:
+//!   1. create/destroy cycles: resident memory growth after warm-up;
+//!   2. 8 threads x N calls with their own predictors, and 8 threads sharing one: no error,
+//!      results identical to the single-thread results;
+//!   3. many calls on one predictor: resident memory growth.
+//! Prints a report; the numbers go into BENCHMARKS.md (never asserted in tests).
+//!
+//! cargo run --release --example soak -- CONFIG IMAGE... [--cycles 1000] [--calls 100000]
+//!     [--thread-calls 500]
+
+use ji::ffi::ji::*;
+use std::ffi::{c_void, CStr, CString};
+use std::ptr;
+use std::time::Instant;
+
+fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / 1e6
+}
+
+struct Pred(*mut c_void);
+unsafe impl Send for Pred {}
+unsafe impl Sync for Pred {}
+
+impl Pred {
+    fn new() -> Pred {
+        let p = ji_create_predictor(JISDK_PREDICTOR_DEFAULT);
+        assert!(!p.is_null(), "ji_create_predictor failed (see stderr)");
+        Pred(p)
+    }
+    /// One ji_calc_file call; returns the event JSON (copied) or the error.
+    fn calc(&self, path: &CString) -> Result<String, String> {
+        let mut ev = JI_EVENT {
+            code: 0,
+            json: ptr::null(),
+        };
+        let rc = unsafe { ji_calc_file(self.0, path.as_ptr(), ptr::null(), ptr::null(), &mut ev) };
+        let json = unsafe { CStr::from_ptr(ev.json) }
+            .to_string_lossy()
+            .into_owned();
+        if rc == 0 {
+            Ok(json)
+        } else {
+            Err(format!("rc {rc}: {json}"))
+        }
+    }
+}
+
+impl Drop for Pred {
+    fn drop(&mut self) {
+        unsafe { ji_destroy_predictor(self.0) };
+    }
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let positional: Vec<&String> = {
+        let mut v = Vec::new();
+        let mut skip = false;
+        for a in &args {
+            if skip {
+                skip = false;
+            } else if a.starts_with("--") {
+                skip = true;
+            } else {
+                v.push(a);
+            }
+        }
+        v
+    };
+    if positional.len() < 2 {
+        eprintln!("usage: soak CONFIG IMAGE... [--cycles N] [--calls N] [--thread-calls N]");
+        std::process::exit(2);
+    }
+    std::env::set_var("EV_SDK_CONFIG", positional[0]);
+    let images: Vec<CString> = positional[1..]
+        .iter()
+        .map(|p| CString::new(p.as_str()).unwrap())
+        .collect();
+    let cycles = arg(&args, "--cycles", 1000);
+    let calls = arg(&args, "--calls", 100_000);
+    let thread_calls = arg(&args, "--thread-calls", 500);
+    unsafe { ji_init(0, ptr::null_mut()) };
+
+    // Reference results, single thread.
+    let reference: Vec<String> = {
+        let p = Pred::new();
+        images
+            .iter()
+            .map(|i| p.calc(i).expect("reference call"))
+            .collect()
+    };
+
+    // 1. create/destroy cycles.
+    let warm = (cycles / 10).max(1);
+    let t0 = Instant::now();
+    let mut rss_warm = 0.0;
+    for i in 0..cycles {
+        let p = Pred::new();
+        assert_eq!(
+            p.calc(&images[i % images.len()]).unwrap(),
+            reference[i % images.len()]
+        );
+        drop(p);
+        if i + 1 == warm {
+            rss_warm = rss_mb();
+        }
+    }
+    let rss_end = rss_mb();
+    println!(
+        "create/destroy: {cycles} cycles in {:.1} s; RSS after {warm} warm-up cycles {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
+        t0.elapsed().as_secs_f64(),
+        rss_end - rss_warm
+    );
+
+    // 2. threads.
+    for shared in [false, true] {
+        let shared_pred = shared.then(Pred::new);
+        let t0 = Instant::now();
+        let errors: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let (images, reference, shared_pred) = (&images, &reference, &shared_pred);
+                    s.spawn(move || {
+                        let own = if shared_pred.is_none() {
+                            Some(Pred::new())
+                        } else {
+                            None
+                        };
+                        let p = own.as_ref().or(shared_pred.as_ref()).unwrap();
+                        let mut errors = 0;
+                        for i in 0..thread_calls {
+                            let k = (t + i) % images.len();
+                            match p.calc(&images[k]) {
+                                Ok(j) if j == reference[k] => {}
+                                Ok(j) => {
+                                    errors += 1;
+                                    eprintln!("thread {t}: result differs: {j}");
+                                }
+                                Err(e) => {
+                                    errors += 1;
+                                    eprintln!("thread {t}: {e}");
+                                }
+                            }
+                        }
+                        errors
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        println!(
+            "8 threads x {thread_calls} calls, {}: {errors} errors or differing results, {:.1} s",
+            if shared {
+                "one shared predictor"
+            } else {
+                "one predictor each"
+            },
+            t0.elapsed().as_secs_f64()
+        );
+    }
+
+    // 3. many calls on one predictor.
+    let p = Pred::new();
+    let warm = (calls / 20).max(1);
+    let t0 = Instant::now();
+    let mut rss_warm = 0.0;
+    let mut errors = 0;
+    for i in 0..calls {
+        if p.calc(&images[i % images.len()]).is_err() {
+            errors += 1;
+        }
+        if i + 1 == warm {
+            rss_warm = rss_mb();
+        }
+    }
+    let rss_end = rss_mb();
+    println!(
+        "one predictor: {calls} calls in {:.1} s, {errors} errors; RSS after {warm} calls {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
+        t0.elapsed().as_secs_f64(),
+        rss_end - rss_warm
+    );
+}

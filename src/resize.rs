@@ -60,6 +60,17 @@ struct Coeffs {
     bounds: Vec<(u32, u32)>,
     /// `out_size * ksize` weights with 22 fractional bits.
     kk: Vec<i32>,
+    /// Number of 4-tap groups per output sample for the SIMD kernels: `ceil(ksize / 4)`.
+    groups: usize,
+    /// The weights of `kk` split for the exact 16-bit multiply-adds of the SIMD kernels:
+    /// `k = (kh << SPLIT_BITS) + kl`, `kl` in `[0, 2^SPLIT_BITS)`, `kh` in `[0, 2048]`. Per
+    /// output sample, `groups` groups of 8 values: `kh` of 4 taps, then `kl` of the same taps
+    /// (zero past `ksize`).
+    split: Vec<i16>,
+    /// Whether every weight is in `[0, 2^22]`, so that `split` is exact and the SIMD kernels'
+    /// sums cannot overflow. Always the case for the bilinear filter (its weights are never
+    /// negative and their normalised value is at most 1); otherwise the portable code runs.
+    split_ok: bool,
 }
 
 impl Coeffs {
@@ -123,8 +134,40 @@ impl Coeffs {
             }
             self.bounds.push((xmin as u32, n as u32));
         }
+        self.compute_split();
+    }
+
+    /// Fills `groups`, `split` and `split_ok` from `kk`.
+    fn compute_split(&mut self) {
+        let ksize = self.ksize;
+        self.groups = ksize.div_ceil(4);
+        self.split_ok = self
+            .kk
+            .iter()
+            .all(|&k| (0..=1 << PRECISION_BITS).contains(&k));
+        self.split.clear();
+        if !self.split_ok {
+            return;
+        }
+        self.split.reserve(self.out_size as usize * self.groups * 8);
+        for k in self.kk.chunks_exact(ksize) {
+            for g in 0..self.groups {
+                let tap = |t: usize| k.get(g * 4 + t).copied().unwrap_or(0);
+                for t in 0..4 {
+                    self.split.push((tap(t) >> SPLIT_BITS) as i16);
+                }
+                for t in 0..4 {
+                    self.split.push((tap(t) & ((1 << SPLIT_BITS) - 1)) as i16);
+                }
+            }
+        }
     }
 }
+
+/// Low bits of a weight in the split form used by the SIMD kernels (see `Coeffs::split`).
+/// With weights in `[0, 2^22]` both halves fit `i16` (`kh <= 2^11`, `kl < 2^11`), and
+/// `pixel * kh + pixel * kh'` (`pixel <= 255`) fits the `i32` of a 16-bit multiply-add.
+const SPLIT_BITS: u32 = 11;
 
 #[inline]
 fn bilinear_filter(x: f64) -> f64 {
@@ -149,6 +192,10 @@ struct Taps<'a> {
     bounds: &'a [(u32, u32)],
     kk: &'a [i32],
     shift: u32,
+    /// `Coeffs::groups`, and `Coeffs::split` for these outputs (empty unless `split_ok`).
+    groups: usize,
+    split: &'a [i16],
+    split_ok: bool,
 }
 
 impl Coeffs {
@@ -159,6 +206,13 @@ impl Coeffs {
             bounds: &self.bounds[a..b],
             kk: &self.kk[a * self.ksize..b * self.ksize],
             shift: 0,
+            groups: self.groups,
+            split: if self.split_ok {
+                &self.split[a * self.groups * 8..b * self.groups * 8]
+            } else {
+                &[]
+            },
+            split_ok: self.split_ok,
         }
     }
 }
@@ -180,7 +234,7 @@ pub struct Scratch {
     vert: Coeffs,
     tmp: Vec<u8>,
     acc: Vec<i32>,
-    row4: Vec<[u8; 4]>,
+    rows: RowBufs,
     f64_buf: Vec<f64>,
 }
 
@@ -279,7 +333,7 @@ pub fn resize_bilinear_roi_into(
         vert,
         tmp,
         acc,
-        row4,
+        rows: row_bufs,
         f64_buf,
     } = scratch;
     if need_h && !horiz.matches(in_w, out_w) {
@@ -295,7 +349,7 @@ pub fn resize_bilinear_roi_into(
         // One axis keeps its size: output rows (or columns) are source rows (columns).
         (true, false) => {
             let h = horiz.taps(rx, rw);
-            horizontal_pass(&src.data, in_w, ry, rh, h, row4, &mut dst.data)
+            horizontal_pass(&src.data, in_w, ry, rh, h, row_bufs, &mut dst.data)
         }
         (false, true) => vertical_pass(
             &src.data,
@@ -313,18 +367,18 @@ pub fn resize_bilinear_roi_into(
                 // Vertical pass over just the source columns the horizontal pass reads.
                 let (first, last) = h.span();
                 let cols = last - first;
-                tmp.clear();
+                // The pass writes every byte: `resize` only fills what the vector grows by.
                 tmp.resize(cols as usize * rh as usize * 3, 0);
                 vertical_pass(&src.data, stride, first, cols, v, acc, tmp);
                 h.shift = first;
-                horizontal_pass(tmp, cols, 0, rh, h, row4, &mut dst.data);
+                horizontal_pass(tmp, cols, 0, rh, h, row_bufs, &mut dst.data);
             } else {
                 // Horizontal pass over just the source rows the vertical pass reads.
                 let (first, last) = v.span();
                 let rows = last - first;
-                tmp.clear();
+                // The pass writes every byte: `resize` only fills what the vector grows by.
                 tmp.resize(rw as usize * rows as usize * 3, 0);
-                horizontal_pass(&src.data, in_w, first, rows, h, row4, tmp);
+                horizontal_pass(&src.data, in_w, first, rows, h, row_bufs, tmp);
                 v.shift = first;
                 vertical_pass(tmp, rw as usize * 3, 0, rw, v, acc, &mut dst.data);
             }
@@ -336,45 +390,442 @@ pub fn resize_bilinear_roi_into(
 /// `ImagingResampleHorizontal_8bpc` for packed RGB: rows `y0..y0+rows` of `src` (width `in_w`)
 /// into `dst` (width `c.bounds.len()`, `rows` rows).
 ///
-/// The source columns the taps read are first widened to 4 bytes per pixel (`row4`, like
-/// Pillow's own RGBX layout) so the per-tap work is one 4-lane multiply-add the compiler can
-/// vectorise; the fourth lane is ignored. The arithmetic is unchanged: the same integer
-/// products and sums.
+/// On x86_64 with AVX2 or SSE4.1 this runs an exact 16-bit multiply-add kernel
+/// ([`horizontal_pass_avx2`], [`horizontal_pass_sse41`]); [`horizontal_pass_impl`] is the
+/// portable fallback and the reference they are tested against.
 fn horizontal_pass(
     src: &[u8],
     in_w: u32,
     y0: u32,
     rows: u32,
     c: Taps,
-    row4: &mut Vec<[u8; 4]>,
+    bufs: &mut RowBufs,
     dst: &mut [u8],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("sse4.1") {
-            // SAFETY: the CPU supports SSE4.1 (checked just above); the function body is the
-            // same safe Rust, only compiled with native 32-bit lane multiplies.
-            unsafe { horizontal_pass_sse41(src, in_w, y0, rows, c, row4, dst) };
-            return;
-        }
-    }
-    horizontal_pass_impl(src, in_w, y0, rows, c, row4, dst)
+    horizontal_pass_with(HKernel::detect(&c), src, in_w, y0, rows, c, bufs, dst)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.1")]
-unsafe fn horizontal_pass_sse41(
+/// [`horizontal_pass`] with the given kernel, which must be supported by the CPU (see
+/// [`HKernel::supported`]) and, unless `Portable`, `c.split_ok` must hold.
+#[allow(clippy::too_many_arguments)]
+fn horizontal_pass_with(
+    kernel: HKernel,
     src: &[u8],
     in_w: u32,
     y0: u32,
     rows: u32,
     c: Taps,
-    row4: &mut Vec<[u8; 4]>,
+    bufs: &mut RowBufs,
     dst: &mut [u8],
 ) {
-    horizontal_pass_impl(src, in_w, y0, rows, c, row4, dst)
+    assert!(kernel == HKernel::Portable || c.split_ok);
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        HKernel::Avx2 => {
+            assert!(std::arch::is_x86_feature_detected!("avx2"));
+            // SAFETY: the CPU supports AVX2 (asserted just above).
+            unsafe { horizontal_pass_avx2(src, in_w, y0, rows, c, &mut bufs.pad, dst) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        HKernel::Sse41 => {
+            assert!(std::arch::is_x86_feature_detected!("sse4.1"));
+            // SAFETY: the CPU supports SSE4.1 (asserted just above).
+            unsafe { horizontal_pass_sse41(src, in_w, y0, rows, c, &mut bufs.pad, dst) }
+        }
+        HKernel::Portable => horizontal_pass_impl(src, in_w, y0, rows, c, &mut bufs.row4, dst),
+    }
 }
 
+/// Row buffers of the horizontal pass.
+#[derive(Clone, Debug, Default)]
+struct RowBufs {
+    /// The portable code's RGBX row.
+    row4: Vec<[u8; 4]>,
+    /// Zero-padded copies of source rows, for the SIMD kernels' reads past their end.
+    pad: [Vec<u8>; 2],
+}
+
+/// Which horizontal kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HKernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Sse41,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl HKernel {
+    /// The kernels this CPU supports, portable first.
+    #[cfg(test)]
+    fn supported() -> Vec<HKernel> {
+        #[allow(unused_mut)]
+        let mut v = vec![HKernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("sse4.1") {
+                v.push(HKernel::Sse41);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(HKernel::Avx2);
+            }
+        }
+        v
+    }
+
+    /// The fastest kernel this CPU supports for these coefficients.
+    fn detect(c: &Taps) -> HKernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if c.split_ok {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    return HKernel::Avx2;
+                }
+                if std::arch::is_x86_feature_detected!("sse4.1") {
+                    return HKernel::Sse41;
+                }
+            }
+        }
+        let _ = c;
+        HKernel::Portable
+    }
+}
+
+/// Where the SIMD horizontal kernels read: see [`simd_horizontal_rows`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RowGeom {
+    /// The smallest first tap (`Taps::span().0`): output `i` reads from byte
+    /// `(bounds[i].0 - first) * 3` of the row slices.
+    first: u32,
+    /// The length every row slice has at least.
+    need: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl RowGeom {
+    /// The last group of the output sample with the largest first tap reads 16 bytes from
+    /// `(xmin - first) * 3 + 12 * (groups - 1)`.
+    fn new(c: &Taps) -> RowGeom {
+        let (first, _) = c.span();
+        let max_off = c
+            .bounds
+            .iter()
+            .map(|b| (b.0 - first) as usize * 3)
+            .max()
+            .unwrap_or(0);
+        RowGeom {
+            first,
+            need: max_off + c.groups * 12 + 4,
+        }
+    }
+}
+
+/// The row loop of the SIMD horizontal kernels, which get one or two rows at a time.
+///
+/// For every output sample `i` of a row, the kernels read the 16 bytes at
+/// `(c.bounds[i].0 - geom.first) * 3 + 12 * g` for `g < c.groups` of the row slice: 4 packed
+/// RGB pixels and 4 bytes more. Taps past `n` (and past `ksize`) have zero weights, so
+/// whatever they read does not change the sums, but it must be readable: every row slice
+/// passed to a kernel starts at pixel `geom.first - c.shift` of its source row and is
+/// `geom.need` bytes long (the row itself, followed by the next rows of `src`, or by zeros
+/// in a `pads` copy for the last rows). The output slices are `c.bounds.len() * 3` bytes.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn simd_horizontal_rows(
+    src: &[u8],
+    in_w: u32,
+    y0: u32,
+    rows: u32,
+    c: &Taps,
+    geom: RowGeom,
+    pads: &mut [Vec<u8>; 2],
+    dst: &mut [u8],
+    mut one: impl FnMut(&[u8], &mut [u8]),
+    mut two: impl FnMut([&[u8]; 2], &mut [u8], &mut [u8]),
+) {
+    let in_stride = in_w as usize * 3;
+    let out_stride = c.bounds.len() * 3;
+    let (first, last) = c.span();
+    assert_eq!(first, geom.first);
+    let lo = (first - c.shift) as usize;
+    let hi = (last - c.shift) as usize;
+    assert!(hi <= in_w as usize, "taps read past the source row");
+    assert_eq!(c.split.len(), c.bounds.len() * c.groups * 8);
+    assert!(dst.len() >= rows as usize * out_stride);
+    let need = geom.need;
+    let [pad0, pad1] = pads;
+    let rows = rows as usize;
+    let mut y = 0;
+    while y < rows {
+        let start0 = (y0 as usize + y) * in_stride + lo * 3;
+        let row0: &[u8] = if start0 + need <= src.len() {
+            &src[start0..start0 + need]
+        } else {
+            pad0.clear();
+            pad0.extend_from_slice(&src[start0..start0 + (hi - lo) * 3]);
+            pad0.resize(need.max(pad0.len()), 0);
+            &pad0[..need]
+        };
+        let out = &mut dst[y * out_stride..];
+        if y + 1 < rows {
+            let start1 = start0 + in_stride;
+            let row1: &[u8] = if start1 + need <= src.len() {
+                &src[start1..start1 + need]
+            } else {
+                pad1.clear();
+                pad1.extend_from_slice(&src[start1..start1 + (hi - lo) * 3]);
+                pad1.resize(need.max(pad1.len()), 0);
+                &pad1[..need]
+            };
+            let (out0, rest) = out.split_at_mut(out_stride);
+            two([row0, row1], out0, &mut rest[..out_stride]);
+            y += 2;
+        } else {
+            one(row0, &mut out[..out_stride]);
+            y += 1;
+        }
+    }
+}
+
+/// AVX2 horizontal kernel. Per output sample and per group of 4 taps, one 16-byte load
+/// broadcast to both 128-bit lanes is shuffled into 16-bit pixels `[R0 R1 R2 R3 G0 G1 G2 G3 |
+/// B0 B1 B2 B3 0 0 0 0]` and multiplied-added with `[k0 k1 k2 k3 k0 k1 k2 k3]` (high and low
+/// halves of the split weights), giving exact `i32` sums of tap pairs. At the end
+/// `(hi << 11) + lo` equals the portable `sum(pixel * k)` exactly (no `i32` overflow: weights
+/// in `[0, 2^22]` summing to about `2^22`, pixels <= 255), the pair sums are added, and the
+/// result is rounded and clamped as in `clip8`. Two rows are done together, sharing the
+/// weight loads and the final packing.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn horizontal_pass_avx2(
+    src: &[u8],
+    in_w: u32,
+    y0: u32,
+    rows: u32,
+    c: Taps,
+    pads: &mut [Vec<u8>; 2],
+    dst: &mut [u8],
+) {
+    let g = RowGeom::new(&c);
+    // The group count is a constant for the common ratios (up to 8x downscaling), so that
+    // the tap loop unrolls.
+    simd_horizontal_rows(
+        src,
+        in_w,
+        y0,
+        rows,
+        &c,
+        g,
+        pads,
+        dst,
+        |row, out| match c.groups {
+            1 => horizontal_rows_avx2::<1, 1>([row], g, &c, [out]),
+            2 => horizontal_rows_avx2::<2, 1>([row], g, &c, [out]),
+            3 => horizontal_rows_avx2::<3, 1>([row], g, &c, [out]),
+            4 => horizontal_rows_avx2::<4, 1>([row], g, &c, [out]),
+            _ => horizontal_rows_avx2::<0, 1>([row], g, &c, [out]),
+        },
+        |rows, out0, out1| match c.groups {
+            1 => horizontal_rows_avx2::<1, 2>(rows, g, &c, [out0, out1]),
+            2 => horizontal_rows_avx2::<2, 2>(rows, g, &c, [out0, out1]),
+            3 => horizontal_rows_avx2::<3, 2>(rows, g, &c, [out0, out1]),
+            4 => horizontal_rows_avx2::<4, 2>(rows, g, &c, [out0, out1]),
+            _ => horizontal_rows_avx2::<0, 2>(rows, g, &c, [out0, out1]),
+        },
+    );
+}
+
+/// `R` (1 or 2) rows of [`horizontal_pass_avx2`], `G` groups of taps (`0`: `c.groups`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn horizontal_rows_avx2<const G: usize, const R: usize>(
+    rows: [&[u8]; R],
+    geom: RowGeom,
+    c: &Taps,
+    out: [&mut [u8]; R],
+) {
+    use std::arch::x86_64::*;
+    let groups = if G == 0 { c.groups } else { G };
+    assert!(groups == c.groups && (R == 1 || R.is_multiple_of(2)));
+    let n = c.bounds.len();
+    assert_eq!(c.split.len(), n * groups * 8);
+    // `geom` is `RowGeom::new(c)`: built from the same `c` by the only caller.
+    debug_assert_eq!(geom, RowGeom::new(c));
+    for r in 0..R {
+        assert!(rows[r].len() >= geom.need && out[r].len() == n * 3);
+    }
+    let shuf = _mm256_setr_epi8(
+        0, -1, 3, -1, 6, -1, 9, -1, 1, -1, 4, -1, 7, -1, 10, -1, //
+        2, -1, 5, -1, 8, -1, 11, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let half = _mm256_set1_epi32(HALF);
+    for (i, (&(xmin, _), k)) in c
+        .bounds
+        .iter()
+        .zip(c.split.chunks_exact(groups * 8))
+        .enumerate()
+    {
+        let off = (xmin - geom.first) as usize * 3;
+        let mut hi = [_mm256_setzero_si256(); R];
+        let mut lo = [_mm256_setzero_si256(); R];
+        for g in 0..groups {
+            // SAFETY: `geom` is `RowGeom::new(c)`, so `geom.first <= xmin` and
+            // `off + 12 * g + 16 <= geom.need` for `g < groups`; every row is at least
+            // `geom.need` bytes (asserted above) and `k` holds `groups * 8` i16, so all the
+            // reads are in bounds. Unaligned loads have no alignment requirement.
+            let (kh, kl) = unsafe {
+                let w = k.as_ptr().add(8 * g) as *const i64;
+                (
+                    _mm256_set1_epi64x(w.read_unaligned()),
+                    _mm256_set1_epi64x(w.add(1).read_unaligned()),
+                )
+            };
+            for r in 0..R {
+                // SAFETY: as above.
+                let px = unsafe {
+                    let p = rows[r].as_ptr().add(off + 12 * g) as *const __m128i;
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(p))
+                };
+                let px = _mm256_shuffle_epi8(px, shuf);
+                hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(px, kh));
+                lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(px, kl));
+            }
+        }
+        // Per row [R01 R23 G01 G23 | B01 B23 0 0]; `hadd` of rows a and b:
+        // [Ra Ga Rb Gb | Ba 0 Bb 0].
+        for r in (0..R).step_by(2) {
+            let r1 = (r + 1).min(R - 1);
+            let v0 = _mm256_add_epi32(_mm256_slli_epi32(hi[r], SPLIT_BITS as i32), lo[r]);
+            let v1 = _mm256_add_epi32(_mm256_slli_epi32(hi[r1], SPLIT_BITS as i32), lo[r1]);
+            let v = _mm256_hadd_epi32(v0, v1);
+            let v = _mm256_srai_epi32(_mm256_add_epi32(v, half), PRECISION_BITS as i32);
+            // Bytes: [Ra Ga Rb Gb ... | Ba 0 Bb 0 ...] (saturated to 0..=255, as `clip8`).
+            let v = _mm256_packus_epi16(_mm256_packs_epi32(v, v), v);
+            // Bytes: [Ra Ga Ba 0 Rb Gb Bb 0].
+            let v = _mm_unpacklo_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            let q = _mm_cvtsi128_si64(v);
+            store_rgb(out[r], i, q as i32);
+            if r1 != r {
+                store_rgb(out[r1], i, (q >> 32) as i32);
+            }
+        }
+    }
+}
+
+/// Writes the low 3 bytes of `rgbx` as output pixel `i` of `out`. Except for the last pixel,
+/// all 4 bytes are written (one store instead of two): the 4th is the next pixel's first byte,
+/// which is written afterwards.
+#[inline(always)]
+fn store_rgb(out: &mut [u8], i: usize, rgbx: i32) {
+    let b = rgbx.to_le_bytes();
+    if let Some(o) = out.get_mut(i * 3..i * 3 + 4) {
+        o.copy_from_slice(&b);
+    } else {
+        out[i * 3..i * 3 + 3].copy_from_slice(&b[..3]);
+    }
+}
+
+/// SSE4.1 horizontal kernel: [`horizontal_pass_avx2`] one row at a time, with the two
+/// 128-bit halves in two registers (`[R0..R3 G0..G3]` and `[B0..B3 0..]`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.1")]
+fn horizontal_pass_sse41(
+    src: &[u8],
+    in_w: u32,
+    y0: u32,
+    rows: u32,
+    c: Taps,
+    pads: &mut [Vec<u8>; 2],
+    dst: &mut [u8],
+) {
+    let g = RowGeom::new(&c);
+    let one = |row: &[u8], out: &mut [u8]| match c.groups {
+        1 => horizontal_row_sse41::<1>(row, g, &c, out),
+        2 => horizontal_row_sse41::<2>(row, g, &c, out),
+        3 => horizontal_row_sse41::<3>(row, g, &c, out),
+        4 => horizontal_row_sse41::<4>(row, g, &c, out),
+        _ => horizontal_row_sse41::<0>(row, g, &c, out),
+    };
+    simd_horizontal_rows(
+        src,
+        in_w,
+        y0,
+        rows,
+        &c,
+        g,
+        pads,
+        dst,
+        one,
+        |[r0, r1], out0, out1| {
+            one(r0, out0);
+            one(r1, out1);
+        },
+    );
+}
+
+/// One row of [`horizontal_pass_sse41`]: `G` groups of taps (`0`: `c.groups`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.1")]
+#[inline]
+fn horizontal_row_sse41<const G: usize>(row: &[u8], geom: RowGeom, c: &Taps, out: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let groups = if G == 0 { c.groups } else { G };
+    assert_eq!(groups, c.groups);
+    let n = c.bounds.len();
+    // `geom` is `RowGeom::new(c)`: built from the same `c` by the only caller.
+    debug_assert_eq!(geom, RowGeom::new(c));
+    assert!(row.len() >= geom.need && out.len() == n * 3 && c.split.len() == n * groups * 8);
+    let shuf_rg = _mm_setr_epi8(0, -1, 3, -1, 6, -1, 9, -1, 1, -1, 4, -1, 7, -1, 10, -1);
+    let shuf_b = _mm_setr_epi8(2, -1, 5, -1, 8, -1, 11, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    let half = _mm_set1_epi32(HALF);
+    for (i, (&(xmin, _), k)) in c
+        .bounds
+        .iter()
+        .zip(c.split.chunks_exact(groups * 8))
+        .enumerate()
+    {
+        let off = (xmin - geom.first) as usize * 3;
+        let mut hi_rg = _mm_setzero_si128();
+        let mut lo_rg = _mm_setzero_si128();
+        let mut hi_b = _mm_setzero_si128();
+        let mut lo_b = _mm_setzero_si128();
+        for g in 0..groups {
+            // SAFETY: as in `horizontal_rows_avx2`: `off + 12 * g + 16 <= geom.need <=
+            // row.len()` and `k` holds `groups * 8` i16.
+            let (px, kh, kl) = unsafe {
+                let p = row.as_ptr().add(off + 12 * g) as *const __m128i;
+                let w = k.as_ptr().add(8 * g) as *const i64;
+                (
+                    _mm_loadu_si128(p),
+                    _mm_set1_epi64x(w.read_unaligned()),
+                    _mm_set1_epi64x(w.add(1).read_unaligned()),
+                )
+            };
+            let rg = _mm_shuffle_epi8(px, shuf_rg);
+            let b = _mm_shuffle_epi8(px, shuf_b);
+            hi_rg = _mm_add_epi32(hi_rg, _mm_madd_epi16(rg, kh));
+            lo_rg = _mm_add_epi32(lo_rg, _mm_madd_epi16(rg, kl));
+            hi_b = _mm_add_epi32(hi_b, _mm_madd_epi16(b, kh));
+            lo_b = _mm_add_epi32(lo_b, _mm_madd_epi16(b, kl));
+        }
+        let rg = _mm_add_epi32(_mm_slli_epi32(hi_rg, SPLIT_BITS as i32), lo_rg);
+        let b = _mm_add_epi32(_mm_slli_epi32(hi_b, SPLIT_BITS as i32), lo_b);
+        let v = _mm_hadd_epi32(rg, b);
+        let v = _mm_srai_epi32(_mm_add_epi32(v, half), PRECISION_BITS as i32);
+        let v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+        store_rgb(out, i, _mm_cvtsi128_si32(v));
+    }
+}
+
+/// Portable `ImagingResampleHorizontal_8bpc`, the reference for the SIMD kernels.
+///
+/// The source columns the taps read are first widened to 4 bytes per pixel (`row4`, like
+/// Pillow's own RGBX layout) so the per-tap work is one 4-lane multiply-add the compiler can
+/// vectorise; the fourth lane is ignored. The arithmetic is unchanged: the same integer
+/// products and sums.
 #[inline(always)]
 fn horizontal_pass_impl(
     src: &[u8],
@@ -580,6 +1031,55 @@ mod tests {
         }
     }
 
+    /// Pseudo-random pixels (a fixed LCG), so that every byte value shows up.
+    fn noise(w: u32, h: u32, seed: u32) -> RgbImage {
+        let mut img = RgbImage::new(w, h);
+        let mut x = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        for v in img.data.iter_mut() {
+            x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+            *v = (x >> 24) as u8;
+        }
+        img
+    }
+
+    #[test]
+    fn split_coefficients_are_exact() {
+        let mut c = Coeffs::default();
+        let mut buf = Vec::new();
+        for &(i, o) in &[
+            (1u32, 7u32),
+            (7, 1),
+            (1920, 455),
+            (455, 1920),
+            (3000, 2),
+            (5, 4),
+        ] {
+            c.compute(i, o, &mut buf);
+            assert!(c.split_ok, "{i}->{o}");
+            assert!(c.groups * 4 >= c.ksize);
+            assert_eq!(c.split.len(), o as usize * c.groups * 8);
+            for xx in 0..o as usize {
+                for t in 0..c.groups * 4 {
+                    let g = &c.split[(xx * c.groups + t / 4) * 8..][..8];
+                    let (kh, kl) = (g[t % 4] as i32, g[4 + t % 4] as i32);
+                    assert!((0..=2048).contains(&kh) && (0..2048).contains(&kl));
+                    let k = if t < c.ksize {
+                        c.kk[xx * c.ksize + t]
+                    } else {
+                        0
+                    };
+                    assert_eq!((kh << SPLIT_BITS) + kl, k, "{i}->{o} [{xx}] tap {t}");
+                }
+            }
+        }
+        // Weights the split cannot hold send the pass to the portable code.
+        c.compute(10, 4, &mut buf);
+        c.kk[1] = -1;
+        c.compute_split();
+        assert!(!c.split_ok && c.split.is_empty());
+        assert_eq!(HKernel::detect(&c.taps(0, 4)), HKernel::Portable);
+    }
+
     #[test]
     fn dispatched_passes_equal_portable_code() {
         let img = gradient(97, 131);
@@ -589,15 +1089,101 @@ mod tests {
         h.compute(97, 40, &mut buf);
         v.compute(131, 33, &mut buf);
         let (mut a, mut b) = (vec![0u8; 40 * 131 * 3], vec![0u8; 40 * 131 * 3]);
-        let mut row4 = Vec::new();
-        horizontal_pass(&img.data, 97, 0, 131, h.taps(0, 40), &mut row4, &mut a);
-        horizontal_pass_impl(&img.data, 97, 0, 131, h.taps(0, 40), &mut row4, &mut b);
+        let mut bufs = RowBufs::default();
+        horizontal_pass(&img.data, 97, 0, 131, h.taps(0, 40), &mut bufs, &mut a);
+        horizontal_pass_impl(&img.data, 97, 0, 131, h.taps(0, 40), &mut bufs.row4, &mut b);
         assert_eq!(a, b);
         let (mut c, mut d) = (vec![0u8; 97 * 33 * 3], vec![0u8; 97 * 33 * 3]);
         let mut acc = Vec::new();
         vertical_pass(&img.data, 97 * 3, 0, 97, v.taps(0, 33), &mut acc, &mut c);
         vertical_pass_impl(&img.data, 97 * 3, 0, 97, v.taps(0, 33), &mut acc, &mut d);
         assert_eq!(c, d);
+    }
+
+    /// Every supported horizontal kernel against the portable code: upscaling, downscaling
+    /// (1 to 6+ groups of taps, so both the unrolled and the generic loops), 1-pixel rows,
+    /// widths that are not multiples of anything, sub-ranges of outputs with a shifted
+    /// source (as in the vertical-first order), rows at the very end of the source buffer
+    /// (the zero-padded copy), and extreme pixel values.
+    #[test]
+    fn simd_horizontal_kernels_equal_portable_code() {
+        let kernels = HKernel::supported();
+        eprintln!("kernels: {kernels:?}");
+        let in_sizes = [
+            1u32, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 97, 200, 333, 1000,
+        ];
+        let out_sizes = [1u32, 2, 3, 4, 5, 7, 16, 17, 40, 64, 100, 224, 455, 701];
+        let mut coeffs = Coeffs::default();
+        let mut buf = Vec::new();
+        let mut bufs = RowBufs::default();
+        let rows = 3u32;
+        for &in_w in &in_sizes {
+            let images = [
+                noise(in_w, rows + 2, in_w),
+                RgbImage {
+                    width: in_w,
+                    height: rows + 2,
+                    data: vec![255; in_w as usize * (rows as usize + 2) * 3],
+                },
+                gradient(in_w, rows + 2),
+            ];
+            for &out_w in &out_sizes {
+                coeffs.compute(in_w, out_w, &mut buf);
+                assert!(coeffs.split_ok);
+                let ranges = [
+                    (0, out_w),
+                    (out_w / 3, out_w - out_w / 3 - out_w / 5),
+                    (out_w - 1, 1),
+                ];
+                for img in &images {
+                    for &(start, len) in &ranges {
+                        let full = coeffs.taps(start, len);
+                        // The source as the pass sees it: the whole rows, or just the
+                        // columns the taps read (`shift`).
+                        let (first, last) = full.span();
+                        let cols = last - first;
+                        let mut narrow = RgbImage::new(cols, img.height);
+                        for y in 0..img.height as usize {
+                            let s = (y * in_w as usize + first as usize) * 3;
+                            narrow.data[y * cols as usize * 3..][..cols as usize * 3]
+                                .copy_from_slice(&img.data[s..s + cols as usize * 3]);
+                        }
+                        let shifted = Taps {
+                            shift: first,
+                            ..full
+                        };
+                        for (src, w, taps) in [(img, in_w, full), (&narrow, cols, shifted)] {
+                            // Rows at the start, and the last rows of the buffer.
+                            for y0 in [0, 2] {
+                                let size = len as usize * rows as usize * 3;
+                                let mut want = vec![0u8; size];
+                                horizontal_pass_impl(
+                                    &src.data,
+                                    w,
+                                    y0,
+                                    rows,
+                                    taps,
+                                    &mut bufs.row4,
+                                    &mut want,
+                                );
+                                for &k in &kernels {
+                                    let mut got = vec![7u8; size];
+                                    horizontal_pass_with(
+                                        k, &src.data, w, y0, rows, taps, &mut bufs, &mut got,
+                                    );
+                                    let diff = got.iter().zip(&want).position(|(a, b)| a != b);
+                                    assert_eq!(
+                                        diff, None,
+                                        "{k:?} {in_w}->{out_w} [{start}; {len}] shift {} y0 {y0}",
+                                        taps.shift
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn crop(img: &RgbImage, roi: Roi) -> RgbImage {

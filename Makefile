@@ -24,7 +24,7 @@ build: setup
 
 demo: build
 	$(PY) tools/make_demo.py demo
-	$(CARGO) run --release --bin harness
+	$(CARGO) run --release --bin harness -- --print-json
 
 fixtures: setup
 	@test -f tests/fixtures/generated/core/colour.json || $(PY) tools/make_fixtures.py tests/fixtures/generated/core

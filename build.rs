@@ -25,6 +25,11 @@ fn main() {
         }
     }
 
+    // dlclose() must never unmap libji.so: libtorch's and our threads keep thread-local
+    // destructors pointing into it, and a host that unloads the library (tests, hot reload)
+    // would crash at the next thread exit. The judge never unloads it anyway.
+    println!("cargo:rustc-link-arg-cdylib=-Wl,-z,nodelete");
+
     generate_header();
 }
 

@@ -118,7 +118,7 @@ pub fn exercise(
     cfgs: &[PreprocessConfig],
 ) -> Result<(), String> {
     let opts = DecodeOptions {
-        exif_transpose: bytes.len() % 2 == 0,
+        exif_transpose: bytes.len().is_multiple_of(2),
         max_pixels: 20_000_000,
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -3,6 +3,7 @@
 //!   2. 8 threads x N calls with their own predictors, and 8 threads sharing one: no error,
 //!      results identical to the single-thread results;
 //!   3. many calls on one predictor: resident memory growth.
+//!
 //! Prints a report; the numbers go into BENCHMARKS.md (never asserted in tests).
 //!
 //! cargo run --release --example soak -- CONFIG IMAGE... [--cycles 1000] [--calls 100000]

@@ -1,28 +1,120 @@
 //! `harness`: replays a validation folder through the built libji.so's C API, as the judge
-//! would, and reports what the judge will see.
+//! would, and reports accuracy, speed and errors as the judge will see them.
 
 mod abi;
+mod compare;
 mod dataset;
+mod metrics;
+mod record;
+mod report;
 
+use abi::{Api, BgrFrame, Lib, Predictor};
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use record::{Outcome, Record};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Runs of at most this many images print one line per image (and show no progress bar).
+const SMALL_RUN: usize = 50;
+/// The k of the top-k accuracy (asked for with `"topk": 5` in the per-call args).
+const TOPK: usize = 5;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Replay a validation folder through libji.so's C API")]
+#[command(
+    version,
+    about = "Replay a validation folder through libji.so's C API, as the judge does, and report \
+             accuracy, latency and errors",
+    after_help = "With no VAL_DIR, runs the bundled demo (demo/val with demo/config/algo_config.json; \
+                  `make demo` creates it).\nExit status: 0 when the run completed (even with \
+                  per-image errors), 1 when it could not run, 130 after Ctrl-C (partial report)."
+)]
 struct Cli {
-    /// ImageFolder tree VAL_DIR/<class name>/* (default: the bundled demo, demo/val).
+    /// ImageFolder tree VAL_DIR/<class name>/* (or a flat folder with --labels).
+    /// Default: the bundled demo, demo/val.
     val_dir: Option<PathBuf>,
-    /// The libji.so to load (default: the one built beside this binary).
-    #[arg(long)]
+    /// The libji.so to load [default: libji.so beside this executable].
+    #[arg(long, value_name = "PATH")]
     lib: Option<PathBuf>,
-    /// algo_config.json (default: demo/config/algo_config.json when running the demo,
-    /// else $EV_SDK_CONFIG or /usr/local/ev_sdk/config/algo_config.json).
-    #[arg(long)]
+    /// Which C API to drive: the platform's ji_* ABI or the native evsdk_* API.
+    #[arg(long, value_enum, default_value = "ji")]
+    api: Api,
+    /// algo_config.json [default: demo/config/algo_config.json for the demo, else
+    /// $EV_SDK_CONFIG or /usr/local/ev_sdk/config/algo_config.json].
+    #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Per-call args JSON passed to every call.
-    #[arg(long)]
+    /// Per-call args JSON object, merged over {"topk": 5}.
+    #[arg(long, value_name = "JSON")]
     args: Option<String>,
+    /// Labels CSV (`path,class`, paths relative to VAL_DIR, header optional) instead of
+    /// class folders.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Use a deterministic fraction of each class (e.g. 0.2 of a training tree).
+    #[arg(long, value_name = "FRAC")]
+    split: Option<f64>,
+    /// Seed of the --split shuffle.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Untimed calls on the first image before the run (per predictor).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    warmup: usize,
+    /// Classify each image N times (latency stats over all calls).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: usize,
+    /// N predictors in N threads sharing one queue of images.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    threads: usize,
+    /// N decoded BGR frames per ji_calc_image call (--api ji only).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    batch: usize,
+    /// Print one line per image even for runs of more than 50 images.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Print each image's raw result JSON (path TAB json).
+    #[arg(long)]
+    print_json: bool,
+    /// Write the full report as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Write one CSV row per image: path,label,predicted,confidence,top5,latency_ms,error.
+    #[arg(long, value_name = "FILE")]
+    predictions: Option<PathBuf>,
+    /// Write the confusion matrix as a PNG heat map (rows = truth, columns = predicted).
+    #[arg(long, value_name = "FILE")]
+    confusion: Option<PathBuf>,
+    /// Compare with tools/reference_predict.py's output (matched by relative path); asks the
+    /// library for full-precision confidences unless --args sets confidence_decimals.
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
+}
+
+/// Set by the SIGINT handler; every loop checks it.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    // A second Ctrl-C kills the process the usual way. signal() is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
+fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: the handler only touches an atomic and calls signal(). SIGPIPE gets its default
+    // action back, so `harness | head` ends quietly as Unix tools do instead of panicking.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
 }
 
 fn default_lib() -> PathBuf {
@@ -34,6 +126,7 @@ fn default_lib() -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_signal_handlers();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -43,10 +136,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// The per-call args: {"topk": 5} (plus full-precision confidences for --compare) under the
+/// user's JSON object.
+fn call_args(user: Option<&str>, compare: bool) -> Result<String, String> {
+    let mut obj = Map::new();
+    obj.insert("topk".into(), TOPK.into());
+    if compare {
+        obj.insert("confidence_decimals".into(), Value::Null);
+    }
+    if let Some(text) = user {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("--args is not valid JSON: {e}"))?;
+        let Value::Object(user) = v else {
+            return Err("--args must be a JSON object".into());
+        };
+        obj.extend(user);
+    }
+    Ok(Value::Object(obj).to_string())
+}
+
+/// What the harness itself reads from the config (not used for inference).
+struct ConfigInfo {
+    class_names: Option<Vec<String>>,
+    decode: ji::decode::DecodeOptions,
+}
+
+fn read_config(path: &Path) -> ConfigInfo {
+    let mut info = ConfigInfo {
+        class_names: None,
+        decode: ji::decode::DecodeOptions::default(),
+    };
+    match ji::config::Config::load(path) {
+        Ok(cfg) => {
+            info.decode.exif_transpose = cfg.preprocess.exif_transpose;
+            info.decode.max_pixels = cfg.preprocess.max_image_pixels;
+            match ji::class_names::load(&cfg.class_names_path) {
+                Ok(n) => info.class_names = Some(n),
+                Err(e) => eprintln!("harness: warning: {e}; labels are not checked"),
+            }
+        }
+        Err(e) => eprintln!("harness: warning: {e}; labels are not checked"),
+    }
+    info
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (val_dir, config) = match cli.val_dir {
-        Some(v) => (v, cli.config),
+    let (val_dir, config) = match &cli.val_dir {
+        Some(v) => (v.clone(), cli.config.clone()),
         None => {
             let demo = root.join("demo");
             if !demo.join("val").is_dir() {
@@ -58,50 +195,418 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             (
                 demo.join("val"),
                 cli.config
+                    .clone()
                     .or_else(|| Some(demo.join("config/algo_config.json"))),
             )
         }
     };
-    let lib_path = cli.lib.unwrap_or_else(default_lib);
-    let lib = abi::Lib::open(&lib_path)?;
-    let predictor = abi::EvsdkPredictor::new(&lib, config.as_deref())?;
-    let samples = dataset::scan(&val_dir).map_err(|e| format!("{}: {e}", val_dir.display()))?;
+    if cli.batch == 0 || cli.threads == 0 || cli.repeat == 0 {
+        return Err("--batch, --threads and --repeat must be at least 1".into());
+    }
+    if cli.batch > 1 && cli.api != Api::Ji {
+        return Err("--batch needs --api ji (batches go through ji_calc_image)".into());
+    }
+    if let Some(f) = cli.split {
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(format!("--split must be in (0, 1], got {f}"));
+        }
+    }
+    let args = call_args(cli.args.as_deref(), cli.compare.is_some())?;
+    let reference = cli
+        .compare
+        .as_deref()
+        .map(compare::Reference::load)
+        .transpose()?;
+
+    // Inputs first: no point loading a model for an empty folder.
+    if !val_dir.is_dir() {
+        return Err(format!("{} is not a folder", val_dir.display()));
+    }
+    let mut samples = match &cli.labels {
+        Some(csv) => dataset::from_labels(&val_dir, csv)?,
+        None => dataset::scan(&val_dir).map_err(|e| format!("{}: {e}", val_dir.display()))?,
+    };
+    if let Some(frac) = cli.split {
+        samples = dataset::split(samples, frac, cli.seed);
+    }
     if samples.is_empty() {
         return Err(format!("no images found under {}", val_dir.display()));
     }
-    let (mut correct, mut labelled, mut failed) = (0usize, 0usize, 0usize);
-    for s in &samples {
-        let rel = s.path.strip_prefix(&val_dir).unwrap_or(&s.path);
-        match predictor.process_file(&s.path, cli.args.as_deref()) {
-            Ok(json) => {
-                println!("{}\t{json}", rel.display());
-                if let Some(label) = &s.label {
-                    labelled += 1;
-                    let v: serde_json::Value = serde_json::from_str(&json)
-                        .map_err(|e| format!("library returned invalid JSON: {e}"))?;
-                    if v["class"].as_str() == Some(label.as_str()) {
-                        correct += 1;
+
+    // The library, through its C API only.
+    let lib_path = cli.lib.clone().unwrap_or_else(default_lib);
+    let lib = Lib::open(&lib_path)?;
+    if cli.api == Api::Ji {
+        if let Some(c) = &config {
+            // The ji_* ABI reads its config from here; set before any thread starts.
+            std::env::set_var(ji::config::CONFIG_ENV, c);
+        }
+        lib.ji_init()?;
+    }
+    let config_path = config
+        .clone()
+        .unwrap_or_else(ji::config::Config::default_path);
+    let version = lib
+        .version(cli.api)
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let mut predictors = Vec::with_capacity(cli.threads);
+    for _ in 0..cli.threads {
+        predictors.push(Predictor::new(&lib, cli.api, config.as_deref())?);
+    }
+    let cfg = read_config(&config_path);
+    let known: Option<HashSet<&str>> = cfg
+        .class_names
+        .as_ref()
+        .map(|n| n.iter().map(String::as_str).collect());
+    let mut records: Vec<Record> = samples
+        .into_iter()
+        .map(|s| Record {
+            label_known: match (&s.label, &known) {
+                (Some(l), Some(k)) => k.contains(l.as_str()),
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+            sample: s,
+            outcome: None,
+        })
+        .collect();
+
+    // Warm-up: untimed calls on the first image, on every predictor.
+    if cli.warmup > 0 {
+        let first = &records[0].sample;
+        let frames = if cli.batch > 1 {
+            decode_bgr(&first.path, &cfg.decode)
+                .ok()
+                .map(|f| vec![f; cli.batch.min(records.len())])
+        } else {
+            None
+        };
+        for p in &predictors {
+            for _ in 0..cli.warmup {
+                if stopped() {
+                    break;
+                }
+                match &frames {
+                    Some(f) => {
+                        let _ = p.process_frames(f, Some(&args));
+                    }
+                    None => {
+                        let _ = p.process_file(&first.path, Some(&args));
                     }
                 }
             }
-            Err((code, msg)) => {
-                failed += 1;
-                println!("{}\tERROR {code}: {msg}", rel.display());
-            }
         }
     }
-    eprintln!(
-        "{} images, {} errors; top-1 accuracy {}",
-        samples.len(),
-        failed,
-        if labelled > 0 {
-            format!(
-                "{:.1}% ({correct}/{labelled})",
-                100.0 * correct as f64 / labelled as f64
-            )
-        } else {
-            "n/a (no labels)".into()
+
+    let runner = Runner {
+        records: &records,
+        args: &args,
+        batch: cli.batch,
+        repeat: cli.repeat,
+        decode: &cfg.decode,
+        print_lines: cli.verbose || records.len() <= SMALL_RUN,
+        print_json: cli.print_json,
+        path_w: records
+            .iter()
+            .map(|r| report::display_width(&r.sample.rel))
+            .max()
+            .unwrap_or(0)
+            .min(60),
+        class_w: cfg
+            .class_names
+            .iter()
+            .flatten()
+            .map(|n| report::display_width(n))
+            .max()
+            .unwrap_or(0)
+            .min(40),
+        next: AtomicUsize::new(0),
+        progress: progress_bar(records.len()),
+        results: Mutex::new(Vec::new()),
+        call_ms: Mutex::new(Vec::new()),
+    };
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for p in predictors.drain(..) {
+            let runner = &runner;
+            s.spawn(move || runner.work(p));
         }
+    });
+    let wall_s = start.elapsed().as_secs_f64();
+    runner.progress.finish_and_clear();
+    let Runner {
+        results, call_ms, ..
+    } = runner;
+    let call_ms = call_ms.into_inner().unwrap();
+    for (i, o) in results.into_inner().unwrap() {
+        records[i].outcome = Some(o);
+    }
+
+    let interrupted = stopped();
+    let info = report::RunInfo {
+        library: lib_path.display().to_string(),
+        api: cli.api.name().into(),
+        version,
+        config: config_path.display().to_string(),
+        val_dir: val_dir.display().to_string(),
+        labels: cli.labels.as_ref().map(|p| p.display().to_string()),
+        args,
+        split: cli.split,
+        seed: cli.seed,
+        threads: cli.threads,
+        batch: cli.batch,
+        repeat: cli.repeat,
+        warmup: cli.warmup,
+        interrupted,
+        wall_s,
+        peak_rss_kib: peak_rss_kib(),
+        topk: TOPK,
+    };
+    let comparison = reference.as_ref().map(|r| r.compare(&records));
+    let rep = report::Report::build(
+        &info,
+        &records,
+        cfg.class_names.as_deref().unwrap_or(&[]),
+        &call_ms,
+        comparison,
     );
+    rep.print();
+    if let Some(p) = &cli.report {
+        report::write_json(p, &rep.json).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &cli.predictions {
+        report::write_predictions(p, &records).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &cli.confusion {
+        report::write_confusion_png(p, &rep.matrix_names, &rep.matrix)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if interrupted {
+        eprintln!("harness: interrupted: the report covers the images run before Ctrl-C");
+        return Ok(ExitCode::from(130));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(n: usize) -> ProgressBar {
+    if n <= SMALL_RUN {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} images (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb
+}
+
+/// ru_maxrss of this process (KiB on Linux).
+fn peak_rss_kib() -> u64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) == 0 {
+            ru.ru_maxrss.max(0) as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// Reads and decodes an image to packed BGR, as OpenCV would hand it to the judge's calls.
+fn decode_bgr(path: &Path, opts: &ji::decode::DecodeOptions) -> Result<BgrFrame, (i32, String)> {
+    let bytes = std::fs::read(path).map_err(|e| (-7, format!("[io, in the harness] {e}")))?;
+    let img = ji::decode::decode_image(&bytes, opts)
+        .map_err(|e| (e.code(), format!("[{}, in the harness] {e}", e.kind())))?;
+    let mut data = img.data;
+    for px in data.chunks_exact_mut(3) {
+        px.swap(0, 2);
+    }
+    Ok(BgrFrame {
+        width: img.width,
+        height: img.height,
+        data,
+    })
+}
+
+/// The shared state of the worker threads.
+struct Runner<'r> {
+    records: &'r [Record],
+    args: &'r str,
+    batch: usize,
+    repeat: usize,
+    decode: &'r ji::decode::DecodeOptions,
+    print_lines: bool,
+    print_json: bool,
+    /// Column widths of the per-image lines.
+    path_w: usize,
+    class_w: usize,
+    /// Next unit (image, or batch of images) to take.
+    next: AtomicUsize,
+    progress: ProgressBar,
+    results: Mutex<Vec<(usize, Outcome)>>,
+    /// Latency of every timed call (ms).
+    call_ms: Mutex<Vec<f64>>,
+}
+
+impl Runner<'_> {
+    fn work(&self, p: Predictor) {
+        let units = self.records.len().div_ceil(self.batch);
+        loop {
+            if stopped() {
+                break;
+            }
+            let u = self.next.fetch_add(1, Ordering::SeqCst);
+            if u >= units {
+                break;
+            }
+            let lo = u * self.batch;
+            let hi = (lo + self.batch).min(self.records.len());
+            let (outcomes, calls) = if self.batch == 1 {
+                self.one_file(&p, lo)
+            } else {
+                self.one_batch(&p, lo..hi)
+            };
+            self.call_ms.lock().unwrap().extend(calls);
+            for (i, o) in &outcomes {
+                self.print(*i, o);
+            }
+            self.progress.inc(outcomes.len() as u64);
+            self.results.lock().unwrap().extend(outcomes);
+        }
+    }
+
+    fn one_file(&self, p: &Predictor, i: usize) -> (Vec<(usize, Outcome)>, Vec<f64>) {
+        let path = &self.records[i].sample.path;
+        let mut calls = Vec::with_capacity(self.repeat);
+        let mut last = None;
+        for r in 0..self.repeat {
+            if r > 0 && stopped() {
+                break;
+            }
+            let (res, d) = p.process_file(path, Some(self.args));
+            let ms = d.as_secs_f64() * 1e3;
+            calls.push(ms);
+            last = Some((res, ms));
+        }
+        let (res, ms) = last.expect("at least one call");
+        let outcome = match res.and_then(|json| record::parse_call(&json, None)) {
+            Ok((parsed, raw)) => Outcome {
+                result: Ok(parsed),
+                raw: Some(raw),
+                latency_ms: ms,
+            },
+            Err(e) => Outcome {
+                result: Err(e),
+                raw: None,
+                latency_ms: ms,
+            },
+        };
+        (vec![(i, outcome)], calls)
+    }
+
+    fn one_batch(
+        &self,
+        p: &Predictor,
+        range: std::ops::Range<usize>,
+    ) -> (Vec<(usize, Outcome)>, Vec<f64>) {
+        let mut out = Vec::new();
+        let mut frames = Vec::new();
+        let mut members = Vec::new();
+        for i in range {
+            match decode_bgr(&self.records[i].sample.path, self.decode) {
+                Ok(f) => {
+                    frames.push(f);
+                    members.push(i);
+                }
+                Err(e) => out.push((
+                    i,
+                    Outcome {
+                        result: Err(e),
+                        raw: None,
+                        latency_ms: 0.0,
+                    },
+                )),
+            }
+        }
+        let mut calls = Vec::new();
+        if frames.is_empty() {
+            return (out, calls);
+        }
+        let mut last = None;
+        for r in 0..self.repeat {
+            if r > 0 && stopped() {
+                break;
+            }
+            let (res, d) = p.process_frames(&frames, Some(self.args));
+            let ms = d.as_secs_f64() * 1e3;
+            calls.push(ms);
+            last = Some((res, ms));
+        }
+        let (res, ms) = last.expect("at least one call");
+        let several = frames.len() > 1;
+        for (k, i) in members.into_iter().enumerate() {
+            let parsed = match &res {
+                Ok(json) => record::parse_call(json, several.then_some(k)),
+                Err(e) => Err(e.clone()),
+            };
+            let (result, raw) = match parsed {
+                Ok((p, raw)) => (Ok(p), Some(raw)),
+                Err(e) => (Err(e), None),
+            };
+            out.push((
+                i,
+                Outcome {
+                    result,
+                    raw,
+                    latency_ms: ms,
+                },
+            ));
+        }
+        (out, calls)
+    }
+
+    fn print(&self, i: usize, o: &Outcome) {
+        if !self.print_lines && !self.print_json {
+            return;
+        }
+        let rec = &self.records[i];
+        let rel = &rec.sample.rel;
+        let mut lines = Vec::new();
+        if self.print_lines {
+            lines.push(match &o.result {
+                Ok(p) => {
+                    let (mark, note) = match (&rec.sample.label, rec.label_known) {
+                        (Some(l), true) if *l == p.class => ("ok", String::new()),
+                        (Some(l), true) => ("✗ ", format!("  (label {l})")),
+                        (Some(l), false) => ("? ", format!("  (unknown label {l})")),
+                        (None, _) => ("- ", String::new()),
+                    };
+                    format!(
+                        "{mark} {}  {}  {:.3}  {:>7.2} ms{note}",
+                        report::pad(rel, self.path_w),
+                        report::pad(&p.class, self.class_w),
+                        p.confidence,
+                        o.latency_ms
+                    )
+                }
+                Err((code, msg)) => {
+                    format!("E  {}  error {code}: {msg}", report::pad(rel, self.path_w))
+                }
+            });
+        }
+        if self.print_json {
+            if let Some(raw) = &o.raw {
+                lines.push(format!("{rel}\t{raw}"));
+            }
+        }
+        self.progress.suspend(|| {
+            for l in lines {
+                println!("{l}");
+            }
+        });
+    }
 }

@@ -1,0 +1,140 @@
+//! What one image's run produced: the parsed result JSON or the error, and its latency.
+
+use crate::dataset::Sample;
+use serde_json::Value;
+
+/// The parts of a result JSON the harness uses (see src/output.rs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub class: String,
+    pub class_id: Option<u64>,
+    pub confidence: f64,
+    /// `model_data.topk` (class, confidence), best first; just the top-1 when absent.
+    pub ranked: Vec<(String, f64)>,
+    pub device: Option<String>,
+}
+
+/// Parses one image's result object.
+pub fn parse_result(v: &Value) -> Result<Parsed, String> {
+    let md = v.get("model_data").filter(|m| m.is_object());
+    let class = v
+        .get("class")
+        .or_else(|| md.and_then(|m| m.get("class")))
+        .and_then(Value::as_str)
+        .ok_or("result JSON has no \"class\" string")?
+        .to_owned();
+    let confidence = v
+        .get("confidence")
+        .or_else(|| md.and_then(|m| m.get("confidence")))
+        .and_then(Value::as_f64)
+        .ok_or("result JSON has no numeric \"confidence\"")?;
+    let class_id = md.and_then(|m| m.get("class_id")).and_then(Value::as_u64);
+    let device = md
+        .and_then(|m| m.get("device"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut ranked: Vec<(String, f64)> = md
+        .and_then(|m| m.get("topk"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| {
+                    Some((
+                        t.get("class")?.as_str()?.to_owned(),
+                        t.get("confidence")?.as_f64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if ranked.is_empty() {
+        ranked.push((class.clone(), confidence));
+    }
+    Ok(Parsed {
+        class,
+        class_id,
+        confidence,
+        ranked,
+        device,
+    })
+}
+
+/// Parses a call's JSON text; for a batch call (`frames` > 1) picks frame `frame`.
+pub fn parse_call(json: &str, frame: Option<usize>) -> Result<(Parsed, String), (i32, String)> {
+    let v: Value = serde_json::from_str(json).map_err(|e| {
+        (
+            0,
+            format!("the library returned invalid JSON ({e}): {json}"),
+        )
+    })?;
+    let item = match frame {
+        None => v,
+        Some(i) => v
+            .get("frames")
+            .and_then(|f| f.get(i))
+            .cloned()
+            .ok_or_else(|| (0, format!("batch result has no frames[{i}]")))?,
+    };
+    let parsed = parse_result(&item).map_err(|e| (0, format!("{e}: {item}")))?;
+    Ok((parsed, item.to_string()))
+}
+
+/// One image's outcome (the last call's, when repeated).
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub result: Result<Parsed, (i32, String)>,
+    /// The raw result JSON of this image (for --print-json).
+    pub raw: Option<String>,
+    /// Latency of the call that carried this image, in ms (a batch's call time for batches).
+    pub latency_ms: f64,
+}
+
+/// A sample and, if it ran (not skipped by Ctrl-C), its outcome.
+pub struct Record {
+    pub sample: Sample,
+    /// Whether the label is one of the class names (unknown labels are not scored).
+    pub label_known: bool,
+    pub outcome: Option<Outcome>,
+}
+
+impl Record {
+    /// The label if it is a known class.
+    pub fn scored_label(&self) -> Option<&str> {
+        if self.label_known {
+            self.sample.label.as_deref()
+        } else {
+            None
+        }
+    }
+
+    pub fn parsed(&self) -> Option<&Parsed> {
+        self.outcome.as_ref().and_then(|o| o.result.as_ref().ok())
+    }
+
+    pub fn error(&self) -> Option<&(i32, String)> {
+        self.outcome.as_ref().and_then(|o| o.result.as_ref().err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_single_topk_and_batch() {
+        let j = r#"{"class":"a","confidence":0.9,"algorithm_data":{},"model_data":{"class":"a","confidence":0.9,"class_id":2,"topk":[{"class":"a","class_id":2,"confidence":0.9},{"class":"b","class_id":0,"confidence":0.1}],"device":"cpu"}}"#;
+        let (p, _) = parse_call(j, None).unwrap();
+        assert_eq!(p.class, "a");
+        assert_eq!(p.class_id, Some(2));
+        assert_eq!(p.ranked.len(), 2);
+        assert_eq!(p.device.as_deref(), Some("cpu"));
+        let b = format!(r#"{{"frames":[{j},{{"class":"c","confidence":0.5}}]}}"#);
+        let (p, raw) = parse_call(&b, Some(1)).unwrap();
+        assert_eq!(p.class, "c");
+        assert_eq!(p.ranked, [("c".to_string(), 0.5)]);
+        assert!(raw.contains("\"c\""));
+        assert!(parse_call(&b, Some(2)).is_err());
+        assert!(parse_call("{", None).is_err());
+        assert!(parse_call("{}", None).is_err());
+    }
+}

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""End-to-end speed: the Python pipeline a contestant would otherwise ship against libji.so,
+same machine, same model, same images, same thread count, in one run.
+
+Usage: bench_inference.py [--models lite0,resnet50] [--images N] [--repeat R] [--threads T]
+                          [--batch B] [--device cpu|cuda] [--precision fp32|fp16] [--lib PATH]
+                          [--json OUT.json]
+
+For each model it measures images/s and p50/p99 latency per image for
+  (a) Python: PIL decode + torchvision transforms + torch, eager (where the model exists
+      eagerly) and TorchScript;
+  (b) libji through its C API one image at a time (evsdk_process_image on the file bytes:
+      decode + preprocess + forward + JSON), called through ctypes;
+  (c) libji batched: ji_calc_image with B BGR frames per call (frames decoded beforehand,
+      so this is preprocess + batched forward + JSON);
+  (d) the model's bare TorchScript forward on pre-made tensors (the floor);
+and the ratios (b)/(a) and (b)/(d) in images/s. Models: the demo's EfficientNet-Lite0
+(tools/make_demo.py; `lite0`), a torchvision MobileNetV2 (`mobilenet`) and ResNet-50
+(`resnet50`) with 146 classes (seeded random weights, traced). Images: scikit-image photos resized to common camera sizes, JPEG q90.
+Also checks that (a) and (b) agree on the top-1 class for every image.
+"""
+import argparse
+import ctypes
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference_predict  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class JiImageInfo(ctypes.Structure):
+    _fields_ = [("nWidth", ctypes.c_uint), ("nHeight", ctypes.c_uint), ("nWidthStride", ctypes.c_uint),
+                ("nHeightStride", ctypes.c_uint), ("nFrameRate", ctypes.c_uint), ("dwTimeStamp", ctypes.c_ulong),
+                ("pData", ctypes.c_void_p), ("nDataLen", ctypes.c_uint), ("nFormat", ctypes.c_int),
+                ("nDataType", ctypes.c_int), ("nFrameNo", ctypes.c_uint), ("byRes", ctypes.c_ubyte * 4)]
+
+
+class JiEvent(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int), ("json", ctypes.c_char_p)]
+
+
+def load_lib(path):
+    lib = ctypes.CDLL(path)
+    lib.evsdk_init.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.evsdk_process_image.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                                        ctypes.POINTER(ctypes.c_void_p)]
+    lib.evsdk_free_string.argtypes = [ctypes.c_void_p]
+    lib.evsdk_release.argtypes = [ctypes.c_void_p]
+    lib.evsdk_last_error.restype = ctypes.c_char_p
+    lib.ji_create_predictor.restype = ctypes.c_void_p
+    lib.ji_destroy_predictor.argtypes = [ctypes.c_void_p]
+    lib.ji_calc_image.argtypes = [ctypes.c_void_p, ctypes.POINTER(JiImageInfo), ctypes.c_uint, ctypes.c_char_p,
+                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(JiEvent)]
+    return lib
+
+
+def make_images(d, n):
+    import skimage
+    data = os.path.join(os.path.dirname(skimage.__file__), "data")
+    photos = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png"]
+    sizes = [(1920, 1080), (1280, 720), (640, 480), (800, 600), (500, 375), (1024, 768)]
+    files = []
+    for i in range(n):
+        img = Image.open(os.path.join(data, photos[i % len(photos)])).convert("RGB")
+        img = img.resize(sizes[i % len(sizes)], Image.BICUBIC)
+        p = os.path.join(d, "img%03d.jpg" % i)
+        img.save(p, quality=90)
+        files.append(p)
+    return files
+
+
+def make_models(d, which):
+    models = {}
+    if "lite0" in which:
+        demo = os.path.join(ROOT, "demo")
+        if not os.path.exists(os.path.join(demo, "model", "model.pt")):
+            import subprocess
+            subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_demo.py"), demo], check=True)
+        cfg = json.load(open(os.path.join(demo, "config", "algo_config.json")))
+        cfg["model_path"] = os.path.join(demo, "model", "model.pt")
+        cfg["class_names_path"] = os.path.join(demo, "model", "class.txt")
+        models["efficientnet-lite0"] = (cfg, None)
+    if "mobilenet" in which:
+        # Where the demo's EfficientNet package is missing (the GPU machine): a small model
+        # of the same class, seeded random weights.
+        torch.manual_seed(0)
+        eager = torchvision.models.mobilenet_v2(num_classes=146).eval()
+        path = os.path.join(d, "mobilenet_v2_146.pt")
+        with torch.no_grad():
+            torch.jit.trace(eager, torch.randn(1, 3, 224, 224)).save(path)
+        names = os.path.join(d, "class146.txt")
+        with open(names, "w", encoding="utf-8") as f:
+            f.write(repr({"类别_%03d" % i: i for i in range(146)}))
+        cfg = {"model_path": path, "class_names_path": names, "resize_mode": "shorter_side",
+               "resize_size": 256, "crop_size": [224, 224]}
+        models["mobilenet_v2-146"] = (cfg, eager)
+    if "resnet50" in which:
+        torch.manual_seed(0)
+        eager = torchvision.models.resnet50(num_classes=146).eval()
+        path = os.path.join(d, "resnet50_146.pt")
+        with torch.no_grad():
+            torch.jit.trace(eager, torch.randn(1, 3, 224, 224)).save(path)
+        names = os.path.join(d, "class146.txt")
+        with open(names, "w", encoding="utf-8") as f:
+            f.write(repr({"类别_%03d" % i: i for i in range(146)}))
+        cfg = {"model_path": path, "class_names_path": names, "resize_mode": "stretch",
+               "resize_size": [224, 224], "crop_size": [224, 224]}
+        models["resnet50-146"] = (cfg, eager)
+    return models
+
+
+def stats(times_ms, images):
+    total = sum(times_ms)
+    per_image = sorted(times_ms)
+    return {"images_per_s": images / (total / 1e3), "p50_ms": statistics.median(per_image),
+            "p99_ms": per_image[min(len(per_image) - 1, int(len(per_image) * 0.99))]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="lite0,resnet50")
+    ap.add_argument("--images", type=int, default=12)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    lib = load_lib(a.lib)
+    results = {"device": a.device, "precision": a.precision, "threads": a.threads, "models": {}}
+    with tempfile.TemporaryDirectory() as d:
+        files = make_images(d, a.images)
+        blobs = [open(f, "rb").read() for f in files]
+        for name, (cfg, eager) in make_models(d, a.models.split(",")).items():
+            cfg = dict(cfg, device=a.device, precision=a.precision, num_threads=a.threads, topk=1,
+                       confidence_decimals=None, warmup=3)
+            cfg_path = os.path.join(d, name + ".json")
+            json.dump(cfg, open(cfg_path, "w"))
+            pycfg = reference_predict.load_config(cfg_path)
+            transform = reference_predict.make_transform(pycfg)
+            scripted = torch.jit.load(cfg["model_path"], map_location=dev).eval()
+            half = a.precision == "fp16"
+            if half:
+                scripted = scripted.half()
+            rows = {}
+
+            def python_pipeline(model):
+                times, top1 = [], []
+                with torch.no_grad():
+                    for r in range(a.repeat + 1):
+                        for b in blobs:
+                            t0 = time.perf_counter()
+                            x = transform(Image.open(io.BytesIO(b)).convert("RGB")).unsqueeze(0).to(dev)
+                            y = model(x.half() if half else x).float().softmax(1)
+                            c = int(y.argmax(1)[0])
+                            t1 = time.perf_counter()
+                            if r:
+                                times.append((t1 - t0) * 1e3)
+                            else:
+                                top1.append(c)
+                return times, top1
+
+            if eager is not None:
+                e = eager.to(dev)
+                rows["a_python_eager"] = stats(python_pipeline(e.half() if half else e)[0], len(blobs) * a.repeat)
+            t, py_top1 = python_pipeline(scripted)
+            rows["a_python_torchscript"] = stats(t, len(blobs) * a.repeat)
+
+            h = ctypes.c_void_p()
+            if lib.evsdk_init(cfg_path.encode(), ctypes.byref(h)) != 0:
+                sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
+            times, ours_top1 = [], []
+            out = ctypes.c_void_p()
+            for r in range(a.repeat + 1):
+                for b in blobs:
+                    t0 = time.perf_counter()
+                    rc = lib.evsdk_process_image(h, b, len(b), None, ctypes.byref(out))
+                    t1 = time.perf_counter()
+                    if rc != 0:
+                        sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
+                    res = json.loads(ctypes.string_at(out.value).decode())
+                    lib.evsdk_free_string(out)
+                    if r:
+                        times.append((t1 - t0) * 1e3)
+                    else:
+                        ours_top1.append(res["model_data"]["class_id"])
+            lib.evsdk_release(h)
+            rows["b_libji_single"] = stats(times, len(blobs) * a.repeat)
+            agree = sum(x == y for x, y in zip(py_top1, ours_top1)) / len(blobs)
+
+            os.environ["EV_SDK_CONFIG"] = cfg_path
+            pred = lib.ji_create_predictor(0)
+            frames = []
+            for b in blobs:
+                arr = np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))[:, :, ::-1])
+                frames.append(arr)
+            times = []
+            ev = JiEvent()
+            for r in range(a.repeat + 1):
+                for s in range(0, len(frames), a.batch):
+                    chunk = frames[s:s + a.batch]
+                    infos = (JiImageInfo * len(chunk))()
+                    for i, f in enumerate(chunk):
+                        infos[i].nWidth, infos[i].nHeight = f.shape[1], f.shape[0]
+                        infos[i].nWidthStride, infos[i].nHeightStride = f.shape[1], f.shape[0]
+                        infos[i].pData = f.ctypes.data
+                        infos[i].nFormat, infos[i].nDataType = 0, 2
+                    t0 = time.perf_counter()
+                    rc = lib.ji_calc_image(pred, infos, len(chunk), None, None, None, ctypes.byref(ev))
+                    t1 = time.perf_counter()
+                    if rc != 0:
+                        sys.exit("ji_calc_image: %d %s" % (rc, ev.json))
+                    if r:
+                        times.extend([(t1 - t0) * 1e3 / len(chunk)] * len(chunk))
+            lib.ji_destroy_predictor(pred)
+            rows["c_libji_batch%d_predecoded" % a.batch] = stats(times, len(frames) * a.repeat)
+
+            x = torch.randn(1, 3, 224, 224, device=dev)
+            x = x.half() if half else x
+            times = []
+            with torch.no_grad():
+                for r in range(len(blobs) * (a.repeat + 1)):
+                    t0 = time.perf_counter()
+                    y = scripted(x).float()
+                    float(y[0, 0])  # read the result, as the library does
+                    t1 = time.perf_counter()
+                    if r >= len(blobs):
+                        times.append((t1 - t0) * 1e3)
+            rows["d_bare_forward"] = stats(times, len(blobs) * a.repeat)
+            b = rows["b_libji_single"]["images_per_s"]
+            rows["ratio_b_over_a"] = b / rows["a_python_torchscript"]["images_per_s"]
+            if "a_python_eager" in rows:
+                rows["ratio_b_over_a_eager"] = b / rows["a_python_eager"]["images_per_s"]
+            rows["ratio_b_over_d"] = b / rows["d_bare_forward"]["images_per_s"]
+            rows["top1_agreement_a_b"] = agree
+            results["models"][name] = rows
+            print("\n%s (%s, %s, %d threads)" % (name, a.device, a.precision, a.threads))
+            for k, v in rows.items():
+                if isinstance(v, dict):
+                    print("  %-30s %8.1f img/s   p50 %7.2f ms   p99 %7.2f ms" % (k, v["images_per_s"], v["p50_ms"], v["p99_ms"]))
+                else:
+                    print("  %-30s %8.3f" % (k, v))
+    if a.json:
+        json.dump(results, open(a.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

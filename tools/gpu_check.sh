@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU check of issue 6, prepared as ONE script for a session that is lent a GPU machine
+# (see ../shared/device/README.md). Two halves:
+#
+#   bash tools/gpu_check.sh prepare     # here: release build, copy what travels into .gpu/
+#   device run (carry [".gpu"]):  bash tools/gpu_check.sh device   # there, ~5 minutes
+#
+# On the device it writes a table to stdout and logs under $OUT, checking:
+#   1. `device: auto` picks CUDA and the JSON says so (model_data.device = cuda:0);
+#   2. top-1 agreement between GPU fp32, GPU fp16 and CPU on the same images;
+#   3. images/s and p50/p99 through the ABI, single image and batched ji_calc_image, against
+#      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
+#   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prepare() {
+  bash tools/setup.sh
+  cargo build --release --lib --bins --examples
+  make -C test_harness LIBDIR="$PWD/target/release" all
+  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  rm -rf .gpu && mkdir -p .gpu
+  cp target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api .gpu/
+  du -sh .gpu
+}
+
+device() {
+  : "${OUT:=/tmp/gpu-out}"
+  mkdir -p "$OUT"
+  export PYTHONUNBUFFERED=1
+  torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  export LD_LIBRARY_PATH="$torch_lib:${LD_LIBRARY_PATH:-}"
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
+  work=$(mktemp -d)
+  # A 146-class ResNet-50 (seeded) and a few photos, made here with the device's own python.
+  python3 - "$work" <<'PY'
+import json, os, sys, torch, torchvision, skimage
+from PIL import Image
+d = sys.argv[1]
+torch.manual_seed(0)
+m = torchvision.models.resnet50(num_classes=146).eval()
+with torch.no_grad():
+    m.fc.weight.mul_(4.0)
+    torch.jit.trace(m, torch.randn(1, 3, 224, 224)).save(os.path.join(d, "model.pt"))
+open(os.path.join(d, "class.txt"), "w").write(repr({"类别_%03d" % i: i for i in range(146)}))
+data = os.path.join(os.path.dirname(skimage.__file__), "data")
+os.makedirs(os.path.join(d, "val", "x"))
+for i, name in enumerate(["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png", "horse.png", "coins.png"]):
+    Image.open(os.path.join(data, name)).convert("RGB").save(os.path.join(d, "val", "x", "%d.jpg" % i), quality=90)
+base = {"model_path": "model.pt", "class_names_path": "class.txt", "resize_mode": "shorter_side",
+        "resize_size": 256, "crop_size": 224, "topk": 5, "confidence_decimals": None}
+for name, extra in {"auto": {"device": "auto"}, "cpu": {"device": "cpu"},
+                    "fp16": {"device": "cuda", "precision": "fp16"}}.items():
+    json.dump(dict(base, **extra), open(os.path.join(d, name + ".json"), "w"))
+PY
+  echo "== 1. device auto"
+  EV_SDK_CONFIG=$work/auto.json .gpu/test-ji-api -f version | tee "$OUT/version.txt"
+  EV_SDK_CONFIG=$work/auto.json .gpu/test-ji-api -f file -i "$work/val/x/0.jpg" | tee "$OUT/auto.txt"
+  grep -q '"device":"cuda:0"' "$OUT/auto.txt" && echo "PASS device auto -> cuda:0" || echo "FAIL device auto did not pick CUDA"
+
+  echo "== 2. agreement GPU fp32 / GPU fp16 / CPU"
+  for c in auto fp16 cpu; do
+    .gpu/harness --lib .gpu/libji.so --api ji --config "$work/$c.json" "$work/val" --report "$OUT/report_$c.json" \
+      --predictions "$OUT/pred_$c.csv" > "$OUT/harness_$c.txt" 2>&1 || true
+  done
+  python3 - "$OUT" <<'PY'
+import csv, sys
+out = sys.argv[1]
+rows = {c: {r["path"]: r["predicted"] for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))} for c in ("auto", "fp16", "cpu")}
+for a, b in (("auto", "cpu"), ("auto", "fp16")):
+    same = sum(rows[a][k] == rows[b].get(k) for k in rows[a])
+    print("top-1 agreement %s vs %s: %d/%d" % (a, b, same, len(rows[a])))
+PY
+
+  echo "== 3. speed against the Python pipeline on the same GPU"
+  python3 tools/bench_inference.py --models mobilenet,resnet50 --device cuda --precision fp32 --lib .gpu/libji.so \
+    --images 24 --repeat 5 --batch 8 --json "$OUT/bench_fp32.json" | tee "$OUT/bench_fp32.txt"
+  python3 tools/bench_inference.py --models resnet50 --device cuda --precision fp16 --lib .gpu/libji.so \
+    --images 24 --repeat 5 --batch 8 --json "$OUT/bench_fp16.json" | tee "$OUT/bench_fp16.txt"
+
+  echo "== 4. create/destroy loop, GPU memory"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader | tee "$OUT/mem_before.txt"
+  .gpu/soak "$work/auto.json" "$work/val/x/0.jpg" "$work/val/x/1.jpg" --cycles 200 --calls 5000 --thread-calls 200 \
+    2>&1 | tee "$OUT/soak.txt" &
+  soak=$!
+  while kill -0 $soak 2>/dev/null; do nvidia-smi --query-gpu=memory.used --format=csv,noheader >> "$OUT/mem_during.txt"; sleep 2; done
+  wait $soak || echo "FAIL soak exited non-zero"
+  echo "GPU memory used during the loop (MiB, every 2 s):"; tr '\n' ' ' < "$OUT/mem_during.txt"; echo
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  device) device ;;
+  *) echo "usage: $0 prepare|device"; exit 2 ;;
+esac

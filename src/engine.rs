@@ -130,8 +130,15 @@ impl Engine {
     /// Reads and decodes an image file.
     pub fn read_file(&self, path: &Path) -> Result<RgbImage> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        self.decode(&bytes)
-            .map_err(|e| prefix_error(e, &path.display().to_string()))
+        self.decode_file_bytes(path, &bytes)
+    }
+
+    /// Decodes the bytes read from `path`; decode errors name the file.
+    pub fn decode_file_bytes(&self, path: &Path, bytes: &[u8]) -> Result<RgbImage> {
+        self.decode(bytes).map_err(|e| match e {
+            Error::Decode(m) => Error::Decode(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// Classifies decoded images in one forward pass; `k` predictions per image.
@@ -218,13 +225,5 @@ impl Engine {
         if pool.len() < 8 {
             pool.push(work);
         }
-    }
-}
-
-/// Adds where it happened (a file name) to a decode error's message.
-fn prefix_error(e: Error, context: &str) -> Error {
-    match e {
-        Error::Decode(m) => Error::Decode(format!("{context}: {m}")),
-        other => other,
     }
 }

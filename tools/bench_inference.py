@@ -140,6 +140,8 @@ def main():
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.device == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the library does
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     lib = load_lib(a.lib)
@@ -159,62 +161,69 @@ def main():
             if half:
                 scripted = scripted.half()
             rows = {}
-
-            def python_pipeline(model):
-                times, top1 = [], []
-                with torch.no_grad():
-                    for r in range(a.repeat + 1):
-                        for b in blobs:
-                            t0 = time.perf_counter()
-                            x = transform(Image.open(io.BytesIO(b)).convert("RGB")).unsqueeze(0).to(dev)
-                            y = model(x.half() if half else x).float().softmax(1)
-                            c = int(y.argmax(1)[0])
-                            t1 = time.perf_counter()
-                            if r:
-                                times.append((t1 - t0) * 1e3)
-                            else:
-                                top1.append(c)
-                return times, top1
-
+            x_bare = torch.randn(1, 3, 224, 224, device=dev)
+            x_bare = x_bare.half() if half else x_bare
+            eager_dev = None
             if eager is not None:
-                e = eager.to(dev)
-                rows["a_python_eager"] = stats(python_pipeline(e.half() if half else e)[0], len(blobs) * a.repeat)
-            t, py_top1 = python_pipeline(scripted)
-            rows["a_python_torchscript"] = stats(t, len(blobs) * a.repeat)
+                eager_dev = eager.to(dev)
+                eager_dev = eager_dev.half() if half else eager_dev
+
+            def python_one(model, blob):
+                x = transform(Image.open(io.BytesIO(blob)).convert("RGB")).unsqueeze(0).to(dev)
+                y = model(x.half() if half else x).float().softmax(1)
+                return int(y.argmax(1)[0])
 
             h = ctypes.c_void_p()
             if lib.evsdk_init(cfg_path.encode(), ctypes.byref(h)) != 0:
                 sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
-            times, ours_top1 = [], []
             out = ctypes.c_void_p()
-            for r in range(a.repeat + 1):
-                for b in blobs:
-                    t0 = time.perf_counter()
-                    rc = lib.evsdk_process_image(h, b, len(b), None, ctypes.byref(out))
-                    t1 = time.perf_counter()
-                    if rc != 0:
-                        sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
-                    res = json.loads(ctypes.string_at(out.value).decode())
-                    lib.evsdk_free_string(out)
-                    if r:
-                        times.append((t1 - t0) * 1e3)
-                    else:
-                        ours_top1.append(res["model_data"]["class_id"])
+
+            def ours_one(blob):
+                if lib.evsdk_process_image(h, blob, len(blob), None, ctypes.byref(out)) != 0:
+                    sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
+                res = json.loads(ctypes.string_at(out.value).decode())
+                lib.evsdk_free_string(out)
+                return res["model_data"]["class_id"]
+
+            def bare_one(_blob):
+                float(scripted(x_bare).float()[0, 0])  # read the result, as the library does
+
+            methods = [("a_python_torchscript", lambda b: python_one(scripted, b)),
+                       ("b_libji_single", ours_one), ("d_bare_forward", bare_one)]
+            if eager_dev is not None:
+                methods.insert(0, ("a_python_eager", lambda b: python_one(eager_dev, b)))
+            # Interleaved: every image goes through every method in turn (rotating the order),
+            # so drift and noise on a shared machine hit all methods alike.
+            times = {m: [] for m, _ in methods}
+            top1 = {m: [] for m, _ in methods}
+            with torch.no_grad():
+                for r in range(a.repeat + 1):
+                    for i, blob in enumerate(blobs):
+                        k = (r + i) % len(methods)
+                        for name_m, fn in methods[k:] + methods[:k]:
+                            t0 = time.perf_counter()
+                            c = fn(blob)
+                            t1 = time.perf_counter()
+                            if r:
+                                times[name_m].append((t1 - t0) * 1e3)
+                            else:
+                                top1[name_m].append(c)
             lib.evsdk_release(h)
-            rows["b_libji_single"] = stats(times, len(blobs) * a.repeat)
-            agree = sum(x == y for x, y in zip(py_top1, ours_top1)) / len(blobs)
+            for name_m, _ in methods:
+                rows[name_m] = stats(times[name_m], len(blobs) * a.repeat)
+            agree = sum(x == y for x, y in zip(top1["a_python_torchscript"], top1["b_libji_single"])) / len(blobs)
 
             os.environ["EV_SDK_CONFIG"] = cfg_path
             pred = lib.ji_create_predictor(0)
             frames = []
-            for b in blobs:
-                arr = np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))[:, :, ::-1])
+            for blob in blobs:
+                arr = np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))[:, :, ::-1])
                 frames.append(arr)
-            times = []
+            times_c = []
             ev = JiEvent()
             for r in range(a.repeat + 1):
-                for s in range(0, len(frames), a.batch):
-                    chunk = frames[s:s + a.batch]
+                for st in range(0, len(frames), a.batch):
+                    chunk = frames[st:st + a.batch]
                     infos = (JiImageInfo * len(chunk))()
                     for i, f in enumerate(chunk):
                         infos[i].nWidth, infos[i].nHeight = f.shape[1], f.shape[0]
@@ -227,22 +236,9 @@ def main():
                     if rc != 0:
                         sys.exit("ji_calc_image: %d %s" % (rc, ev.json))
                     if r:
-                        times.extend([(t1 - t0) * 1e3 / len(chunk)] * len(chunk))
+                        times_c.extend([(t1 - t0) * 1e3 / len(chunk)] * len(chunk))
             lib.ji_destroy_predictor(pred)
-            rows["c_libji_batch%d_predecoded" % a.batch] = stats(times, len(frames) * a.repeat)
-
-            x = torch.randn(1, 3, 224, 224, device=dev)
-            x = x.half() if half else x
-            times = []
-            with torch.no_grad():
-                for r in range(len(blobs) * (a.repeat + 1)):
-                    t0 = time.perf_counter()
-                    y = scripted(x).float()
-                    float(y[0, 0])  # read the result, as the library does
-                    t1 = time.perf_counter()
-                    if r >= len(blobs):
-                        times.append((t1 - t0) * 1e3)
-            rows["d_bare_forward"] = stats(times, len(blobs) * a.repeat)
+            rows["c_libji_batch%d_predecoded" % a.batch] = stats(times_c, len(frames) * a.repeat)
             b = rows["b_libji_single"]["images_per_s"]
             rows["ratio_b_over_a"] = b / rows["a_python_torchscript"]["images_per_s"]
             if "a_python_eager" in rows:

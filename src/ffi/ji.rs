@@ -360,10 +360,7 @@ pub unsafe extern "C" fn ji_calc_file(
         let path = required_path(inFile, "inFile")?;
         let args = opt_str(args, "args")?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let img = pred
-            .engine
-            .decode(&bytes)
-            .map_err(|e| with_context(e, &path.display().to_string()))?;
+        let img = pred.engine.decode_file_bytes(path, &bytes)?;
         let v = pred.engine.run_json(&img, args)?;
         write_out_file(outFile, &bytes)?;
         Ok(v)
@@ -376,13 +373,6 @@ unsafe fn write_out_file(out_file: *const c_char, bytes: &[u8]) -> Result<()> {
     }
     let path = required_path(out_file, "outFile")?;
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
-}
-
-fn with_context(e: Error, context: &str) -> Error {
-    match e {
-        Error::Decode(m) => Error::Decode(format!("{context}: {m}")),
-        other => other,
-    }
 }
 
 /// Video analysis is not implemented: returns `JISDK_RET_UNUSED` (-2).

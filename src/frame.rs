@@ -68,6 +68,16 @@ impl RawFrame<'_> {
         Ok(())
     }
 
+    /// The frame's pixels with the row padding removed (an unmodified copy for the caller).
+    pub fn packed_copy(&self) -> Vec<u8> {
+        let row = self.width as usize * self.channels as usize;
+        let mut out = Vec::with_capacity(row * self.height as usize);
+        for y in 0..self.height as usize {
+            out.extend_from_slice(&self.pixels[y * self.stride..y * self.stride + row]);
+        }
+        out
+    }
+
     /// Converts to RGB the way `convert('RGB')` treats the equivalent PIL image
     /// (gray replicated, alpha dropped).
     pub fn to_rgb(&self, max_pixels: u64) -> Result<RgbImage> {

@@ -288,10 +288,7 @@ pub unsafe extern "C" fn ji_calc_frame(
         let v = pred.engine.run_json(&img, args)?;
         if let Some(out) = outFrame.as_mut() {
             let row = f.cols as usize * channels as usize;
-            let mut copy = Vec::with_capacity(row * f.rows as usize);
-            for y in 0..f.rows as usize {
-                copy.extend_from_slice(&frame.pixels[y * frame.stride..y * frame.stride + row]);
-            }
+            let copy = frame.packed_copy();
             let data = pred.with_outputs(|o| {
                 o.frame = copy;
                 o.frame.as_mut_ptr()
@@ -447,12 +444,7 @@ pub unsafe extern "C" fn ji_calc_image(
                 other => other,
             })?);
             if !pOutFrames.is_null() {
-                let row = info.nWidth as usize * 3;
-                let mut copy = Vec::with_capacity(row * info.nHeight as usize);
-                for y in 0..info.nHeight as usize {
-                    copy.extend_from_slice(&frame.pixels[y * frame.stride..y * frame.stride + row]);
-                }
-                copies.push(copy);
+                copies.push(frame.packed_copy());
             }
         }
         let refs: Vec<&RgbImage> = images.iter().collect();

@@ -70,6 +70,17 @@ fn sniff(bytes: &[u8]) -> Option<Format> {
 /// Decodes an encoded image (JPEG, PNG, BMP, WebP, GIF, TIFF) to packed 8-bit RGB, pixel for
 /// pixel what `PIL.Image.open(f).convert('RGB')` gives.
 pub fn decode_image(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
+    decode_image_reusing(bytes, opts, Vec::new())
+}
+
+/// [`decode_image`] that decodes JPEGs into `reuse` (a buffer from an earlier image, taken
+/// back from its `RgbImage::data`), so a steady stream of same-sized images allocates and
+/// zero-fills nothing. Other formats decode through the `image` crate's own buffers.
+pub fn decode_image_reusing(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    reuse: Vec<u8>,
+) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(Error::Decode("empty input".into()));
     }
@@ -78,7 +89,7 @@ pub fn decode_image(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
     })?;
     let (img, orientation) = match format {
         Format::Jpeg => {
-            let img = decode_jpeg(bytes, opts)?;
+            let img = decode_jpeg(bytes, opts, reuse)?;
             let o = if opts.exif_transpose {
                 jpeg_exif(bytes).and_then(exif_orientation)
             } else {
@@ -145,11 +156,16 @@ fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<()> {
 }
 
 /// Allocates a zeroed buffer, reporting allocation failure as an error instead of aborting.
-fn alloc_buffer(len: usize) -> Result<Vec<u8>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| Error::Decode(format!("cannot allocate {len} bytes for the decoded image")))?;
-    v.resize(len, 0);
+/// A `len`-byte buffer, reusing `v` (left as it is when it already has that length: the
+/// decoder overwrites every byte).
+fn alloc_buffer(mut v: Vec<u8>, len: usize) -> Result<Vec<u8>> {
+    if v.len() != len {
+        v.clear();
+        v.try_reserve_exact(len).map_err(|_| {
+            Error::Decode(format!("cannot allocate {len} bytes for the decoded image"))
+        })?;
+        v.resize(len, 0);
+    }
     Ok(v)
 }
 
@@ -179,7 +195,7 @@ fn is_libjpeg_warning(msg: &str) -> bool {
 
 const JPEG_EOF_WARNING: &str = "Premature end of JPEG file";
 
-fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
+fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions, reuse: Vec<u8>) -> Result<RgbImage> {
     let mut dec = turbojpeg::Decompressor::new()
         .map_err(|e| Error::Decode(format!("cannot initialise libjpeg-turbo: {e}")))?;
     let header = dec
@@ -199,6 +215,7 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
     };
     let bpp = format.size();
     let mut pixels = alloc_buffer(
+        reuse,
         n.checked_mul(bpp)
             .ok_or_else(|| Error::Decode("image dimensions overflow".into()))?,
     )?;
@@ -468,7 +485,7 @@ fn decode_with<D: ImageDecoder>(
     let color = dec.color_type();
     let total = usize::try_from(dec.total_bytes())
         .map_err(|_| Error::Decode("image dimensions overflow".into()))?;
-    let mut buf = alloc_buffer(total)?;
+    let mut buf = alloc_buffer(Vec::new(), total)?;
     dec.read_image(&mut buf)
         .map_err(|e| Error::Decode(e.to_string()))?;
     let n = pixel_count(w as u64, h as u64)?;
@@ -479,7 +496,7 @@ fn decode_with<D: ImageDecoder>(
 
 /// `convert('RGB')` of the decoded samples, Pillow style.
 fn to_rgb(buf: &[u8], color: ColorType, n: usize) -> Result<Vec<u8>> {
-    let mut out = alloc_buffer(n * 3)?;
+    let mut out = alloc_buffer(Vec::new(), n * 3)?;
     let ne16 = |b: &[u8]| u16::from_ne_bytes([b[0], b[1]]);
     match color {
         ColorType::L8 => {

@@ -4,7 +4,7 @@
 
 use crate::class_names;
 use crate::config::{Config, ModelOutput, RunOptions};
-use crate::decode::{decode_image, DecodeOptions};
+use crate::decode::{decode_image, decode_image_reusing, DecodeOptions};
 use crate::error::{Error, Result};
 use crate::frame::RawFrame;
 use crate::image::RgbImage;
@@ -15,9 +15,11 @@ use serde_json::Value;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
-/// One caller's scratch: resize buffers and the batch's input tensor.
+/// One caller's scratch: the decoded pixels' buffer, resize buffers and the batch's input
+/// tensor.
 #[derive(Default)]
 struct Work {
+    decoded: Vec<u8>,
     pre: Preprocessor,
     input: Vec<f32>,
 }
@@ -116,29 +118,12 @@ impl Engine {
 
     /// Decodes an encoded image file's bytes as `PIL.Image.open(...).convert('RGB')` would.
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage> {
-        if bytes.is_empty() {
-            return Err(Error::Decode("the image buffer is empty".into()));
-        }
         decode_image(bytes, &self.decode_options())
     }
 
     /// Converts a raw BGR/BGRA/gray frame.
     pub fn frame_to_rgb(&self, frame: &RawFrame) -> Result<RgbImage> {
         frame.to_rgb(self.config.preprocess.max_image_pixels)
-    }
-
-    /// Reads and decodes an image file.
-    pub fn read_file(&self, path: &Path) -> Result<RgbImage> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        self.decode_file_bytes(path, &bytes)
-    }
-
-    /// Decodes the bytes read from `path`; decode errors name the file.
-    pub fn decode_file_bytes(&self, path: &Path, bytes: &[u8]) -> Result<RgbImage> {
-        self.decode(bytes).map_err(|e| match e {
-            Error::Decode(m) => Error::Decode(format!("{}: {m}", path.display())),
-            other => other,
-        })
     }
 
     /// Classifies decoded images in one forward pass; `k` predictions per image.
@@ -149,8 +134,12 @@ impl Engine {
         let mut work = self.take_work();
         let result = self.forward_batch(images, &mut work);
         self.return_work(work);
-        let scores = result?;
-        let width = scores.len() / images.len();
+        self.rank(&result?, images.len(), k)
+    }
+
+    /// Turns `batch` rows of model outputs into ranked predictions (`k` per image).
+    fn rank(&self, scores: &[f32], batch: usize, k: usize) -> Result<Vec<Classification>> {
+        let width = scores.len() / batch;
         if width != self.names.len() {
             return Err(Error::Inference(format!(
                 "the model returned {width} scores per image, expected {}",
@@ -191,6 +180,38 @@ impl Engine {
     /// Classifies one decoded image.
     pub fn classify(&self, img: &RgbImage, k: usize) -> Result<Classification> {
         Ok(self.classify_batch(&[img], k)?.remove(0))
+    }
+
+    /// Decodes an encoded image and classifies it, reusing this engine's buffers (the hot
+    /// path of `evsdk_process_image/file` and `ji_calc_buffer/file`). `path`, if given, is
+    /// named in decode errors.
+    pub fn run_encoded_json(
+        &self,
+        bytes: &[u8],
+        path: Option<&Path>,
+        args: Option<&str>,
+    ) -> Result<Value> {
+        let opts = self.run_defaults().with_args(args)?;
+        let mut work = self.take_work();
+        let result = match decode_image_reusing(
+            bytes,
+            &self.decode_options(),
+            std::mem::take(&mut work.decoded),
+        ) {
+            Ok(img) => {
+                let r = self.forward_batch(&[&img], &mut work);
+                work.decoded = img.data;
+                r
+            }
+            Err(Error::Decode(m)) => Err(Error::Decode(match path {
+                Some(p) => format!("{}: {m}", p.display()),
+                None => m,
+            })),
+            Err(e) => Err(e),
+        };
+        self.return_work(work);
+        let cls = self.rank(&result?, 1, opts.topk.max(1))?.remove(0);
+        Ok(self.render(&cls, &opts))
     }
 
     /// Classifies and renders the result JSON object for one image with the call's `args`.

@@ -447,3 +447,22 @@ fn max_pixels_boundary() {
         Err(Error::ImageTooLarge { .. })
     ));
 }
+
+#[test]
+fn reusing_a_buffer_gives_the_same_pixels() {
+    use ji::decode::decode_image_reusing;
+    let inputs = [
+        make_jpeg(64, 48),
+        make_jpeg(64, 48),
+        make_jpeg(17, 300),
+        make_png(20, 10),
+        make_jpeg(64, 48),
+    ];
+    let mut reuse = vec![0xAB; 5];
+    for bytes in &inputs {
+        let fresh = decode_image(bytes, &opts()).unwrap();
+        let reused = decode_image_reusing(bytes, &opts(), std::mem::take(&mut reuse)).unwrap();
+        assert_eq!(reused, fresh);
+        reuse = reused.data;
+    }
+}

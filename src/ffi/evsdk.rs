@@ -110,8 +110,7 @@ pub unsafe extern "C" fn evsdk_process_image(
         }
         let args = opt_str(args, "args")?;
         let bytes = std::slice::from_raw_parts(data, len);
-        let img = h.engine.decode(bytes)?;
-        write_json(&h.engine.run_json(&img, args)?, out_json);
+        write_json(&h.engine.run_encoded_json(bytes, None, args)?, out_json);
         Ok(())
     })
 }
@@ -133,8 +132,11 @@ pub unsafe extern "C" fn evsdk_process_file(
         check_out(out_json, "out_json")?;
         let path: &Path = required_path(path, "path")?;
         let args = opt_str(args, "args")?;
-        let img = h.engine.read_file(path)?;
-        write_json(&h.engine.run_json(&img, args)?, out_json);
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        write_json(
+            &h.engine.run_encoded_json(&bytes, Some(path), args)?,
+            out_json,
+        );
         Ok(())
     })
 }

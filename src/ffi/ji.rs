@@ -332,8 +332,7 @@ pub unsafe extern "C" fn ji_calc_buffer(
         }
         let args = opt_str(args, "args")?;
         let bytes = std::slice::from_raw_parts(buffer as *const u8, length as usize);
-        let img = pred.engine.decode(bytes)?;
-        let v = pred.engine.run_json(&img, args)?;
+        let v = pred.engine.run_encoded_json(bytes, None, args)?;
         write_out_file(outFile, bytes)?;
         Ok(v)
     })
@@ -357,8 +356,7 @@ pub unsafe extern "C" fn ji_calc_file(
         let path = required_path(inFile, "inFile")?;
         let args = opt_str(args, "args")?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let img = pred.engine.decode_file_bytes(path, &bytes)?;
-        let v = pred.engine.run_json(&img, args)?;
+        let v = pred.engine.run_encoded_json(&bytes, Some(path), args)?;
         write_out_file(outFile, &bytes)?;
         Ok(v)
     })

@@ -35,7 +35,8 @@ fn main() {
             let img = decode_image(&bytes, &opts).unwrap();
             let t1 = Instant::now();
             tensor.clear();
-            pre.append_tensor(&img, &cfg.preprocess, &mut tensor).unwrap();
+            pre.append_tensor(&img, &cfg.preprocess, &mut tensor)
+                .unwrap();
             let t2 = Instant::now();
             if i >= 2 {
                 decode.push((t1 - t0).as_secs_f64() * 1e3);

@@ -248,10 +248,7 @@ fn crop_offsets(width: u32, height: u32, crop: Size) -> (i64, i64) {
             ((size - c) as f64 / 2.0).round_ties_even() as i64
         }
     };
-    (
-        offset(width, crop.width),
-        offset(height, crop.height),
-    )
+    (offset(width, crop.width), offset(height, crop.height))
 }
 
 /// torchvision `CenterCrop([h, w])` on uint8 pixels (zero padding when the crop is larger).

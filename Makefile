@@ -34,8 +34,8 @@ fixtures: setup
 # Tests run in release mode: one libtorch-linked build serves the library, the harness and the tests.
 test: build fixtures
 	$(CARGO) test --release
-	$(MAKE) --no-print-directory c-tests
 	$(MAKE) --no-print-directory header-check
+	$(MAKE) --no-print-directory c-tests
 
 c-tests: build fixtures
 	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) run

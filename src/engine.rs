@@ -3,7 +3,7 @@
 //! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
 
 use crate::class_names;
-use crate::config::{Config, ModelOutput, RunOptions};
+use crate::config::{Config, ModelOutput, RunOptions, Size};
 use crate::decode::{decode_image, decode_image_reusing, DecodeOptions};
 use crate::error::{Error, Result};
 use crate::frame::RawFrame;
@@ -158,23 +158,71 @@ impl Engine {
             .collect())
     }
 
-    /// Preprocesses `images` into one tensor and runs the model on it.
+    /// Preprocesses `images` into one tensor and runs the model on it. Batches are
+    /// preprocessed on several threads (each with its own pooled buffers), so a GPU is not
+    /// left waiting on one CPU core.
     fn forward_batch(&self, images: &[&RgbImage], work: &mut Work) -> Result<Vec<f32>> {
         work.input.clear();
-        let mut hw = None;
-        for img in images {
-            let size = work
-                .pre
-                .append_tensor(img, &self.config.preprocess, &mut work.input)?;
-            if *hw.get_or_insert(size) != size {
-                return Err(Error::InvalidArgument(
-                    "images in a batch preprocess to different sizes (set crop_size)".into(),
-                ));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(images.len())
+            .min(8);
+        let size = if threads <= 1 {
+            self.append_tensors(images, &mut work.pre, &mut work.input)?
+        } else {
+            let per = images.len().div_ceil(threads);
+            let parts: Vec<Result<(Size, Vec<f32>)>> = std::thread::scope(|s| {
+                let handles: Vec<_> = images
+                    .chunks(per)
+                    .map(|chunk| {
+                        s.spawn(move || {
+                            let mut w = self.take_work();
+                            let mut part = std::mem::take(&mut w.input);
+                            part.clear();
+                            let r = self.append_tensors(chunk, &mut w.pre, &mut part);
+                            self.return_work(w);
+                            r.map(|size| (size, part))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Panic("preprocessing thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+            let mut size = None;
+            for part in parts {
+                let (s, data) = part?;
+                if *size.get_or_insert(s) != s {
+                    return Err(different_sizes());
+                }
+                work.input.extend_from_slice(&data);
             }
-        }
-        let size = hw.expect("non-empty batch");
+            size.expect("non-empty batch")
+        };
         self.model
             .forward(&work.input, images.len(), size.height, size.width)
+    }
+
+    /// Appends the tensors of `images` to `out`; all must have the same size.
+    fn append_tensors(
+        &self,
+        images: &[&RgbImage],
+        pre: &mut Preprocessor,
+        out: &mut Vec<f32>,
+    ) -> Result<Size> {
+        let mut hw = None;
+        for img in images {
+            let size = pre.append_tensor(img, &self.config.preprocess, out)?;
+            if *hw.get_or_insert(size) != size {
+                return Err(different_sizes());
+            }
+        }
+        Ok(hw.expect("non-empty batch"))
     }
 
     /// Classifies one decoded image.
@@ -247,4 +295,8 @@ impl Engine {
             pool.push(work);
         }
     }
+}
+
+fn different_sizes() -> Error {
+    Error::InvalidArgument("images in a batch preprocess to different sizes (set crop_size)".into())
 }

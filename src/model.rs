@@ -117,9 +117,27 @@ impl Model {
         let _guard = tch::no_grad_guard();
         let shape = [batch as i64, 3, h as i64, w as i64];
         let inference = |e: tch::TchError| Error::Inference(summarize_torch_error(&e.to_string()));
-        let mut x = Tensor::f_from_slice(input)
-            .and_then(|t| t.f_view(shape))
-            .map_err(inference)?;
+        let numel = shape.iter().product::<i64>() as usize;
+        if input.len() != numel {
+            return Err(Error::Inference(format!(
+                "input holds {} values, {shape:?} needs {numel}",
+                input.len()
+            )));
+        }
+        let strides = [3 * h as i64 * w as i64, h as i64 * w as i64, w as i64, 1];
+        // SAFETY: a view of `input` (numel f32 values, checked above) without copying it;
+        // every tensor made here, including any output aliasing the input, is dropped or
+        // copied out before this function returns, while `input` is still borrowed.
+        let mut x = unsafe {
+            Tensor::f_from_blob(
+                input.as_ptr() as *const u8,
+                &shape,
+                &strides,
+                Kind::Float,
+                Device::Cpu,
+            )
+        }
+        .map_err(inference)?;
         if self.device != Device::Cpu {
             x = x.f_to_device(self.device).map_err(inference)?;
         }

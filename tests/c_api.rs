@@ -343,3 +343,39 @@ fn two_handles_and_threads_share_nothing_wrong() {
         assert!(t.join().unwrap().iter().all(|&c| c == want));
     }
 }
+
+#[test]
+fn a_batch_gives_exactly_the_single_image_results_in_order() {
+    // Batches are preprocessed on several threads: order and values must not change.
+    let engine = ji::Engine::from_config_path(Some(&fixture("conv.json"))).unwrap();
+    let images: Vec<ji::image::RgbImage> = [
+        "red.jpg",
+        "green.png",
+        "blue.bmp",
+        "one_by_500.jpg",
+        "animated.gif",
+    ]
+    .iter()
+    .map(|f| engine.decode(&read(&format!("images/{f}"))).unwrap())
+    .collect();
+    let args = Some(r#"{"topk": 3, "confidence_decimals": null}"#);
+    let refs: Vec<&ji::image::RgbImage> = images.iter().collect();
+    let batch = engine.run_batch_json(&refs, args).unwrap();
+    assert_eq!(batch.len(), images.len());
+    for (img, b) in images.iter().zip(&batch) {
+        // The same classes in the same order; confidences equal up to float rounding (libtorch
+        // may pick other kernels for another batch size).
+        let single = engine.run_json(img, args).unwrap();
+        let s = single["model_data"]["topk"].as_array().unwrap();
+        let b = b["model_data"]["topk"].as_array().unwrap();
+        assert_eq!(s.len(), b.len());
+        for (s, b) in s.iter().zip(b) {
+            assert_eq!(s["class_id"], b["class_id"]);
+            let (s, b) = (
+                s["confidence"].as_f64().unwrap(),
+                b["confidence"].as_f64().unwrap(),
+            );
+            assert!((s - b).abs() < 1e-5, "{s} vs {b}");
+        }
+    }
+}

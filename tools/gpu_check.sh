@@ -20,7 +20,10 @@ prepare() {
   make -C test_harness LIBDIR="$PWD/target/release" all
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
   rm -rf .gpu && mkdir -p .gpu
-  cp target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api .gpu/
+  # Debug info makes libji.so ~80 MB; what travels must stay under 64 MiB in all.
+  for f in target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api; do
+    strip --strip-debug -o ".gpu/$(basename "$f")" "$f"
+  done
   du -sh .gpu
 }
 
@@ -29,14 +32,18 @@ device() {
   mkdir -p "$OUT"
   export PYTHONUNBUFFERED=1
   torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-  export LD_LIBRARY_PATH="$torch_lib:${LD_LIBRARY_PATH:-}"
-  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
+  export LD_LIBRARY_PATH="$PWD/.gpu:$torch_lib:${LD_LIBRARY_PATH:-}"
+  # GPU_CHECK_DEVICE=cpu dry-runs the whole script on a machine without a GPU (with small
+  # BENCH_IMAGES, BENCH_REPEAT, SOAK_CYCLES, SOAK_CALLS, SOAK_THREAD_CALLS).
+  dev=${GPU_CHECK_DEVICE:-cuda}
+  smi() { if command -v nvidia-smi >/dev/null; then nvidia-smi "$@"; else echo "(no nvidia-smi)"; fi; }
+  smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
   work=$(mktemp -d)
   # A 146-class ResNet-50 (seeded) and a few photos, made here with the device's own python.
-  python3 - "$work" <<'PY'
+  python3 - "$work" "$dev" <<'PY'
 import json, os, sys, torch, torchvision, skimage
 from PIL import Image
-d = sys.argv[1]
+d, dev = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
 m = torchvision.models.resnet50(num_classes=146).eval()
 with torch.no_grad():
@@ -50,7 +57,7 @@ for i, name in enumerate(["chelsea.png", "coffee.png", "astronaut.png", "rocket.
 base = {"model_path": "model.pt", "class_names_path": "class.txt", "resize_mode": "shorter_side",
         "resize_size": 256, "crop_size": 224, "topk": 5, "confidence_decimals": None}
 for name, extra in {"auto": {"device": "auto"}, "cpu": {"device": "cpu"},
-                    "fp16": {"device": "cuda", "precision": "fp16"}}.items():
+                    "fp16": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32"}}.items():
     json.dump(dict(base, **extra), open(os.path.join(d, name + ".json"), "w"))
 PY
   echo "== 1. device auto"
@@ -61,29 +68,39 @@ PY
   echo "== 2. agreement GPU fp32 / GPU fp16 / CPU"
   for c in auto fp16 cpu; do
     .gpu/harness --lib .gpu/libji.so --api ji --config "$work/$c.json" "$work/val" --report "$OUT/report_$c.json" \
-      --predictions "$OUT/pred_$c.csv" > "$OUT/harness_$c.txt" 2>&1 || true
+      --predictions "$OUT/pred_$c.csv" > "$OUT/harness_$c.txt" 2>&1 || echo "FAIL harness with $c.json (see harness_$c.txt)"
+    grep -E "device|top-1 |throughput|latency" "$OUT/harness_$c.txt" | sed "s/^/  [$c] /"
   done
   python3 - "$OUT" <<'PY'
 import csv, sys
 out = sys.argv[1]
-rows = {c: {r["path"]: r["predicted"] for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))} for c in ("auto", "fp16", "cpu")}
+rows = {}
+for c in ("auto", "fp16", "cpu"):
+    try:
+        rows[c] = {r["path"]: r["predicted"] for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))}
+    except OSError as e:
+        print("FAIL no predictions for %s: %s" % (c, e))
 for a, b in (("auto", "cpu"), ("auto", "fp16")):
+    if a not in rows or b not in rows:
+        continue
     same = sum(rows[a][k] == rows[b].get(k) for k in rows[a])
     print("top-1 agreement %s vs %s: %d/%d" % (a, b, same, len(rows[a])))
 PY
 
   echo "== 3. speed against the Python pipeline on the same GPU"
-  python3 tools/bench_inference.py --models mobilenet,resnet50 --device cuda --precision fp32 --lib .gpu/libji.so \
-    --images 24 --repeat 5 --batch 8 --json "$OUT/bench_fp32.json" | tee "$OUT/bench_fp32.txt"
-  python3 tools/bench_inference.py --models resnet50 --device cuda --precision fp16 --lib .gpu/libji.so \
-    --images 24 --repeat 5 --batch 8 --json "$OUT/bench_fp16.json" | tee "$OUT/bench_fp16.txt"
+  python3 tools/bench_inference.py --models mobilenet,resnet50 --device "$dev" --precision fp32 --lib .gpu/libji.so \
+    --images "${BENCH_IMAGES:-24}" --repeat "${BENCH_REPEAT:-5}" --batch 8 --json "$OUT/bench_fp32.json" | tee "$OUT/bench_fp32.txt"
+  if [ "$dev" = cuda ]; then
+    python3 tools/bench_inference.py --models resnet50 --device cuda --precision fp16 --lib .gpu/libji.so \
+      --images "${BENCH_IMAGES:-24}" --repeat "${BENCH_REPEAT:-5}" --batch 8 --json "$OUT/bench_fp16.json" | tee "$OUT/bench_fp16.txt"
+  fi
 
   echo "== 4. create/destroy loop, GPU memory"
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader | tee "$OUT/mem_before.txt"
-  .gpu/soak "$work/auto.json" "$work/val/x/0.jpg" "$work/val/x/1.jpg" --cycles 200 --calls 5000 --thread-calls 200 \
+  smi --query-gpu=memory.used --format=csv,noheader | tee "$OUT/mem_before.txt"
+  .gpu/soak "$work/auto.json" "$work/val/x/0.jpg" "$work/val/x/1.jpg" --cycles "${SOAK_CYCLES:-200}" --calls "${SOAK_CALLS:-5000}" --thread-calls "${SOAK_THREAD_CALLS:-200}" \
     2>&1 | tee "$OUT/soak.txt" &
   soak=$!
-  while kill -0 $soak 2>/dev/null; do nvidia-smi --query-gpu=memory.used --format=csv,noheader >> "$OUT/mem_during.txt"; sleep 2; done
+  while kill -0 $soak 2>/dev/null; do smi --query-gpu=memory.used --format=csv,noheader >> "$OUT/mem_during.txt"; sleep 2; done
   wait $soak || echo "FAIL soak exited non-zero"
   echo "GPU memory used during the loop (MiB, every 2 s):"; tr '\n' ' ' < "$OUT/mem_during.txt"; echo
 }

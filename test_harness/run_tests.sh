@@ -47,6 +47,12 @@ check create_destroy_loop 0 'loop=20 failures=0' -- -f loop -n 20 -i "$img/red.j
 check threads_own_predictors 0 'threads=5 shared=0 calls=50 failures=0' -- -f threads -r 10 -i "$img/red.jpg"
 check threads_shared_predictor 0 'threads=5 shared=1 calls=50 failures=0' -- -f shared -r 10 -i "$img/green.jpg"
 EV_SDK_CONFIG=$fx/missing_model.json check create_fails_cleanly 1 'ji_create_predictor failed: .*nope.pt' -- -f file -i "$img/red.jpg"
+"$here/build/example_evsdk" "$fx/colour.json" "$img/blue.png" '{"topk": 2}' >"$out/example.log" 2>&1 &&
+  grep -q '"class":"厨余垃圾_果皮"' "$out/example.log" && grep -q '"topk":\[' "$out/example.log" &&
+  { pass=$((pass + 1)); echo "ok   example_evsdk"; } || { fail=$((fail + 1)); echo "FAIL example_evsdk"; cat "$out/example.log"; }
+"$here/build/example_evsdk" "$fx/missing_model.json" "$img/blue.png" >"$out/example_bad.log" 2>&1
+[ $? = 1 ] && grep -q "init: model load error.*nope.pt" "$out/example_bad.log" &&
+  { pass=$((pass + 1)); echo "ok   example_evsdk_bad_config"; } || { fail=$((fail + 1)); echo "FAIL example_evsdk_bad_config"; cat "$out/example_bad.log"; }
 "$here/build/header_check" >"$out/header_check.log" 2>&1 && { pass=$((pass + 1)); echo "ok   header_as_cxx"; } || { fail=$((fail + 1)); echo "FAIL header_as_cxx"; cat "$out/header_check.log"; }
 
 if [ "${SKIP_VALGRIND:-0}" != 1 ]; then

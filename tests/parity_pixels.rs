@@ -466,3 +466,43 @@ fn reusing_a_buffer_gives_the_same_pixels() {
         reuse = reused.data;
     }
 }
+
+/// Pillow cannot write a YCCK JPEG, but libjpeg-turbo encodes CMYK pixels as YCCK: make one
+/// here and let the project's Pillow decode it, then compare.
+#[test]
+fn ycck_jpeg_matches_pillow() {
+    let (w, h) = (37u32, 23u32);
+    let cmyk: Vec<u8> = (0..w * h * 4)
+        .map(|i| ((i * 53 + i / 7) % 256) as u8)
+        .collect();
+    let tj = turbojpeg::Image {
+        pixels: &cmyk[..],
+        width: w as usize,
+        pitch: w as usize * 4,
+        height: h as usize,
+        format: turbojpeg::PixelFormat::CMYK,
+    };
+    let jpeg = turbojpeg::compress(tj, 90, turbojpeg::Subsamp::Sub2x2)
+        .unwrap()
+        .to_vec();
+    let header = turbojpeg::read_header(&jpeg).unwrap();
+    assert_eq!(header.colorspace, turbojpeg::Colorspace::YCCK);
+    let dir = std::env::temp_dir().join(format!("ji-ycck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, raw) = (dir.join("ycck.jpg"), dir.join("ycck.rgb"));
+    std::fs::write(&src, &jpeg).unwrap();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let status = std::process::Command::new(python)
+        .arg("-c")
+        .arg("import sys; from PIL import Image; im = Image.open(sys.argv[1]); assert im.mode == 'CMYK', im.mode; open(sys.argv[2], 'wb').write(im.convert('RGB').tobytes())")
+        .arg(&src)
+        .arg(&raw)
+        .status()
+        .expect("run the project's Pillow");
+    assert!(status.success());
+    let want = std::fs::read(&raw).unwrap();
+    let got = decode_image(&jpeg, &opts()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!((got.width, got.height), (w, h));
+    assert_eq!(got.data, want, "YCCK decode differs from Pillow");
+}

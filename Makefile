@@ -12,7 +12,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test fixtures c-tests header-check fuzz soak clean
+.PHONY: all setup build demo test fixtures c-tests header-check fuzz soak package clean
 
 all: build
 
@@ -47,6 +47,12 @@ header-check:
 clean:
 	$(CARGO) clean
 	rm -rf tests/fixtures/generated test_harness/build
+
+# The judge's layout (lib/, include/, config/, model/) with the demo model, in dist/ev_sdk.
+package: build
+	$(PY) tools/make_demo.py demo
+	tools/package.sh dist/ev_sdk --model demo/model/model.pt --classes demo/model/class.txt \
+	  --config demo/config/algo_config.json
 
 # Load and leak check through the ji_* ABI (numbers go into BENCHMARKS.md).
 soak: fixtures

@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=src/optimize.cpp");
 
     // torch-sys (links = "tch") exports its lib dir to dependents as DEP_TCH_LIBTORCH_LIB.
     if let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") {
@@ -16,6 +17,7 @@ fn main() {
         // deployment put libtorch's .so files beside libji.so (/usr/local/ev_sdk/lib).
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
+        compile_optimizer(&lib);
         if lib.join("libtorch_cuda.so").exists() {
             // Nothing references torch_cuda's symbols directly, so --as-needed would drop it
             // and libtorch would report CUDA as unavailable at run time.
@@ -31,6 +33,22 @@ fn main() {
     println!("cargo:rustc-link-arg-cdylib=-Wl,-z,nodelete");
 
     generate_header();
+}
+
+/// src/optimize.cpp: torch::jit::optimize_for_inference / freeze, which tch does not expose.
+fn compile_optimizer(lib: &std::path::Path) {
+    let torch = lib.parent().expect("libtorch lib dir has a parent");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++17")
+        .warnings(false)
+        .include(torch.join("include"))
+        .include(torch.join("include/torch/csrc/api/include"))
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .file("src/optimize.cpp")
+        .compile("ji_optimize");
 }
 
 fn generate_header() {

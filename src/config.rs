@@ -144,6 +144,9 @@ pub struct Config {
     pub warmup: u32,
     /// libtorch intra-op threads for CPU inference; 0 keeps libtorch's default.
     pub num_threads: u32,
+    /// Run `torch.jit.optimize_for_inference` (CPU) / `torch.jit.freeze` (CUDA) on the model
+    /// at init: faster, but outputs differ from the plain model by float rounding.
+    pub optimize_for_inference: bool,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -166,6 +169,7 @@ const KNOWN_KEYS: &[&str] = &[
     "algo_version",
     "warmup",
     "num_threads",
+    "optimize_for_inference",
 ];
 
 impl Config {
@@ -306,11 +310,8 @@ impl Config {
                 }
             },
         };
-        let exif_transpose = match obj.get("exif_transpose") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(v) => return Err(bad_value("exif_transpose", "true or false", v)),
-        };
+        let exif_transpose = get_bool(obj, "exif_transpose")?;
+        let optimize_for_inference = get_bool(obj, "optimize_for_inference")?;
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -342,6 +343,7 @@ impl Config {
             algo_version,
             warmup,
             num_threads,
+            optimize_for_inference,
         })
     }
 }
@@ -467,6 +469,14 @@ fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
         Some(v) => Err(bad_value(key, "a string", v)),
+    }
+}
+
+fn get_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
+    match obj.get(key) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(bad_value(key, "true or false", v)),
     }
 }
 

@@ -57,6 +57,7 @@ impl Engine {
             device,
             config.precision,
             (size.height, size.width),
+            config.optimize_for_inference,
         )?;
         if model.num_classes() != names.len() {
             return Err(Error::ModelLoad(format!(

@@ -43,14 +43,60 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
+extern "C" {
+    // src/optimize.cpp: returns a new `torch::jit::Module*`, or NULL with `err` set.
+    fn ji_optimize_torchscript(
+        path: *const std::ffi::c_char,
+        device: std::ffi::c_int,
+        err: *mut std::ffi::c_char,
+        err_len: usize,
+    ) -> *mut std::ffi::c_void;
+}
+
+// tch's CModule is exactly its `torch::jit::Module*` (dropped with `delete`); the optimized
+// module is handed over as one. Checked here at compile time.
+const _: () =
+    assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut std::ffi::c_void>());
+
+/// The model at `path` after `torch.jit.optimize_for_inference` (CPU) or `torch.jit.freeze`
+/// (CUDA, where MKLDNN layouts do not apply), loaded on `device`.
+fn load_optimized(path: &Path, device: Device) -> Result<CModule> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::ModelLoad(format!("{} contains a NUL byte", path.display())))?;
+    let index = match device {
+        Device::Cuda(n) => n as std::ffi::c_int,
+        _ => -1,
+    };
+    let mut err = vec![0 as std::ffi::c_char; 2048];
+    // SAFETY: valid C string; the C++ side catches every exception and writes at most
+    // err.len() bytes, NUL-terminated, into err.
+    let module =
+        unsafe { ji_optimize_torchscript(c_path.as_ptr(), index, err.as_mut_ptr(), err.len()) };
+    if module.is_null() {
+        // SAFETY: err is NUL-terminated by the C++ side (or still all zeros).
+        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+        return Err(Error::ModelLoad(format!(
+            "optimize_for_inference failed on {} (set it to false to use the model as it is): {}",
+            path.display(),
+            summarize_torch_error(&msg)
+        )));
+    }
+    // SAFETY: `module` is a `new torch::jit::Module`, exactly what tch's own loader makes and
+    // its Drop deletes; CModule is that one pointer (asserted above).
+    Ok(unsafe { std::mem::transmute::<*mut std::ffi::c_void, CModule>(module) })
+}
+
 impl Model {
     /// Loads a TorchScript file and probes its output width with one forward pass on zeros
-    /// of the given input size (this is also the warm-up).
+    /// of the given input size (this is also the warm-up). With `optimize`, the model is
+    /// first run through `optimize_for_inference` (CPU) or `freeze` (CUDA).
     pub fn load(
         path: &Path,
         device: Device,
         precision: Precision,
         input_hw: (u32, u32),
+        optimize: bool,
     ) -> Result<Model> {
         if !path.is_file() {
             return Err(Error::ModelLoad(format!(
@@ -64,13 +110,20 @@ impl Model {
                 "\"precision\": \"fp16\" needs CUDA, but the model runs on the CPU".into(),
             ));
         }
-        let mut module = CModule::load_on_device(path, device).map_err(|e| {
+        let not_loadable = |e: tch::TchError| {
             Error::ModelLoad(format!(
                 "{} is not a loadable TorchScript model: {}",
                 path.display(),
                 summarize_torch_error(&e.to_string())
             ))
-        })?;
+        };
+        let mut module = if optimize {
+            // Load it plainly first, so a bad file gets the usual message.
+            drop(CModule::load_on_device(path, Device::Cpu).map_err(not_loadable)?);
+            load_optimized(path, device)?
+        } else {
+            CModule::load_on_device(path, device).map_err(not_loadable)?
+        };
         module
             .f_set_eval()
             .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;

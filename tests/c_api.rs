@@ -379,3 +379,53 @@ fn a_batch_gives_exactly_the_single_image_results_in_order() {
         }
     }
 }
+
+#[test]
+fn optimize_for_inference_keeps_the_predictions() {
+    let plain = ji::Engine::from_config_path(Some(&fixture("conv.json"))).unwrap();
+    let fast = ji::Engine::from_config_path(Some(&fixture("conv_optimized.json"))).unwrap();
+    assert!(fast.config().optimize_for_inference);
+    let args = Some(r#"{"topk": 3, "confidence_decimals": null}"#);
+    for f in ["red.jpg", "green.png", "blue.bmp", "one_by_500.jpg"] {
+        let img = plain.decode(&read(&format!("images/{f}"))).unwrap();
+        let (a, b) = (
+            plain.run_json(&img, args).unwrap(),
+            fast.run_json(&img, args).unwrap(),
+        );
+        let (a, b) = (
+            a["model_data"]["topk"].as_array().unwrap(),
+            b["model_data"]["topk"].as_array().unwrap(),
+        );
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x["class_id"], y["class_id"], "{f}");
+            let (x, y) = (
+                x["confidence"].as_f64().unwrap(),
+                y["confidence"].as_f64().unwrap(),
+            );
+            assert!((x - y).abs() < 1e-4, "{f}: {x} vs {y}");
+        }
+    }
+    // A file that is not TorchScript still fails with the usual message.
+    let dir = std::env::temp_dir().join(format!("ji-opt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("bad.json");
+    let bad_model = fixture("model/not_a_model.pt");
+    let classes = fixture("model/class.txt");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"model_path": {:?}, "class_names_path": {:?}, "device": "cpu", "optimize_for_inference": true}}"#,
+            bad_model, classes
+        ),
+    )
+    .unwrap();
+    let err = ji::Engine::from_config_path(Some(&cfg))
+        .err()
+        .expect("a bad model must fail");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(matches!(err, ji::Error::ModelLoad(_)), "{err}");
+    assert!(
+        err.to_string().contains("not a loadable TorchScript model"),
+        "{err}"
+    );
+}

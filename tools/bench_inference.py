@@ -10,7 +10,8 @@ For each model it measures images/s and p50/p99 latency per image for
   (a) Python: PIL decode + torchvision transforms + torch, eager (where the model exists
       eagerly) and TorchScript;
   (b) libji through its C API one image at a time (evsdk_process_image on the file bytes:
-      decode + preprocess + forward + JSON), called through ctypes;
+      decode + preprocess + forward + JSON), called through ctypes; also with
+      "optimize_for_inference": true (b_libji_single_optimized);
   (c) libji batched: ji_calc_image with B BGR frames per call (frames decoded beforehand,
       so this is preprocess + batched forward + JSON);
   (d) the model's bare TorchScript forward on pre-made tensors (the floor);
@@ -173,13 +174,20 @@ def main():
                 y = model(x.half() if half else x).float().softmax(1)
                 return int(y.argmax(1)[0])
 
-            h = ctypes.c_void_p()
-            if lib.evsdk_init(cfg_path.encode(), ctypes.byref(h)) != 0:
-                sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
+            def open_handle(path):
+                h = ctypes.c_void_p()
+                if lib.evsdk_init(path.encode(), ctypes.byref(h)) != 0:
+                    sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
+                return h
+
+            h = open_handle(cfg_path)
+            opt_path = os.path.join(d, name + "_optimized.json")
+            json.dump(dict(cfg, optimize_for_inference=True), open(opt_path, "w"))
+            h_opt = open_handle(opt_path)
             out = ctypes.c_void_p()
 
-            def ours_one(blob):
-                if lib.evsdk_process_image(h, blob, len(blob), None, ctypes.byref(out)) != 0:
+            def ours_one(blob, handle=h):
+                if lib.evsdk_process_image(handle, blob, len(blob), None, ctypes.byref(out)) != 0:
                     sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
                 res = json.loads(ctypes.string_at(out.value).decode())
                 lib.evsdk_free_string(out)
@@ -189,7 +197,9 @@ def main():
                 float(scripted(x_bare).float()[0, 0])  # read the result, as the library does
 
             methods = [("a_python_torchscript", lambda b: python_one(scripted, b)),
-                       ("b_libji_single", ours_one), ("d_bare_forward", bare_one)]
+                       ("b_libji_single", ours_one),
+                       ("b_libji_single_optimized", lambda b: ours_one(b, h_opt)),
+                       ("d_bare_forward", bare_one)]
             if eager_dev is not None:
                 methods.insert(0, ("a_python_eager", lambda b: python_one(eager_dev, b)))
             # Interleaved: every image goes through every method in turn (rotating the order),
@@ -209,9 +219,12 @@ def main():
                             else:
                                 top1[name_m].append(c)
             lib.evsdk_release(h)
+            lib.evsdk_release(h_opt)
             for name_m, _ in methods:
                 rows[name_m] = stats(times[name_m], len(blobs) * a.repeat)
             agree = sum(x == y for x, y in zip(top1["a_python_torchscript"], top1["b_libji_single"])) / len(blobs)
+            agree_opt = sum(x == y for x, y in zip(top1["a_python_torchscript"],
+                                                   top1["b_libji_single_optimized"])) / len(blobs)
 
             os.environ["EV_SDK_CONFIG"] = cfg_path
             pred = lib.ji_create_predictor(0)
@@ -244,7 +257,10 @@ def main():
             if "a_python_eager" in rows:
                 rows["ratio_b_over_a_eager"] = b / rows["a_python_eager"]["images_per_s"]
             rows["ratio_b_over_d"] = b / rows["d_bare_forward"]["images_per_s"]
+            rows["ratio_b_optimized_over_a"] = (rows["b_libji_single_optimized"]["images_per_s"]
+                                                / rows["a_python_torchscript"]["images_per_s"])
             rows["top1_agreement_a_b"] = agree
+            rows["top1_agreement_a_b_optimized"] = agree_opt
             results["models"][name] = rows
             print("\n%s (%s, %s, %d threads)" % (name, a.device, a.precision, a.threads))
             for k, v in rows.items():

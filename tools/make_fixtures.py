@@ -139,6 +139,8 @@ def main(out):
         "conv.json": dict(base, model_path="model/conv.pt", resize_size=256, crop_size=224,
                           resize_mode="shorter_side"),
         "letterbox.json": dict(base, resize_mode="letterbox", resize_size=[36, 36]),
+        "conv_optimized.json": dict(base, model_path="model/conv.pt", resize_size=256, crop_size=224,
+                                    resize_mode="shorter_side", optimize_for_inference=True),
         "wide.json": dict(base, model_path="model/wide.pt"),
         "moody.json": dict(base, model_path="model/moody.pt"),
         "small_limit.json": dict(base, max_image_pixels=10000),

@@ -93,32 +93,27 @@ def make_models(d, which):
         cfg["model_path"] = os.path.join(demo, "model", "model.pt")
         cfg["class_names_path"] = os.path.join(demo, "model", "class.txt")
         models["efficientnet-lite0"] = (cfg, None)
+    def torchvision_model(arch, resize):
+        """A seeded random-weight torchvision model with 146 classes, traced, and its config."""
+        torch.manual_seed(0)
+        eager = getattr(torchvision.models, arch)(num_classes=146).eval()
+        path = os.path.join(d, "%s_146.pt" % arch)
+        with torch.no_grad():
+            torch.jit.trace(eager, torch.randn(1, 3, 224, 224)).save(path)
+        names = os.path.join(d, "class146.txt")
+        with open(names, "w", encoding="utf-8") as f:
+            f.write(repr({"类别_%03d" % i: i for i in range(146)}))
+        cfg = dict(resize, model_path=path, class_names_path=names, crop_size=[224, 224])
+        return cfg, eager
+
     if "mobilenet" in which:
         # Where the demo's EfficientNet package is missing (the GPU machine): a small model
-        # of the same class, seeded random weights.
-        torch.manual_seed(0)
-        eager = torchvision.models.mobilenet_v2(num_classes=146).eval()
-        path = os.path.join(d, "mobilenet_v2_146.pt")
-        with torch.no_grad():
-            torch.jit.trace(eager, torch.randn(1, 3, 224, 224)).save(path)
-        names = os.path.join(d, "class146.txt")
-        with open(names, "w", encoding="utf-8") as f:
-            f.write(repr({"类别_%03d" % i: i for i in range(146)}))
-        cfg = {"model_path": path, "class_names_path": names, "resize_mode": "shorter_side",
-               "resize_size": 256, "crop_size": [224, 224]}
-        models["mobilenet_v2-146"] = (cfg, eager)
+        # of the same class.
+        models["mobilenet_v2-146"] = torchvision_model(
+            "mobilenet_v2", {"resize_mode": "shorter_side", "resize_size": 256})
     if "resnet50" in which:
-        torch.manual_seed(0)
-        eager = torchvision.models.resnet50(num_classes=146).eval()
-        path = os.path.join(d, "resnet50_146.pt")
-        with torch.no_grad():
-            torch.jit.trace(eager, torch.randn(1, 3, 224, 224)).save(path)
-        names = os.path.join(d, "class146.txt")
-        with open(names, "w", encoding="utf-8") as f:
-            f.write(repr({"类别_%03d" % i: i for i in range(146)}))
-        cfg = {"model_path": path, "class_names_path": names, "resize_mode": "stretch",
-               "resize_size": [224, 224], "crop_size": [224, 224]}
-        models["resnet50-146"] = (cfg, eager)
+        models["resnet50-146"] = torchvision_model(
+            "resnet50", {"resize_mode": "stretch", "resize_size": [224, 224]})
     return models
 
 

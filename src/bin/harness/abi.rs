@@ -5,7 +5,7 @@
 //! nothing else. Each call returns the wall time spent inside the C function.
 
 use libloading::{Library, Symbol};
-use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,32 +38,9 @@ type JiCalcImage = unsafe extern "C" fn(
 ) -> c_int;
 type JiGetVersion = unsafe extern "C" fn(*mut c_char) -> c_int;
 
-/// `JiImageInfo` / `JI_EVENT` / `JiEvent` exactly as include/ji.h declares them.
-#[repr(C)]
-#[allow(non_snake_case)]
-pub struct JiImageInfo {
-    pub nWidth: c_uint,
-    pub nHeight: c_uint,
-    pub nWidthStride: c_uint,
-    pub nHeightStride: c_uint,
-    pub nFrameRate: c_uint,
-    pub dwTimeStamp: c_ulong,
-    pub pData: *mut c_void,
-    pub nDataLen: c_uint,
-    pub nFormat: c_int,
-    pub nDataType: c_int,
-    pub nFrameNo: c_uint,
-    pub byRes: [u8; 4],
-}
-
-#[repr(C)]
-pub struct JiEvent {
-    pub code: c_int,
-    pub json: *const c_char,
-}
-
-const JI_IMAGE_TYPE_BGR: c_int = 0;
-const JI_UNSIGNED_CHAR: c_int = 2;
+// The ABI's types and constants come from the library crate itself (what cbindgen turns into
+// include/ji.h); only the functions are resolved from the loaded libji.so.
+use ji::ffi::ji::{JiEvent, JiImageInfo, JI_IMAGE_TYPE_BGR, JI_UNSIGNED_CHAR};
 
 /// Which C API the harness drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -48,6 +48,7 @@ extern "C" {
     fn ji_optimize_torchscript(
         path: *const std::ffi::c_char,
         device: std::ffi::c_int,
+        half: std::ffi::c_int,
         err: *mut std::ffi::c_char,
         err_len: usize,
     ) -> *mut std::ffi::c_void;
@@ -59,8 +60,8 @@ const _: () =
     assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut std::ffi::c_void>());
 
 /// The model at `path` after `torch.jit.optimize_for_inference` (CPU) or `torch.jit.freeze`
-/// (CUDA, where MKLDNN layouts do not apply), loaded on `device`.
-fn load_optimized(path: &Path, device: Device) -> Result<CModule> {
+/// (CUDA, where MKLDNN layouts do not apply), loaded on `device`, in fp16 when `half`.
+fn load_optimized(path: &Path, device: Device, half: bool) -> Result<CModule> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::ModelLoad(format!("{} contains a NUL byte", path.display())))?;
@@ -71,8 +72,15 @@ fn load_optimized(path: &Path, device: Device) -> Result<CModule> {
     let mut err = vec![0 as std::ffi::c_char; 2048];
     // SAFETY: valid C string; the C++ side catches every exception and writes at most
     // err.len() bytes, NUL-terminated, into err.
-    let module =
-        unsafe { ji_optimize_torchscript(c_path.as_ptr(), index, err.as_mut_ptr(), err.len()) };
+    let module = unsafe {
+        ji_optimize_torchscript(
+            c_path.as_ptr(),
+            index,
+            half as std::ffi::c_int,
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
     if module.is_null() {
         // SAFETY: err is NUL-terminated by the C++ side (or still all zeros).
         let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
@@ -120,14 +128,15 @@ impl Model {
         let mut module = if optimize {
             // Load it plainly first, so a bad file gets the usual message.
             drop(CModule::load_on_device(path, Device::Cpu).map_err(not_loadable)?);
-            load_optimized(path, device)?
+            load_optimized(path, device, half)?
         } else {
             CModule::load_on_device(path, device).map_err(not_loadable)?
         };
         module
             .f_set_eval()
             .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
-        if half {
+        // An optimized module was converted before freezing (its weights are now constants).
+        if half && !optimize {
             module.to(device, Kind::Half, false);
         }
         if let Device::Cuda(_) = device {

@@ -7,7 +7,8 @@
 #
 # On the device it writes a table to stdout and logs under $OUT, checking:
 #   1. `device: auto` picks CUDA and the JSON says so (model_data.device = cuda:0);
-#   2. top-1 agreement between GPU fp32, GPU fp16 and CPU on the same images;
+#   2. top-1 agreement between GPU fp32, GPU fp16 (plain and frozen by optimize_for_inference)
+#      and CPU on the same images;
 #   3. images/s and p50/p99 through the ABI, single image and batched ji_calc_image, against
 #      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
 #   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS.
@@ -57,7 +58,9 @@ for i, name in enumerate(["chelsea.png", "coffee.png", "astronaut.png", "rocket.
 base = {"model_path": "model.pt", "class_names_path": "class.txt", "resize_mode": "shorter_side",
         "resize_size": 256, "crop_size": 224, "topk": 5, "confidence_decimals": None}
 for name, extra in {"auto": {"device": "auto"}, "cpu": {"device": "cpu"},
-                    "fp16": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32"}}.items():
+                    "fp16": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32"},
+                    "fp16opt": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32",
+                                "optimize_for_inference": True}}.items():
     json.dump(dict(base, **extra), open(os.path.join(d, name + ".json"), "w"))
 PY
   echo "== 1. device auto"
@@ -66,7 +69,7 @@ PY
   grep -q '"device":"cuda:0"' "$OUT/auto.txt" && echo "PASS device auto -> cuda:0" || echo "FAIL device auto did not pick CUDA"
 
   echo "== 2. agreement GPU fp32 / GPU fp16 / CPU"
-  for c in auto fp16 cpu; do
+  for c in auto fp16 fp16opt cpu; do
     .gpu/harness --lib .gpu/libji.so --api ji --config "$work/$c.json" "$work/val" --report "$OUT/report_$c.json" \
       --predictions "$OUT/pred_$c.csv" > "$OUT/harness_$c.txt" 2>&1 || echo "FAIL harness with $c.json (see harness_$c.txt)"
     grep -E "device|top-1 |throughput|latency" "$OUT/harness_$c.txt" | sed "s/^/  [$c] /"
@@ -75,12 +78,12 @@ PY
 import csv, sys
 out = sys.argv[1]
 rows = {}
-for c in ("auto", "fp16", "cpu"):
+for c in ("auto", "fp16", "fp16opt", "cpu"):
     try:
         rows[c] = {r["path"]: r["predicted"] for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))}
     except OSError as e:
         print("FAIL no predictions for %s: %s" % (c, e))
-for a, b in (("auto", "cpu"), ("auto", "fp16")):
+for a, b in (("auto", "cpu"), ("auto", "fp16"), ("auto", "fp16opt")):
     if a not in rows or b not in rows:
         continue
     same = sum(rows[a][k] == rows[b].get(k) for k in rows[a])

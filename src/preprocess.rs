@@ -4,7 +4,7 @@
 use crate::config::{PreprocessConfig, ResizeMode, Size};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::resize::{resize_bilinear_into, resize_bilinear_roi_into, Roi, Scratch};
+use crate::resize::{resize_bilinear_roi_into, Roi, Scratch};
 
 /// Reusable buffers for preprocessing, so steady-state calls do not allocate: keep one per
 /// thread (the engine pools them).
@@ -40,24 +40,6 @@ impl Preprocessor {
         };
         check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
         Ok((src, w, h))
-    }
-
-    /// Resizes `img` as the config says; returns `img` itself when no resize is needed.
-    fn resize<'a>(&'a mut self, img: &'a RgbImage, cfg: &PreprocessConfig) -> Result<&'a RgbImage> {
-        let (src, w, h) = Self::resize_input(&mut self.canvas, img, cfg)?;
-        if (src.width, src.height) == (w, h) {
-            // Pillow returns a copy for an unchanged size: same pixels, so skip the copy.
-            return Ok(src);
-        }
-        resize_bilinear_into(
-            src,
-            w,
-            h,
-            cfg.pillow_compat,
-            &mut self.scratch,
-            &mut self.resized,
-        );
-        Ok(&self.resized)
     }
 
     /// Resize + crop + `ToTensor` + `Normalize`, appended to `out` as CHW float32 (so a batch
@@ -112,20 +94,6 @@ impl Preprocessor {
         );
         Ok(crop)
     }
-
-    /// Resize and centre-crop: the uint8 pixels `ToTensor` would see.
-    pub fn pixels(&mut self, img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
-        let resized = self.resize(img, cfg)?;
-        Ok(match cfg.crop_size {
-            Some(crop) => center_crop(resized, crop),
-            None => resized.clone(),
-        })
-    }
-}
-
-/// Resize and centre-crop: the uint8 pixels `ToTensor` would see.
-pub fn prepare_pixels(img: &RgbImage, cfg: &PreprocessConfig) -> Result<RgbImage> {
-    Preprocessor::new().pixels(img, cfg)
 }
 
 /// Full preprocessing into `out` as CHW float32 (cleared and refilled); returns the tensor's size.

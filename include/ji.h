@@ -383,7 +383,8 @@ int ji_calc_video_file(void *predictor,
  * One frame gives that frame's result JSON; several run as one batch through the model and
  * give `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
  * {"frames": n}, "frames": [per-frame results in order]}`. `pOutFrames`/`nOutCount` (may be
- * NULL) receive predictor-owned unmodified copies of the inputs. Returns 0, -3 or -1.
+ * NULL) receive predictor-owned unmodified copies of the inputs; on failure they are set to
+ * NULL and 0. Returns 0, -3 or -1.
  *
  * # Safety
  * `pInFrames` points to `nInCount` valid images whose `pData` spans
@@ -436,8 +437,86 @@ JiErrorCode ji_calc_image_asyn(void *predictor,
                                const char *args,
                                void *pUserData);
 
+/**
+ * Face library (4.x, face-recognition tasks only): not implemented, returns
+ * `JISDK_RET_UNUSED` (-2).
+ *
+ * # Safety
+ * Any arguments are accepted; none is dereferenced.
+ */
+JiErrorCode ji_create_face_db(void *predictor,
+                              const char *faceDBName,
+                              int faceDBId,
+                              const char *faceDBDes);
+
+/**
+ * Face library: not implemented, returns `JISDK_RET_UNUSED` (-2).
+ *
+ * # Safety
+ * Any arguments are accepted; none is dereferenced.
+ */
+JiErrorCode ji_delete_face_db(void *predictor, int faceDBId);
+
+/**
+ * Face library: not implemented, returns `JISDK_RET_UNUSED` (-2); `info` is left untouched.
+ *
+ * # Safety
+ * Any arguments are accepted; none is dereferenced.
+ */
+JiErrorCode ji_get_face_db_info(void *predictor, int faceDBId, char *info);
+
+/**
+ * Face library: not implemented, returns `JISDK_RET_UNUSED` (-2); `imagePath` is left untouched.
+ *
+ * # Safety
+ * Any arguments are accepted; none is dereferenced.
+ */
+JiErrorCode ji_face_add(void *predictor,
+                        int faceDBId,
+                        const char *faceName,
+                        int faceId,
+                        const char *data,
+                        int dataType,
+                        char *imagePath);
+
+/**
+ * Face library: not implemented, returns `JISDK_RET_UNUSED` (-2); `imagePath` is left untouched.
+ *
+ * # Safety
+ * Any arguments are accepted; none is dereferenced.
+ */
+JiErrorCode ji_face_update(void *predictor,
+                           int faceDBId,
+                           const char *faceName,
+                           int faceId,
+                           const char *data,
+                           int dataType,
+                           char *imagePath);
+
+/**
+ * Face library: not implemented, returns `JISDK_RET_UNUSED` (-2).
+ *
+ * # Safety
+ * Any arguments are accepted; none is dereferenced.
+ */
+JiErrorCode ji_face_delete(void *predictor, int faceDBId, int faceId);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* JI_RS_JI_H */
+
+#if defined(__cplusplus) && !defined(JI_RS_JI_H_CXX)
+#define JI_RS_JI_H_CXX
+/**
+ * C++ only: ji_calc_image as ev_sdk 4.x's own header declares it, with `nOutCount` and `event`
+ * by reference. Same behaviour as the pointer form above.
+ */
+inline JiErrorCode ji_calc_image(void *predictor, const JiImageInfo *pInFrames,
+                                 const unsigned int nInCount, const char *args,
+                                 JiImageInfo **pOutFrames, unsigned int &nOutCount,
+                                 JiEvent &event) {
+  return ji_calc_image(predictor, pInFrames, nInCount, args, pOutFrames, &nOutCount, &event);
+}
+#endif  // JI_RS_JI_H_CXX

@@ -360,23 +360,16 @@ fn calc_image_single_and_batch_in_order() {
     assert_eq!((outs[1].nWidth, outs[1].nHeight), (30, 8));
     let copy = unsafe { std::slice::from_raw_parts(outs[1].pData as *const u8, 30 * 8 * 3) };
     assert_eq!(copy, &green[..]);
-    // Unsupported format and NULL frames.
+    // Unsupported format and NULL frames. A failed call leaves no output frames to read, even
+    // right after a successful one.
     let mut yuv = infos[0].clone_bits();
     yuv.nFormat = JI_IMAGE_TYPE_YUV420;
+    let mut outs: *mut JiImageInfo = outs.as_ptr() as *mut JiImageInfo;
     assert_eq!(
-        unsafe {
-            ji_calc_image(
-                p.0,
-                &yuv,
-                1,
-                ptr::null(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                &mut ev,
-            )
-        },
+        unsafe { ji_calc_image(p.0, &yuv, 1, ptr::null(), &mut outs, &mut n, &mut ev) },
         JISDK_RET_INVALIDPARAMS
     );
+    assert_eq!((outs, n), (ptr::null_mut(), 0));
     assert_eq!(
         unsafe {
             ji_calc_image(

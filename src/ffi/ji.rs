@@ -391,7 +391,8 @@ pub unsafe extern "C" fn ji_calc_video_file(
 /// One frame gives that frame's result JSON; several run as one batch through the model and
 /// give `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
 /// {"frames": n}, "frames": [per-frame results in order]}`. `pOutFrames`/`nOutCount` (may be
-/// NULL) receive predictor-owned unmodified copies of the inputs. Returns 0, -3 or -1.
+/// NULL) receive predictor-owned unmodified copies of the inputs; on failure they are set to
+/// NULL and 0. Returns 0, -3 or -1.
 ///
 /// # Safety
 /// `pInFrames` points to `nInCount` valid images whose `pData` spans
@@ -406,6 +407,13 @@ pub unsafe extern "C" fn ji_calc_image(
     nOutCount: *mut c_uint,
     event: *mut JiEvent,
 ) -> JiErrorCode {
+    // Nothing from an earlier call, nor garbage, is left for the caller to read on failure.
+    if let Some(p) = pOutFrames.as_mut() {
+        *p = std::ptr::null_mut();
+    }
+    if let Some(c) = nOutCount.as_mut() {
+        *c = 0;
+    }
     let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
     run_call(predictor, ev, |pred| {
         if pInFrames.is_null() || nInCount == 0 {
@@ -481,8 +489,6 @@ pub unsafe extern "C" fn ji_calc_image(
             if let Some(c) = nOutCount.as_mut() {
                 *c = n as c_uint;
             }
-        } else if let Some(c) = nOutCount.as_mut() {
-            *c = 0;
         }
         Ok(v)
     })
@@ -566,5 +572,103 @@ pub unsafe extern "C" fn ji_calc_image_asyn(
     pUserData: *mut c_void,
 ) -> JiErrorCode {
     let _ = (predictor, pInFrames, nInCount, args, pUserData);
+    JISDK_RET_UNUSED
+}
+
+// The 4.x header also declares a face-library API for face-recognition tasks. A classifier has
+// no face library, but a program built against that header may link or look up these names,
+// so they exist and say "not implemented".
+
+/// Face library (4.x, face-recognition tasks only): not implemented, returns
+/// `JISDK_RET_UNUSED` (-2).
+///
+/// # Safety
+/// Any arguments are accepted; none is dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ji_create_face_db(
+    predictor: *mut c_void,
+    faceDBName: *const c_char,
+    faceDBId: c_int,
+    faceDBDes: *const c_char,
+) -> JiErrorCode {
+    let _ = (predictor, faceDBName, faceDBId, faceDBDes);
+    JISDK_RET_UNUSED
+}
+
+/// Face library: not implemented, returns `JISDK_RET_UNUSED` (-2).
+///
+/// # Safety
+/// Any arguments are accepted; none is dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ji_delete_face_db(predictor: *mut c_void, faceDBId: c_int) -> JiErrorCode {
+    let _ = (predictor, faceDBId);
+    JISDK_RET_UNUSED
+}
+
+/// Face library: not implemented, returns `JISDK_RET_UNUSED` (-2); `info` is left untouched.
+///
+/// # Safety
+/// Any arguments are accepted; none is dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ji_get_face_db_info(
+    predictor: *mut c_void,
+    faceDBId: c_int,
+    info: *mut c_char,
+) -> JiErrorCode {
+    let _ = (predictor, faceDBId, info);
+    JISDK_RET_UNUSED
+}
+
+/// Face library: not implemented, returns `JISDK_RET_UNUSED` (-2); `imagePath` is left untouched.
+///
+/// # Safety
+/// Any arguments are accepted; none is dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ji_face_add(
+    predictor: *mut c_void,
+    faceDBId: c_int,
+    faceName: *const c_char,
+    faceId: c_int,
+    data: *const c_char,
+    dataType: c_int,
+    imagePath: *mut c_char,
+) -> JiErrorCode {
+    let _ = (
+        predictor, faceDBId, faceName, faceId, data, dataType, imagePath,
+    );
+    JISDK_RET_UNUSED
+}
+
+/// Face library: not implemented, returns `JISDK_RET_UNUSED` (-2); `imagePath` is left untouched.
+///
+/// # Safety
+/// Any arguments are accepted; none is dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ji_face_update(
+    predictor: *mut c_void,
+    faceDBId: c_int,
+    faceName: *const c_char,
+    faceId: c_int,
+    data: *const c_char,
+    dataType: c_int,
+    imagePath: *mut c_char,
+) -> JiErrorCode {
+    let _ = (
+        predictor, faceDBId, faceName, faceId, data, dataType, imagePath,
+    );
+    JISDK_RET_UNUSED
+}
+
+/// Face library: not implemented, returns `JISDK_RET_UNUSED` (-2).
+///
+/// # Safety
+/// Any arguments are accepted; none is dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn ji_face_delete(
+    predictor: *mut c_void,
+    faceDBId: c_int,
+    faceId: c_int,
+) -> JiErrorCode {
+    let _ = (predictor, faceDBId, faceId);
     JISDK_RET_UNUSED
 }

@@ -3,14 +3,20 @@
 //! * JPEG goes through libjpeg-turbo (the `turbojpeg` crate): accurate integer IDCT and fancy
 //!   upsampling, as Pillow. CMYK/YCCK JPEGs are decoded to CMYK and converted with Pillow's
 //!   formula for inverted (Adobe) CMYK.
-//! * PNG, BMP, WebP, GIF (first frame) and TIFF go through the `image` crate. 16-bit samples are
-//!   converted by hand: RGB(A) and LA keep the high byte as Pillow does, 16-bit grayscale (Pillow's
-//!   `I;16`) is clamped to 255.
+//! * BMP and GIF (first frame) follow Pillow's plugins in [`bmp`] and [`gif`] (bit fields, RLE,
+//!   frames that do not cover the canvas, transparent indices).
+//! * PNG, WebP and TIFF go through the `image` crate. 16-bit samples are converted by hand:
+//!   RGB(A) and LA keep the high byte as Pillow does, 16-bit grayscale (Pillow's `I;16`) is
+//!   clamped to 255. CMYK and 8-bit palette TIFFs are read raw ([`tif`]).
 //! * Alpha is dropped, never composited.
 //! * The header is read first; images declaring more than `max_pixels` pixels are refused with
 //!   [`Error::ImageTooLarge`] before any pixel buffer is allocated.
 //! * EXIF orientation is ignored unless [`DecodeOptions::exif_transpose`] asks for it, in which
 //!   case it is applied like `PIL.ImageOps.exif_transpose`.
+
+mod bmp;
+mod gif;
+mod tif;
 
 use std::io::Cursor;
 
@@ -103,24 +109,23 @@ pub fn decode_image_reusing(
             if let Some((w, h)) = png_ihdr_size(bytes) {
                 check_size(w, h, opts)?;
             }
-            decode_png(bytes, opts)?
+            let (img, _) = decode_png(bytes, opts)?;
+            // Pillow also reads an eXIf chunk that comes after the image data (the png crate
+            // only looks before it).
+            let o = if opts.exif_transpose {
+                png_exif(bytes).and_then(exif_orientation)
+            } else {
+                None
+            };
+            (img, o)
         }
-        Format::Bmp => decode_with(
-            image::codecs::bmp::BmpDecoder::new(Cursor::new(bytes)),
-            opts,
-        )?,
-        Format::Gif => decode_with(
-            image::codecs::gif::GifDecoder::new(Cursor::new(bytes)),
-            opts,
-        )?,
+        Format::Bmp => (bmp::decode_bmp(bytes, opts)?, None),
+        Format::Gif => (gif::decode_gif(bytes, opts)?, None),
         Format::WebP => decode_with(
             image::codecs::webp::WebPDecoder::new(Cursor::new(bytes)),
             opts,
         )?,
-        Format::Tiff => decode_with(
-            image::codecs::tiff::TiffDecoder::new(Cursor::new(bytes)),
-            opts,
-        )?,
+        Format::Tiff => tif::decode_tiff(bytes, opts)?,
     };
     Ok(match orientation {
         Some(o) if opts.exif_transpose => apply_orientation(&img, o),
@@ -250,7 +255,7 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions, reuse: Vec<u8>) -> Result<Rgb
         Ok(RgbImage::from_raw(
             w as u32,
             h as u32,
-            cmyk_inverted_to_rgb(&pixels),
+            cmyk_to_rgb(&pixels, true),
         ))
     } else {
         Ok(RgbImage::from_raw(w as u32, h as u32, pixels))
@@ -264,15 +269,15 @@ fn muldiv255(a: u32, b: u32) -> u32 {
     ((t >> 8) + t) >> 8
 }
 
-/// Pillow reads CMYK JPEGs as `CMYK;I` (Adobe, inverted) and converts with `cmyk2rgb`:
-/// `nk = 255 - k; out = clip(nk - muldiv255(c, nk))` on the inverted values.
-fn cmyk_inverted_to_rgb(raw: &[u8]) -> Vec<u8> {
+/// Pillow's `cmyk2rgb`: `nk = 255 - k; out = clip(nk - muldiv255(c, nk))`. CMYK JPEGs are
+/// read as `CMYK;I` (Adobe, inverted): `inverted` undoes that first.
+fn cmyk_to_rgb(raw: &[u8], inverted: bool) -> Vec<u8> {
+    let flip = if inverted { 255 } else { 0 };
     let mut out = Vec::with_capacity(raw.len() / 4 * 3);
     for px in raw.chunks_exact(4) {
-        let nk = px[3] as u32; // 255 - (255 - raw_k)
+        let nk = 255 - (px[3] ^ flip) as u32;
         for &c in &px[..3] {
-            let ci = 255 - c as u32;
-            let v = nk as i32 - muldiv255(ci, nk) as i32;
+            let v = nk as i32 - muldiv255((c ^ flip) as u32, nk) as i32;
             out.push(v.clamp(0, 255) as u8);
         }
     }
@@ -429,6 +434,26 @@ fn decode_png(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImage, Option<u8
     }
 }
 
+/// The payload of the last eXIf chunk, before or after the image data (as Pillow, whose later
+/// chunks overwrite earlier ones).
+fn png_exif(bytes: &[u8]) -> Option<&[u8]> {
+    let mut pos = 8;
+    let mut found = None;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().ok()?) as usize;
+        let typ = &bytes[pos + 4..pos + 8];
+        let end = (pos + 8).checked_add(len)?;
+        if typ == b"IEND" || end > bytes.len() {
+            break;
+        }
+        if typ == b"eXIf" {
+            found = Some(&bytes[pos + 8..end]);
+        }
+        pos = end + 4; // CRC
+    }
+    found
+}
+
 /// When a PNG has no IEND and ends after complete chunks (possibly followed by less than a
 /// chunk header), the length of those complete chunks.
 fn png_complete_prefix(bytes: &[u8]) -> Option<usize> {
@@ -579,11 +604,16 @@ mod tests {
     fn cmyk_formula() {
         // raw (non-inverted) white paper, no ink -> stored inverted as 255s.
         assert_eq!(
-            cmyk_inverted_to_rgb(&[255, 255, 255, 255]),
+            cmyk_to_rgb(&[255, 255, 255, 255], true),
             vec![255, 255, 255]
         );
-        assert_eq!(cmyk_inverted_to_rgb(&[0, 0, 0, 0]), vec![0, 0, 0]);
-        assert_eq!(cmyk_inverted_to_rgb(&[0, 128, 255, 255]), vec![0, 128, 255]);
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], true), vec![0, 0, 0]);
+        assert_eq!(cmyk_to_rgb(&[0, 128, 255, 255], true), vec![0, 128, 255]);
+        // Plain CMYK: no ink is white, full black ink is black whatever c, m, y are.
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
+        assert_eq!(cmyk_to_rgb(&[10, 200, 0, 255], false), vec![0, 0, 0]);
+        // c = 128 at k = 0: 255 - muldiv255(128, 255) = 127.
+        assert_eq!(cmyk_to_rgb(&[128, 0, 255, 0], false), vec![127, 255, 0]);
     }
 
     #[test]

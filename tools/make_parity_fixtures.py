@@ -338,6 +338,277 @@ for (iw, ih), targets in groups.items():
              targets=targets)
 
 # ------------------------------------------------------------------------------------------
+# Odd files that real writers produce and Pillow reads but cannot write: written by hand here,
+# decoded by Pillow for the reference. (Interlaced PNG, eXIf after IDAT, BMP bit fields / RLE /
+# V5 and OS/2 headers / top-down rows, GIF frames that do not cover the canvas, more TIFF and
+# animated first frames.)
+
+def png_chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+
+def pack_row(samples, bd):
+    """One row of integer samples (already interleaved) packed at bit depth bd, big-endian."""
+    if bd == 16:
+        return np.asarray(samples, dtype=">u2").tobytes()
+    if bd == 8:
+        return np.asarray(samples, dtype=np.uint8).tobytes()
+    out, bits, nb = bytearray(), 0, 0
+    for v in samples:
+        bits, nb = (bits << bd) | int(v), nb + bd
+        if nb == 8:
+            out.append(bits)
+            bits = nb = 0
+    if nb:
+        out.append(bits << (8 - nb))
+    return bytes(out)
+
+
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png_samples(a, color_type, bd, interlace, plte=None, trns=None, after_idat=b""):
+    """A PNG from an (h, w, c) array of samples, Adam7-interlaced if asked, filter type cycling
+    0..4 per row (the decoder must undo every filter), `after_idat` chunks before IEND."""
+    h, w, c = a.shape
+    bpp = max(1, c * bd // 8)
+    raw = bytearray()
+    passes = ADAM7 if interlace else [(0, 0, 1, 1)]
+    row_no = 0
+    for x0, y0, dx, dy in passes:
+        sub = a[y0::dy, x0::dx]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        prev = None
+        for y in range(sub.shape[0]):
+            line = np.frombuffer(pack_row(sub[y].reshape(-1), bd), dtype=np.uint8).astype(np.int32)
+            up = prev if prev is not None else np.zeros_like(line)
+            left = np.concatenate([np.zeros(bpp, np.int32), line[:-bpp]])
+            ul = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+            ft = row_no % 5
+            row_no += 1
+            if ft == 0:
+                f = line
+            elif ft == 1:
+                f = line - left
+            elif ft == 2:
+                f = line - up
+            elif ft == 3:
+                # Average needs the reconstructed left byte, which is the raw line itself.
+                f = line - (left + up) // 2
+            else:
+                p = left + up - ul
+                pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - ul)
+                pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
+                f = line - pred
+            raw += bytes([ft]) + (f & 0xFF).astype(np.uint8).tobytes()
+            prev = line
+    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bd, color_type, 0, 0, int(interlace)))
+    if plte is not None:
+        out += png_chunk(b"PLTE", plte)
+    if trns is not None:
+        out += png_chunk(b"tRNS", trns)
+    z = zlib.compress(bytes(raw), 9)
+    # Split the stream over several IDAT chunks, as streaming encoders do.
+    for i in range(0, len(z), 97):
+        out += png_chunk(b"IDAT", z[i:i + 97])
+    return out + after_idat + png_chunk(b"IEND", b"")
+
+
+def samples(h, w, c, bd):
+    return RNG.integers(0, 1 << bd, size=(h, w, c), dtype=np.uint16 if bd == 16 else np.uint8)
+
+
+for w, h in [(1, 1), (3, 2), (9, 9), (37, 21), (64, 40)]:
+    add_case(f"png_adam7_rgb8_{w}x{h}", png_samples(samples(h, w, 3, 8), 2, 8, True), "png")
+add_case("png_adam7_rgba16", png_samples(samples(19, 23, 4, 16), 6, 16, True), "png")
+add_case("png_adam7_gray2", png_samples(samples(17, 29, 1, 2), 0, 2, True), "png")
+add_case("png_adam7_gray16", png_samples(samples(17, 29, 1, 16), 0, 16, True), "png")
+add_case("png_adam7_la8", png_samples(samples(17, 29, 2, 8), 4, 8, True), "png")
+add_case("png_adam7_p4", png_samples(samples(21, 26, 1, 4), 3, 4, True,
+                                     plte=bytes(RNG.integers(0, 256, 48, dtype=np.uint8)), trns=b"\x10\x80"), "png")
+add_case("png_filters_rgb8", png_samples(samples(25, 31, 3, 8), 2, 8, False), "png")
+add_case("png_filters_gray1", png_samples(samples(25, 31, 1, 1), 0, 1, False), "png")
+add_case("png_rgb8_trns", png_samples(samples(12, 14, 3, 8), 2, 8, False, trns=b"\x00\x10\x00\x20\x00\x30"), "png")
+add_case("png_p_short_plte", png_samples(RNG.integers(0, 4, (11, 13, 1), dtype=np.uint8), 3, 8, False,
+                                         plte=bytes(RNG.integers(0, 256, 12, dtype=np.uint8))), "png")
+exif6 = Image.Exif()
+exif6[0x0112] = 6
+late = png_chunk(b"eXIf", exif6.tobytes())
+pl = png_samples(samples(14, 22, 3, 8), 2, 8, False, after_idat=late)
+add_case("png_exif_after_idat", pl, "png", targets=[(224, 224)])
+add_case("png_exif_after_idat_transposed", pl, "png", exif_transpose=True, targets=[(224, 224)])
+
+
+def bmp_file(w, h, bpp, rows, compression=0, palette=b"", masks=None, header=40, top_down=False,
+             clr_used=0, pixel_data=None, gap=b""):
+    """A BMP. `rows` are top-to-bottom unpadded rows (ignored when `pixel_data` is given);
+    `gap` goes between the palette and the pixels (the pixel offset accounts for it)."""
+    if pixel_data is None:
+        stride = (len(rows[0]) + 3) // 4 * 4
+        order = rows if top_down else rows[::-1]
+        pixel_data = b"".join(r + b"\0" * (stride - len(r)) for r in order)
+    if header == 12:
+        info = struct.pack("<IHHHH", 12, w, h, 1, bpp)
+        extra = b""
+    else:
+        info = struct.pack("<IiiHHIIiiII", header, w, -h if top_down else h, 1, bpp, compression,
+                           len(pixel_data), 2835, 2835, clr_used, 0)
+        extra = b""
+        if header == 40 and masks is not None:
+            extra = struct.pack("<III", *masks[:3])
+        elif header > 40:
+            m = list(masks or [0, 0, 0, 0]) + [0] * 4
+            info += struct.pack("<IIII", *m[:4]) + b"sRGB"[::-1] + b"\0" * (header - 60)
+    off = 14 + len(info) + len(extra) + len(palette) + len(gap)
+    return (struct.pack("<2sIHHI", b"BM", off + len(pixel_data), 0, 0, off) + info + extra + palette + gap
+            + pixel_data)
+
+
+def bmp_palette(n, entry=4):
+    p = RNG.integers(0, 256, size=(n, 3), dtype=np.uint8)
+    return b"".join(bytes(c) + (b"\0" if entry == 4 else b"") for c in p)
+
+
+px16 = RNG.integers(0, 65536, size=(13, 19), dtype=np.uint16)
+rows16 = [px16[y].astype("<u2").tobytes() for y in range(13)]
+add_case("bmp_rgb555", bmp_file(19, 13, 16, rows16), "bmp")
+add_case("bmp_rgb565_bitfields", bmp_file(19, 13, 16, rows16, compression=3, masks=(0xF800, 0x07E0, 0x001F)), "bmp")
+add_case("bmp_rgb555_bitfields", bmp_file(19, 13, 16, rows16, compression=3, masks=(0x7C00, 0x03E0, 0x001F)), "bmp")
+px32 = RNG.integers(0, 256, size=(11, 15, 4), dtype=np.uint8)
+rows32 = [px32[y].tobytes() for y in range(11)]
+add_case("bmp_bgrx32_rgb", bmp_file(15, 11, 32, rows32), "bmp")
+add_case("bmp_bgrx32_bitfields", bmp_file(15, 11, 32, rows32, compression=3, masks=(0xFF0000, 0xFF00, 0xFF)), "bmp")
+add_case("bmp_bgra32_v5", bmp_file(15, 11, 32, rows32, compression=3, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000), header=124), "bmp")
+px24 = RNG.integers(0, 256, size=(9, 14, 3), dtype=np.uint8)
+rows24 = [px24[y].tobytes() for y in range(9)]
+add_case("bmp_rgb24_v4", bmp_file(14, 9, 24, rows24, header=108), "bmp")
+add_case("bmp_rgb24_v5", bmp_file(14, 9, 24, rows24, header=124), "bmp")
+add_case("bmp_rgb24_topdown", bmp_file(14, 9, 24, rows24, top_down=True), "bmp")
+add_case("bmp_rgb24_os2", bmp_file(14, 9, 24, rows24, header=12), "bmp")
+idx8 = RNG.integers(0, 20, size=(10, 13), dtype=np.uint8)
+add_case("bmp_p8_clrused", bmp_file(13, 10, 8, [idx8[y].tobytes() for y in range(10)], palette=bmp_palette(20), clr_used=20), "bmp")
+add_case("bmp_p8_os2", bmp_file(13, 10, 8, [idx8[y].tobytes() for y in range(10)], palette=bmp_palette(256, 3), header=12), "bmp")
+idx4 = RNG.integers(0, 10, size=(10, 13), dtype=np.uint8)
+add_case("bmp_p4", bmp_file(13, 10, 4, [pack_row(idx4[y], 4) for y in range(10)], palette=bmp_palette(10), clr_used=10), "bmp")
+add_case("bmp_p1_colour", bmp_file(21, 7, 1, [pack_row(RNG.integers(0, 2, 21), 1) for _ in range(7)], palette=bmp_palette(2)), "bmp")
+
+
+def rle8(rows_bottom_up):
+    """RLE8: runs, absolute runs, end-of-line, a delta, end-of-bitmap."""
+    out = bytearray()
+    for y, r in enumerate(rows_bottom_up):
+        r = list(r)
+        i = 0
+        while i < len(r):
+            j = i
+            while j < len(r) and r[j] == r[i] and j - i < 255:
+                j += 1
+            if j - i >= 3:
+                out += bytes([j - i, r[i]])
+                i = j
+            else:
+                k = min(len(r), i + 5)
+                seg = r[i:k]
+                if len(seg) >= 3:
+                    out += bytes([0, len(seg)]) + bytes(seg) + (b"\0" if len(seg) % 2 else b"")
+                else:
+                    out += b"".join(bytes([1, v]) for v in seg)
+                i = k
+        out += b"\x00\x00"
+    return bytes(out) + b"\x00\x01"
+
+
+w8, h8 = 23, 12
+runs8 = np.repeat(RNG.integers(0, 30, size=(h8, 8), dtype=np.uint8), 3, axis=1)[:, :w8].copy()
+runs8[:, 5:9] = RNG.integers(0, 30, size=(h8, 4), dtype=np.uint8)
+add_case("bmp_rle8", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,
+                              pixel_data=rle8(list(runs8[::-1]))), "bmp")
+# Pixels at an odd file offset: absolute runs are padded to an even *file* position.
+add_case("bmp_rle8_odd_offset", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,
+                                         pixel_data=rle8(list(runs8[::-1])), gap=b"\0"), "bmp")
+# A delta escape (3 right, 1 up): the skipped pixels are index 0 in Pillow.
+delta = bytes([4, 7]) + b"\x00\x02\x03\x01" + bytes([16, 5]) + rle8(list(runs8[::-1][2:]))
+add_case("bmp_rle8_delta", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,
+                                    pixel_data=delta), "bmp")
+# An end of bitmap before the last row: valid BMP, but Pillow raises ("not enough image data").
+add_case("bmp_rle8_early_end", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,
+                                        pixel_data=rle8(list(runs8[::-1][:5]))), "bmp")
+# RLE4: runs alternate two nibbles; absolute runs pack two per byte.
+rle4 = bytearray()
+for y in range(8):
+    rle4 += bytes([6, 0x12 + y, 0, 5, 0x34, 0x56, 0x70, 0, 4, 0x9A]) + b"\x00\x00"
+rle4 += b"\x00\x01"
+add_case("bmp_rle4", bmp_file(15, 8, 4, None, compression=2, palette=bmp_palette(16), clr_used=16,
+                              pixel_data=bytes(rle4)), "bmp")
+
+
+def gif_patch_first_frame(data, screen, offset):
+    """Enlarges a Pillow-written GIF's logical screen and moves its first frame, so the frame
+    covers only part of the canvas."""
+    b = bytearray(data)
+    flags = b[10]
+    i = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    while b[i] == 0x21:  # skip extensions
+        i += 2
+        while b[i]:
+            i += b[i] + 1
+        i += 1
+    assert b[i] == 0x2C
+    struct.pack_into("<HH", b, 6, *screen)
+    struct.pack_into("<HH", b, i + 1, *offset)
+    return bytes(b)
+
+
+gp = smooth(21, 13).convert("P", palette=Image.ADAPTIVE, colors=40)
+add_case("gif_frame_inside_canvas", gif_patch_first_frame(save(gp, "GIF"), (40, 30), (7, 5)), "gif")
+add_case("gif_frame_inside_canvas_bg", gif_patch_first_frame(save(gp, "GIF", background=9), (40, 30), (7, 5)), "gif")
+add_case("gif_frame_inside_canvas_trns", gif_patch_first_frame(save(gp, "GIF", transparency=3), (40, 30), (7, 5)), "gif")
+def gif_drop_global_table(data):
+    flags = data[10]
+    return data[:10] + bytes([flags & 0x78]) + data[11:13] + data[13 + 3 * 2 ** ((flags & 7) + 1):]
+
+
+add_case("gif_no_colour_table", gif_drop_global_table(save(gp, "GIF")), "gif")
+add_case("gif_frame_sticks_out", gif_patch_first_frame(save(gp, "GIF"), (15, 10), (3, 2)), "gif")
+add_case("gif_interlaced", save(smooth(33, 40).convert("P", palette=Image.ADAPTIVE, colors=64), "GIF", interlace=True), "gif")
+frames = [smooth(30, 20, s).convert("P", palette=Image.ADAPTIVE, colors=50) for s in range(3)]
+add_case("gif_animated", save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40, loop=0), "gif")
+add_case("webp_animated", save(smooth(30, 20), "WEBP", save_all=True, append_images=[smooth(30, 20, 2)], lossless=True), "webp")
+
+# Truncations: Pillow raises for most, but not all (a GIF without its trailer, a BMP whose
+# last row lacks its padding): we must agree either way.
+gcut = save(smooth(33, 40).convert("P", palette=Image.ADAPTIVE, colors=64), "GIF")
+for cut in [12, 200, 800, len(gcut) // 2, len(gcut) - 3, len(gcut) - 1]:
+    add_case(f"gif_truncated_{cut}", gcut[:cut], "gif")
+bcut = bmp_file(14, 9, 24, rows24)
+for cut in [20, 60, len(bcut) // 2, len(bcut) - 2]:
+    add_case(f"bmp_truncated_{cut}", bcut[:cut], "bmp")
+pcut = bmp_file(13, 10, 8, [idx8[y].tobytes() for y in range(10)], palette=bmp_palette(20), clr_used=20)
+add_case("bmp_p8_truncated_palette", pcut[:54 + 30], "bmp")
+# Sweeps of cut points through small files (every 5th byte), with one resize target each.
+sweeps = {
+    "gif": save(smooth(19, 23).convert("P", palette=Image.ADAPTIVE, colors=20), "GIF"),
+    "gifi": save(noise(17, 21, "L").convert("P", palette=Image.ADAPTIVE, colors=128), "GIF", interlace=True),
+    "rle8": bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,
+                     pixel_data=rle8(list(runs8[::-1]))),
+}
+for tag, full in sweeps.items():
+    for cut in range(11, len(full), 5):
+        add_case(f"cut_{tag}_{cut}", full[:cut], "gif" if tag.startswith("gif") else "bmp", targets=[(7, 5)])
+
+add_case("tiff_l", save(noise(23, 17, "L"), "TIFF"), "tif")
+add_case("tiff_1bit", save(noise(23, 17, "L").convert("1"), "TIFF"), "tif")
+add_case("tiff_p", save(smooth(23, 17).convert("P", palette=Image.ADAPTIVE, colors=30), "TIFF"), "tif")
+add_case("tiff_rgba", save(noise(23, 17, "RGBA"), "TIFF"), "tif")
+add_case("tiff_cmyk", save(Image.fromarray(RNG.integers(0, 256, (17, 23, 4), dtype=np.uint8), "CMYK"), "TIFF"), "tif")
+add_case("tiff_i16", save(Image.fromarray(RNG.integers(0, 1024, (17, 23), dtype=np.uint16)), "TIFF"), "tif")
+add_case("tiff_deflate", save(smooth(45, 35), "TIFF", compression="tiff_adobe_deflate"), "tif")
+add_case("tiff_packbits", save(smooth(45, 35), "TIFF", compression="packbits"), "tif")
+add_case("tiff_jpeg", save(smooth(48, 32), "TIFF", compression="jpeg", quality=90), "tif")
+add_case("tiff_multipage", save(smooth(20, 14), "TIFF", save_all=True, append_images=[noise(9, 9)]), "tif")
+
+# ------------------------------------------------------------------------------------------
 
 manifest = {
     "generator": "tools/make_parity_fixtures.py",

@@ -67,10 +67,21 @@ def load_lib(path):
     return lib
 
 
-def make_images(d, n):
+PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png"]
+
+
+def photo_dir():
+    """Where the source photos are: $JI_PHOTOS (the GPU machine has no scikit-image, so
+    tools/gpu_check.sh carries copies), else scikit-image's data folder."""
+    if os.environ.get("JI_PHOTOS"):
+        return os.environ["JI_PHOTOS"]
     import skimage
-    data = os.path.join(os.path.dirname(skimage.__file__), "data")
-    photos = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png"]
+    return os.path.join(os.path.dirname(skimage.__file__), "data")
+
+
+def make_images(d, n):
+    data = photo_dir()
+    photos = PHOTOS
     sizes = [(1920, 1080), (1280, 720), (640, 480), (800, 600), (500, 375), (1024, 768)]
     files = []
     for i in range(n):

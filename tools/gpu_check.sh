@@ -25,6 +25,15 @@ prepare() {
   for f in target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api; do
     strip --strip-debug -o ".gpu/$(basename "$f")" "$f"
   done
+  # The device's python has torch, torchvision and Pillow but not scikit-image: carry the photos.
+  mkdir -p .gpu/photos
+  .venv/bin/python - <<'PY'
+import os, shutil, skimage
+data = os.path.join(os.path.dirname(skimage.__file__), "data")
+for n in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png",
+          "horse.png", "coins.png"]:
+    shutil.copy(os.path.join(data, n), os.path.join(".gpu", "photos", n))
+PY
   du -sh .gpu
 }
 
@@ -32,6 +41,11 @@ device() {
   : "${OUT:=/tmp/gpu-out}"
   mkdir -p "$OUT"
   export PYTHONUNBUFFERED=1
+  # The device's torch lives in /opt/torch/.venv; use it if python3 on PATH lacks torch.
+  if ! python3 -c 'import torch' 2>/dev/null && [ -x /opt/torch/.venv/bin/python3 ]; then
+    export PATH="/opt/torch/.venv/bin:$PATH"
+  fi
+  export JI_PHOTOS="$PWD/.gpu/photos"
   torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   export LD_LIBRARY_PATH="$PWD/.gpu:$torch_lib:${LD_LIBRARY_PATH:-}"
   # GPU_CHECK_DEVICE=cpu dry-runs the whole script on a machine without a GPU (with small
@@ -42,7 +56,7 @@ device() {
   work=$(mktemp -d)
   # A 146-class ResNet-50 (seeded) and a few photos, made here with the device's own python.
   python3 - "$work" "$dev" <<'PY'
-import json, os, sys, torch, torchvision, skimage
+import json, os, sys, torch, torchvision
 from PIL import Image
 d, dev = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
@@ -51,7 +65,7 @@ with torch.no_grad():
     m.fc.weight.mul_(4.0)
     torch.jit.trace(m, torch.randn(1, 3, 224, 224)).save(os.path.join(d, "model.pt"))
 open(os.path.join(d, "class.txt"), "w").write(repr({"类别_%03d" % i: i for i in range(146)}))
-data = os.path.join(os.path.dirname(skimage.__file__), "data")
+data = os.environ["JI_PHOTOS"]
 os.makedirs(os.path.join(d, "val", "x"))
 for i, name in enumerate(["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png", "horse.png", "coins.png"]):
     Image.open(os.path.join(data, name)).convert("RGB").save(os.path.join(d, "val", "x", "%d.jpg" % i), quality=90)

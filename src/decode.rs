@@ -7,7 +7,7 @@
 //!   frames that do not cover the canvas, transparent indices).
 //! * PNG, WebP and TIFF go through the `image` crate. 16-bit samples are converted by hand:
 //!   RGB(A) and LA keep the high byte as Pillow does, 16-bit grayscale (Pillow's `I;16`) is
-//!   clamped to 255. CMYK and 8-bit palette TIFFs are read raw ([`tif`]).
+//!   clamped to 255. CMYK, 8-bit palette and JPEG-in-strips TIFFs are read by hand ([`tif`]).
 //! * Alpha is dropped, never composited.
 //! * The header is read first; images declaring more than `max_pixels` pixels are refused with
 //!   [`Error::ImageTooLarge`] before any pixel buffer is allocated.

@@ -606,6 +606,9 @@ add_case("tiff_i16", save(Image.fromarray(RNG.integers(0, 1024, (17, 23), dtype=
 add_case("tiff_deflate", save(smooth(45, 35), "TIFF", compression="tiff_adobe_deflate"), "tif")
 add_case("tiff_packbits", save(smooth(45, 35), "TIFF", compression="packbits"), "tif")
 add_case("tiff_jpeg", save(smooth(48, 32), "TIFF", compression="jpeg", quality=90), "tif")
+add_case("tiff_jpeg_strips", save(smooth(50, 37, 3), "TIFF", compression="jpeg", quality=80, tiffinfo={278: 8}), "tif")
+add_case("tiff_jpeg_ycbcr", save(smooth(50, 37, 4).convert("YCbCr"), "TIFF", compression="jpeg", quality=85), "tif")
+add_case("tiff_jpeg_gray", save(smooth(50, 37, 5).convert("L"), "TIFF", compression="jpeg", quality=85), "tif")
 add_case("tiff_multipage", save(smooth(20, 14), "TIFF", save_all=True, append_images=[noise(9, 9)]), "tif")
 
 # ------------------------------------------------------------------------------------------

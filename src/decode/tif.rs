@@ -6,8 +6,9 @@
 //!   as gray from a copy whose photometric tag says so, then looked up in the ColorMap, whose
 //!   16-bit entries Pillow cuts to their high byte.
 //!
-//! JPEG-compressed TIFF still goes through `image` (zune-jpeg): up to ±1 from Pillow's
-//! libjpeg on a few pixels (see tests/parity_pixels.rs).
+//! * JPEG-compressed strips: `image` decodes them with zune-jpeg, ±1 from Pillow's libjpeg on
+//!   some pixels. Each strip, joined with the JPEGTables, goes through our libjpeg-turbo path.
+//!   (JPEG in tiles still goes through `image`.)
 
 use std::io::Cursor;
 
@@ -24,8 +25,15 @@ fn err(e: impl std::fmt::Display) -> Error {
 }
 
 pub(super) fn decode_tiff(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImage, Option<u8>)> {
-    if let Some((at, 3)) = photometric(bytes) {
-        return Ok((decode_palette(bytes, at, opts)?, None));
+    if let Some(ifd) = Ifd::parse(bytes) {
+        if let Some((3, 1, at)) = ifd.entry(PHOTOMETRIC) {
+            if ifd.value(PHOTOMETRIC) == Some(3) {
+                return Ok((decode_palette(bytes, at, opts)?, None));
+            }
+        }
+        if is_jpeg_in_strips(&ifd) {
+            return Ok((decode_jpeg_strips(&ifd, opts)?, None));
+        }
     }
     let dec = image::codecs::tiff::TiffDecoder::new(Cursor::new(bytes));
     match &dec {
@@ -37,30 +45,156 @@ pub(super) fn decode_tiff(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImag
     }
 }
 
-/// Where the first IFD's PhotometricInterpretation value sits, and the value (an inline SHORT).
-fn photometric(b: &[u8]) -> Option<(usize, u16)> {
-    let le = b.get(0..2)? == b"II";
-    let u16_at = |o: usize| {
-        let s = b.get(o..o + 2)?;
-        Some(if le {
+/// The first IFD of a classic (not Big) TIFF: enough to read a few tags by hand.
+struct Ifd<'a> {
+    b: &'a [u8],
+    le: bool,
+    /// (tag, type, count, where the value or its offset sits)
+    entries: Vec<(u16, u16, usize, usize)>,
+}
+
+impl<'a> Ifd<'a> {
+    fn parse(b: &'a [u8]) -> Option<Ifd<'a>> {
+        let le = b.get(0..2)? == b"II";
+        let mut ifd = Ifd {
+            b,
+            le,
+            entries: Vec::new(),
+        };
+        let first = ifd.u32_at(4)? as usize;
+        for i in 0..ifd.u16_at(first)? as usize {
+            let e = first + 2 + i * 12;
+            ifd.entries.push((
+                ifd.u16_at(e)?,
+                ifd.u16_at(e + 2)?,
+                ifd.u32_at(e + 4)? as usize,
+                e + 8,
+            ));
+        }
+        Some(ifd)
+    }
+
+    fn u16_at(&self, o: usize) -> Option<u16> {
+        let s = self.b.get(o..o + 2)?;
+        Some(if self.le {
             u16::from_le_bytes([s[0], s[1]])
         } else {
             u16::from_be_bytes([s[0], s[1]])
         })
-    };
-    let s = b.get(4..8)?;
-    let ifd = if le {
-        u32::from_le_bytes([s[0], s[1], s[2], s[3]])
-    } else {
-        u32::from_be_bytes([s[0], s[1], s[2], s[3]])
-    } as usize;
-    for i in 0..u16_at(ifd)? as usize {
-        let e = ifd + 2 + i * 12;
-        if u16_at(e)? == 262 {
-            return (u16_at(e + 2)? == 3).then_some((e + 8, u16_at(e + 8)?));
-        }
     }
-    None
+
+    fn u32_at(&self, o: usize) -> Option<u32> {
+        let s = self.b.get(o..o + 4)?;
+        let a = [s[0], s[1], s[2], s[3]];
+        Some(if self.le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
+    }
+
+    fn entry(&self, tag: u16) -> Option<(u16, usize, usize)> {
+        let &(_, typ, count, at) = self.entries.iter().find(|e| e.0 == tag)?;
+        let size = match typ {
+            1 | 2 | 6 | 7 => 1,
+            3 | 8 => 2,
+            4 | 9 => 4,
+            _ => return None,
+        };
+        let len = count.checked_mul(size)?;
+        let pos = if len <= 4 {
+            at
+        } else {
+            self.u32_at(at)? as usize
+        };
+        Some((typ, count, pos))
+    }
+
+    /// An unsigned BYTE/SHORT/LONG tag's values.
+    fn values(&self, tag: u16) -> Option<Vec<u64>> {
+        let (typ, count, pos) = self.entry(tag)?;
+        (0..count)
+            .map(|i| match typ {
+                1 | 7 => self.b.get(pos + i).map(|&v| v as u64),
+                3 => self.u16_at(pos + i * 2).map(u64::from),
+                4 => self.u32_at(pos + i * 4).map(u64::from),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn value(&self, tag: u16) -> Option<u64> {
+        self.values(tag)?.first().copied()
+    }
+
+    /// An UNDEFINED/BYTE tag's bytes (e.g. JPEGTables).
+    fn bytes(&self, tag: u16) -> Option<&'a [u8]> {
+        let (_, count, pos) = self.entry(tag)?;
+        self.b.get(pos..pos.checked_add(count)?)
+    }
+}
+
+const PHOTOMETRIC: u16 = 262;
+
+/// JPEG-compressed (7), 8-bit, chunky, in strips (not tiles): the layouts decoded here.
+fn is_jpeg_in_strips(ifd: &Ifd) -> bool {
+    ifd.value(259) == Some(7)
+        && ifd.values(258).is_some_and(|b| b.iter().all(|&v| v == 8))
+        && ifd.value(284).unwrap_or(1) == 1
+        && ifd.entry(324).is_none()
+        && matches!(ifd.value(PHOTOMETRIC), Some(1 | 2 | 6))
+}
+
+/// Each strip of a JPEG-compressed TIFF is a JPEG stream whose tables may sit in the
+/// JPEGTables tag. Joined, they are a plain JPEG: libjpeg-turbo decodes it exactly as the
+/// libjpeg under Pillow's libtiff does (YCbCr converted by libjpeg, fancy upsampling).
+fn decode_jpeg_strips(ifd: &Ifd, opts: &DecodeOptions) -> Result<RgbImage> {
+    let (w, h) = match (ifd.value(256), ifd.value(257)) {
+        (Some(w), Some(h)) => (w, h),
+        _ => return Err(err("missing image width or length")),
+    };
+    check_size(w, h, opts)?;
+    let rows = ifd.value(278).unwrap_or(h).clamp(1, h) as usize;
+    let offsets = ifd.values(273).ok_or_else(|| err("missing StripOffsets"))?;
+    let counts = ifd
+        .values(279)
+        .ok_or_else(|| err("missing StripByteCounts"))?;
+    let (w, h) = (w as usize, h as usize);
+    let strips = h.div_ceil(rows);
+    if offsets.len() < strips || counts.len() < strips {
+        return Err(err("fewer strips than the image needs"));
+    }
+    let tables = ifd
+        .bytes(347)
+        .filter(|t| t.len() >= 4 && t.ends_with(&[0xFF, 0xD9]));
+    let mut out = Vec::new();
+    out.try_reserve_exact(w * h * 3)
+        .map_err(|_| err("cannot allocate the decoded image"))?;
+    for s in 0..strips {
+        let data = usize::try_from(offsets[s])
+            .ok()
+            .zip(usize::try_from(counts[s]).ok())
+            .and_then(|(o, n)| ifd.b.get(o..o.checked_add(n)?))
+            .ok_or_else(|| err("image file is truncated"))?;
+        let joined;
+        let jpeg = match tables {
+            Some(t) if data.starts_with(&[0xFF, 0xD8]) => {
+                joined = [&t[..t.len() - 2], &data[2..]].concat();
+                &joined[..]
+            }
+            _ => data,
+        };
+        let strip = super::decode_jpeg(jpeg, opts, Vec::new())?;
+        let want = rows.min(h - s * rows);
+        if strip.width as usize != w || (strip.height as usize) < want {
+            return Err(err(format!(
+                "strip {s} is {}x{}, expected {w}x{want}",
+                strip.width, strip.height
+            )));
+        }
+        out.extend_from_slice(&strip.data[..w * want * 3]);
+    }
+    Ok(RgbImage::from_raw(w as u32, h as u32, out))
 }
 
 /// The first image's samples as bytes, `channels` per pixel, chunky; anything else is refused.

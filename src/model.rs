@@ -135,9 +135,12 @@ impl Model {
         module
             .f_set_eval()
             .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
-        // An optimized module was converted before freezing (its weights are now constants).
-        if half && !optimize {
-            module.to(device, Kind::Half, false);
+        // The floating-point weights in the precision that runs: fp16, or fp32 (also for a
+        // model saved after `.half()` or `.double()`, which would otherwise fail on the fp32
+        // input). An optimized module was converted before freezing (its weights are now
+        // constants).
+        if !optimize {
+            module.to(device, if half { Kind::Half } else { Kind::Float }, false);
         }
         if let Device::Cuda(_) = device {
             tch::Cuda::cudnn_set_benchmark(true);
@@ -211,7 +214,11 @@ impl Model {
             .forward_is(&[IValue::Tensor(x)])
             .map_err(inference)?;
         let out = first_tensor(out).ok_or_else(|| {
-            Error::Inference("the model returned no tensor (expected [batch, classes])".into())
+            Error::Inference(
+                "the model returned no tensor (expected a [batch, classes] tensor, a tuple or \
+                 list whose first item is one, or a dict with a \"logits\" entry)"
+                    .into(),
+            )
         })?;
         let out = out
             .f_to_kind(Kind::Float)
@@ -231,7 +238,8 @@ impl Model {
     }
 }
 
-/// Models may return a tensor, or a tuple/list whose first item is the logits (e.g. aux heads).
+/// Models may return a tensor, a tuple/list whose first item is the logits (e.g. aux heads),
+/// or a dict: its "logits" entry (Hugging Face style), or its only entry.
 fn first_tensor(v: IValue) -> Option<Tensor> {
     match v {
         IValue::Tensor(t) => Some(t),
@@ -239,6 +247,16 @@ fn first_tensor(v: IValue) -> Option<Tensor> {
             items.into_iter().next().and_then(first_tensor)
         }
         IValue::TensorList(ts) => ts.into_iter().next(),
+        IValue::GenericDict(mut entries) => {
+            let logits = entries
+                .iter()
+                .position(|(k, _)| matches!(k, IValue::String(s) if s == "logits"));
+            match (logits, entries.len()) {
+                (Some(i), _) => first_tensor(entries.swap_remove(i).1),
+                (None, 1) => first_tensor(entries.remove(0).1),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }

@@ -191,9 +191,9 @@ fn args_override_per_call() {
 }
 
 #[test]
-fn model_variants_probabilities_tuple_letterbox_shorter_side() {
+fn model_variants_probabilities_tuple_dict_letterbox_shorter_side() {
     let img = read("images/blue.jpg");
-    for cfg in ["prob.json", "tuple.json", "letterbox.json"] {
+    for cfg in ["prob.json", "tuple.json", "dict.json", "letterbox.json"] {
         let h = Handle::open(cfg);
         let v = h.image(&img, None).unwrap();
         assert_eq!(v["model_data"]["class_id"], 2, "{cfg}: {v}");
@@ -380,31 +380,47 @@ fn a_batch_gives_exactly_the_single_image_results_in_order() {
     }
 }
 
-#[test]
-fn optimize_for_inference_keeps_the_predictions() {
+/// The top-3 of `other` has the classes of `conv.json`'s, confidences within `tol`.
+fn assert_same_top3_as_conv(other: &str, tol: f64) {
     let plain = ji::Engine::from_config_path(Some(&fixture("conv.json"))).unwrap();
-    let fast = ji::Engine::from_config_path(Some(&fixture("conv_optimized.json"))).unwrap();
-    assert!(fast.config().optimize_for_inference);
+    let other = ji::Engine::from_config_path(Some(&fixture(other)))
+        .unwrap_or_else(|e| panic!("{other}: {e}"));
     let args = Some(r#"{"topk": 3, "confidence_decimals": null}"#);
     for f in ["red.jpg", "green.png", "blue.bmp", "one_by_500.jpg"] {
         let img = plain.decode(&read(&format!("images/{f}"))).unwrap();
         let (a, b) = (
             plain.run_json(&img, args).unwrap(),
-            fast.run_json(&img, args).unwrap(),
+            other.run_json(&img, args).unwrap(),
         );
         let (a, b) = (
             a["model_data"]["topk"].as_array().unwrap(),
             b["model_data"]["topk"].as_array().unwrap(),
         );
+        assert_eq!(a.len(), 3);
         for (x, y) in a.iter().zip(b) {
             assert_eq!(x["class_id"], y["class_id"], "{f}");
             let (x, y) = (
                 x["confidence"].as_f64().unwrap(),
                 y["confidence"].as_f64().unwrap(),
             );
-            assert!((x - y).abs() < 1e-4, "{f}: {x} vs {y}");
+            assert!((x - y).abs() < tol, "{f}: {x} vs {y}");
         }
     }
+}
+
+#[test]
+fn models_saved_in_fp16_or_fp64_run_on_fp32_input() {
+    // Weights rounded to fp16 move the scores a little; fp64 -> fp32 hardly at all.
+    assert_same_top3_as_conv("conv_half.json", 2e-2);
+    assert_same_top3_as_conv("conv_half_optimized.json", 2e-2);
+    assert_same_top3_as_conv("conv_double.json", 1e-5);
+}
+
+#[test]
+fn optimize_for_inference_keeps_the_predictions() {
+    let fast = ji::Engine::from_config_path(Some(&fixture("conv_optimized.json"))).unwrap();
+    assert!(fast.config().optimize_for_inference);
+    assert_same_top3_as_conv("conv_optimized.json", 1e-4);
     // A file that is not TorchScript still fails with the usual message.
     let dir = std::env::temp_dir().join(format!("ji-opt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -42,6 +42,14 @@ class TupleNet(torch.nn.Module):
         return m, m * 0.0
 
 
+class DictNet(torch.nn.Module):
+    """Returns {"aux": ..., "logits": ...} like Hugging Face style heads."""
+
+    def forward(self, x):
+        m = x.mean(dim=(2, 3)) * 10.0
+        return {"aux": m * 0.0, "logits": m}
+
+
 class WideNet(torch.nn.Module):
     """Five outputs: does not match a three-class file."""
 
@@ -107,10 +115,14 @@ def main(out):
     save_script(ColourNet(), j("model", "colour.pt"))
     save_script(ProbNet(), j("model", "prob.pt"))
     save_script(TupleNet(), j("model", "tuple.pt"))
+    save_script(DictNet(), j("model", "dict.pt"))
     save_script(WideNet(), j("model", "wide.pt"))
     save_script(ThrowNet(), j("model", "throw.pt"))
     save_script(ConvNet(len(NAMES)), j("model", "conv.pt"))
     save_script(MoodyNet(), j("model", "moody.pt"))
+    # Saved after .half() / .double(), as contestants sometimes do: must still run on fp32 input.
+    save_script(ConvNet(len(NAMES)).half(), j("model", "conv_half.pt"))
+    save_script(ConvNet(len(NAMES)).double(), j("model", "conv_double.pt"))
     with open(j("model", "not_a_model.pt"), "wb") as f:
         f.write(b"this is not a TorchScript archive\n")
 
@@ -136,11 +148,18 @@ def main(out):
         "colour.json": base,
         "prob.json": dict(base, model_path="model/prob.pt", model_output="probabilities"),
         "tuple.json": dict(base, model_path="model/tuple.pt"),
+        "dict.json": dict(base, model_path="model/dict.pt"),
         "conv.json": dict(base, model_path="model/conv.pt", resize_size=256, crop_size=224,
                           resize_mode="shorter_side"),
         "letterbox.json": dict(base, resize_mode="letterbox", resize_size=[36, 36]),
         "conv_optimized.json": dict(base, model_path="model/conv.pt", resize_size=256, crop_size=224,
                                     resize_mode="shorter_side", optimize_for_inference=True),
+        "conv_half.json": dict(base, model_path="model/conv_half.pt", resize_size=256, crop_size=224,
+                               resize_mode="shorter_side"),
+        "conv_double.json": dict(base, model_path="model/conv_double.pt", resize_size=256, crop_size=224,
+                                 resize_mode="shorter_side"),
+        "conv_half_optimized.json": dict(base, model_path="model/conv_half.pt", resize_size=256, crop_size=224,
+                                         resize_mode="shorter_side", optimize_for_inference=True),
         "wide.json": dict(base, model_path="model/wide.pt"),
         "moody.json": dict(base, model_path="model/moody.pt"),
         "small_limit.json": dict(base, max_image_pixels=10000),

@@ -70,6 +70,11 @@
 #define JI_CV_8UC4 24
 
 /**
+ * Size of the `ji_get_version` buffer (the platform's `MAX_VERSION_LENGTH`).
+ */
+#define MAX_VERSION_LENGTH 512
+
+/**
  * An opaque classifier handle: the config, class names and loaded model.
  */
 typedef struct EvsdkHandle EvsdkHandle;
@@ -145,9 +150,18 @@ typedef struct JiEvent {
 } JiEvent;
 
 /**
- * ev_sdk 4.x asynchronous callback (unused: `ji_set_callback` returns `JISDK_RET_UNUSED`).
+ * ev_sdk 4.x: one asynchronous result, as the platform's `ji_types.h` declares it.
  */
-typedef void (*JiCallBack)(struct JiImageInfo**, unsigned int, struct JiEvent, void*);
+typedef struct JiData {
+  struct JiImageInfo outPic;
+  struct JiEvent event;
+} JiData;
+
+/**
+ * ev_sdk 4.x asynchronous callback, the platform's signature (unused here:
+ * `ji_set_callback` returns `JISDK_RET_UNUSED`).
+ */
+typedef void (*JiCallBack)(struct JiData *output, void *userData);
 
 #define JISDK_RET_SUCCEED 0
 
@@ -409,7 +423,7 @@ int ji_update_config(void *predictor, const char *args);
 
 /**
  * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": ..}` (NUL-terminated,
- * at most 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
+ * at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
  * config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
  *
  * # Safety

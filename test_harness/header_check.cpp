@@ -1,15 +1,22 @@
 // Compiles ji.h as C++ and uses the platform's names the way code written for the platform's
-// own (C++) 4.x header does: ji_calc_image with nOutCount and event passed by reference, the
-// face-library entry points that header declares, the enum names. Built and run by `make`.
+// own (C++) 4.x header does: ji_calc_image with nOutCount and event passed by reference, a
+// JiCallBack taking JiData, the face-library entry points, MAX_VERSION_LENGTH, the enum names.
+// Built and run by `make`.
 #include <cstdio>
 #include <cstring>
 
 #include "ji.h"
 #include "ji.h"  // twice on purpose: every part of the header is guarded
 
+// An asynchronous callback with the 4.x signature (ji_set_callback answers "not implemented").
+static void on_result(JiData *output, void *userData) {
+    (void)output;
+    (void)userData;
+}
+
 int main() {
     int failures = 0;
-    char version[512];
+    char version[MAX_VERSION_LENGTH];
     if (ji_get_version(version) != JISDK_RET_SUCCEED) return 1;
     std::printf("%s\n", version);
 
@@ -53,7 +60,7 @@ int main() {
         ji_face_add(nullptr, 1, "name", 2, "/x.jpg", 2, buf),
         ji_face_update(nullptr, 1, "name", 2, "/x.jpg", 2, buf),
         ji_face_delete(nullptr, 1, 2),
-        ji_set_callback(nullptr, nullptr),
+        ji_set_callback(nullptr, on_result),
         ji_calc_image_asyn(nullptr, &info, 1, nullptr, nullptr),
     };
     for (JiErrorCode c : face) {

@@ -102,9 +102,19 @@ pub struct JiEvent {
     pub json: *const c_char,
 }
 
-/// ev_sdk 4.x asynchronous callback (unused: `ji_set_callback` returns `JISDK_RET_UNUSED`).
-pub type JiCallBack =
-    Option<unsafe extern "C" fn(*mut *mut JiImageInfo, c_uint, JiEvent, *mut c_void)>;
+/// ev_sdk 4.x: one asynchronous result, as the platform's `ji_types.h` declares it.
+#[repr(C)]
+pub struct JiData {
+    pub outPic: JiImageInfo,
+    pub event: JiEvent,
+}
+
+/// ev_sdk 4.x asynchronous callback, the platform's signature (unused here:
+/// `ji_set_callback` returns `JISDK_RET_UNUSED`).
+pub type JiCallBack = Option<unsafe extern "C" fn(output: *mut JiData, userData: *mut c_void)>;
+
+/// Size of the `ji_get_version` buffer (the platform's `MAX_VERSION_LENGTH`).
+pub const MAX_VERSION_LENGTH: usize = 512;
 
 /// What a predictor hands back to one thread: valid until that thread's next call.
 #[derive(Default)]
@@ -516,7 +526,7 @@ pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c
 }
 
 /// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": ..}` (NUL-terminated,
-/// at most 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
+/// at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
 /// config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
 ///
 /// # Safety
@@ -540,7 +550,7 @@ pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
         json!({"sdk_version": crate::SDK_VERSION, "error": e.to_string()}).to_string()
     });
     let bytes = text.as_bytes();
-    let n = bytes.len().min(511);
+    let n = bytes.len().min(MAX_VERSION_LENGTH - 1);
     std::ptr::copy_nonoverlapping(bytes.as_ptr(), pVersion as *mut u8, n);
     *pVersion.add(n) = 0;
     JISDK_RET_SUCCEED

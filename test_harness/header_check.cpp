@@ -5,8 +5,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "ji.h"
-#include "ji.h"  // twice on purpose: every part of the header is guarded
+#include "ji_types.h"  // the platform's 4.x header names, all of them ji.h
+#include "ji_error.h"
+#include "ji.h"  // again on purpose: every part of the header is guarded
 
 // An asynchronous callback with the 4.x signature (ji_set_callback answers "not implemented").
 static void on_result(JiData *output, void *userData) {

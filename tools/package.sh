@@ -5,7 +5,7 @@
 #                            [--with-libtorch]
 #
 #   OUT_DIR/lib/libji.so           stripped release build (rpath: $ORIGIN and the build's torch)
-#   OUT_DIR/include/ji.h
+#   OUT_DIR/include/ji.h (+ ji_types.h, ji_error.h: the platform's 4.x header names)
 #   OUT_DIR/config/algo_config.json  the given config, or the template; its model paths are
 #                                  rewritten to ../model/<file>
 #   OUT_DIR/model/                 the given model and class names
@@ -30,7 +30,7 @@ done
 (cd "$root" && cargo build --release --lib)
 mkdir -p "$out/lib" "$out/include" "$out/config" "$out/model"
 strip --strip-debug -o "$out/lib/libji.so" "$root/target/release/libji.so"
-cp "$root/include/ji.h" "$out/include/"
+cp "$root/include/ji.h" "$root/include/ji_types.h" "$root/include/ji_error.h" "$out/include/"
 [ -n "$model" ] && cp "$model" "$out/model/"
 [ -n "$classes" ] && cp "$classes" "$out/model/"
 "$root/.venv/bin/python" - "${config:-$root/config/algo_config.json}" "$out/config/algo_config.json" \

@@ -1,0 +1,5 @@
+/*
+ * ji_types.h: the platform's ev_sdk 4.x header set is ji.h + ji_types.h + ji_error.h. Here ji.h
+ * declares everything; this file exists so code that includes ji_types.h compiles unchanged.
+ */
+#include "ji.h"

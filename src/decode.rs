@@ -109,9 +109,13 @@ pub fn decode_image_reusing(
             if let Some((w, h)) = png_ihdr_size(bytes) {
                 check_size(w, h, opts)?;
             }
-            let (img, _) = decode_png(bytes, opts)?;
-            // Pillow also reads an eXIf chunk that comes after the image data (the png crate
-            // only looks before it).
+            // The orientation comes from our own chunk walk: Pillow also reads an eXIf chunk
+            // that comes after the image data, where the png crate does not look.
+            let no_exif = DecodeOptions {
+                exif_transpose: false,
+                ..opts.clone()
+            };
+            let (img, _) = decode_png(bytes, &no_exif)?;
             let o = if opts.exif_transpose {
                 png_exif(bytes).and_then(exif_orientation)
             } else {

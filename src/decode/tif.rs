@@ -14,7 +14,6 @@ use std::io::Cursor;
 
 use image::ImageDecoder;
 use tiff::decoder::{Decoder, DecodingResult, Limits};
-use tiff::tags::Tag;
 
 use super::{check_size, cmyk_to_rgb, decode_with, pixel_count, DecodeOptions};
 use crate::error::{Error, Result};
@@ -28,7 +27,7 @@ pub(super) fn decode_tiff(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImag
     if let Some(ifd) = Ifd::parse(bytes) {
         if let Some((3, 1, at)) = ifd.entry(PHOTOMETRIC) {
             if ifd.value(PHOTOMETRIC) == Some(3) {
-                return Ok((decode_palette(bytes, at, opts)?, None));
+                return Ok((decode_palette(&ifd, at, opts)?, None));
             }
         }
         if is_jpeg_in_strips(&ifd) {
@@ -214,18 +213,16 @@ fn read_u8(bytes: &[u8], channels: usize, opts: &DecodeOptions) -> Result<(u32, 
     }
 }
 
-fn decode_palette(bytes: &[u8], photometric_at: usize, opts: &DecodeOptions) -> Result<RgbImage> {
-    // BlackIsZero (1) in the copy: same byte length, same byte order either way for 3 -> 1.
-    let mut gray = bytes.to_vec();
-    let v = if gray[0] == b'I' { [1, 0] } else { [0, 1] };
-    gray[photometric_at..photometric_at + 2].copy_from_slice(&v);
-    let (w, h, idx) = read_u8(&gray, 1, opts)?;
-    let map = Decoder::new(Cursor::new(bytes))
-        .and_then(|mut d| d.get_tag_u16_vec(Tag::ColorMap))
-        .map_err(err)?;
+fn decode_palette(ifd: &Ifd, photometric_at: usize, opts: &DecodeOptions) -> Result<RgbImage> {
+    let map = ifd.values(320).ok_or_else(|| err("missing ColorMap"))?;
     if map.len() != 3 * 256 {
         return Err(err(format!("ColorMap has {} entries, not 768", map.len())));
     }
+    // BlackIsZero (1) in the copy: same byte length, same byte order either way for 3 -> 1.
+    let mut gray = ifd.b.to_vec();
+    let v = if ifd.le { [1, 0] } else { [0, 1] };
+    gray[photometric_at..photometric_at + 2].copy_from_slice(&v);
+    let (w, h, idx) = read_u8(&gray, 1, opts)?;
     let mut out = Vec::new();
     out.try_reserve_exact(idx.len() * 3)
         .map_err(|_| err("cannot allocate the decoded image"))?;

@@ -12,6 +12,10 @@
 #   3. images/s and p50/p99 through the ABI, single image and batched ji_calc_image, against
 #      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
 #   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS.
+#
+# The binaries built here (Debian 12) need glibc >= 2.34 and libstdc++ with GLIBCXX_3.4.29 on
+# the device (`objdump -T .gpu/* | grep GLIBC`); an older system fails at once with
+# "version `GLIBC_2.34' not found", costing only the start-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

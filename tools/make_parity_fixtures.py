@@ -527,6 +527,14 @@ add_case("bmp_rle8", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palett
 # Pixels at an odd file offset: absolute runs are padded to an even *file* position.
 add_case("bmp_rle8_odd_offset", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,
                                          pixel_data=rle8(list(runs8[::-1])), gap=b"\0"), "bmp")
+# RLE8 with an all-gray palette: Pillow makes it "1" (2 colours: any non-zero index is white) or
+# "L" (indices are gray levels, also past the palette).
+bw = b"\0\0\0\0\xff\xff\xff\0"
+add_case("bmp_rle8_bw", bmp_file(w8, h8, 8, None, compression=1, palette=bw, clr_used=2,
+                                 pixel_data=rle8(list(runs8[::-1]))), "bmp")
+add_case("bmp_rle8_gray", bmp_file(w8, h8, 8, None, compression=1, clr_used=8,
+                                   palette=b"".join(bytes([i, i, i, 0]) for i in range(8)),
+                                   pixel_data=rle8(list(runs8[::-1]))), "bmp")
 # A delta escape (3 right, 1 up): the skipped pixels are index 0 in Pillow.
 delta = bytes([4, 7]) + b"\x00\x02\x03\x01" + bytes([16, 5]) + rle8(list(runs8[::-1][2:]))
 add_case("bmp_rle8_delta", bmp_file(w8, h8, 8, None, compression=1, palette=bmp_palette(30), clr_used=30,

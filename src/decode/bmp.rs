@@ -179,11 +179,9 @@ pub(super) fn decode_bmp(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage>
             (0..colors).all(|i| gray(i as usize, i & 255))
         };
         if all_gray {
-            // Pillow's raw mode becomes "1" or "L", whatever the stored depth.
+            // Pillow's raw mode becomes "1" or "L", whatever the stored depth (RLE output in a
+            // "1" image: any non-zero index is white).
             raw = Raw::Gray(if colors <= 2 { 1 } else { 8 });
-            if rle.is_some() && colors <= 2 {
-                return Err(err("RLE data in a 1-bit image is not supported"));
-            }
         }
     } else if rle.is_some() {
         return Err(err(format!("RLE compression with {bits}-bit pixels")));

@@ -491,6 +491,12 @@ add_case("bmp_p8_clrused", bmp_file(13, 10, 8, [idx8[y].tobytes() for y in range
 add_case("bmp_p8_os2", bmp_file(13, 10, 8, [idx8[y].tobytes() for y in range(10)], palette=bmp_palette(256, 3), header=12), "bmp")
 idx4 = RNG.integers(0, 10, size=(10, 13), dtype=np.uint8)
 add_case("bmp_p4", bmp_file(13, 10, 4, [pack_row(idx4[y], 4) for y in range(10)], palette=bmp_palette(10), clr_used=10), "bmp")
+# Pillow quirks with all-gray palettes: an 8-bit file with a black & white palette is read
+# as 1 bit per pixel from each row; a 4-bit file with the gray ramp 0..15 is refused.
+add_case("bmp_p8_bw_palette", bmp_file(29, 6, 8, [bytes(RNG.integers(0, 256, 29, dtype=np.uint8)) for _ in range(6)],
+                                       palette=b"\0\0\0\0\xff\xff\xff\0", clr_used=2), "bmp")
+add_case("bmp_p4_gray_ramp", bmp_file(13, 10, 4, [pack_row(idx4[y], 4) for y in range(10)],
+                                      palette=b"".join(bytes([i, i, i, 0]) for i in range(16)), clr_used=16), "bmp")
 add_case("bmp_p1_colour", bmp_file(21, 7, 1, [pack_row(RNG.integers(0, 2, 21), 1) for _ in range(7)], palette=bmp_palette(2)), "bmp")
 
 

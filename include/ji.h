@@ -12,6 +12,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+/**
+ * The interface version the platform's ev_sdk 3.x header (3.0.3) announces, for code written
+ * against it that prints it. (The 4.x API is declared here too; its header has no such macro.)
+ */
+#define EV_SDK_VERSION "3.0.3"
+
 
 /**
  * Success.

@@ -1,6 +1,7 @@
 // Compiles ji.h as C++ and uses the platform's names the way code written for the platform's
 // own (C++) 4.x header does: ji_calc_image with nOutCount and event passed by reference, a
-// JiCallBack taking JiData, the face-library entry points, MAX_VERSION_LENGTH, the enum names.
+// JiCallBack taking JiData, the face-library entry points, MAX_VERSION_LENGTH, the 3.x header's
+// EV_SDK_VERSION, the enum names.
 // Built and run by `make`.
 #include <cstdio>
 #include <cstring>
@@ -19,7 +20,7 @@ int main() {
     int failures = 0;
     char version[MAX_VERSION_LENGTH];
     if (ji_get_version(version) != JISDK_RET_SUCCEED) return 1;
-    std::printf("%s\n", version);
+    std::printf("EV_SDK_VERSION %s, %s\n", EV_SDK_VERSION, version);
 
     JiImageInfo info;
     std::memset(&info, 0, sizeof info);

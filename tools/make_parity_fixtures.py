@@ -71,6 +71,7 @@ def default_targets(w, h):
 
 def add_case(name, data, ext, targets=None, exif_transpose=False, note=""):
     """Write an input file and Pillow's references for it."""
+    assert all(c["name"] != name for c in CASES), f"duplicate case name {name}"
     rel_in = f"inputs/{name}.{ext}"
     write(rel_in, data)
     case = {"name": name, "file": rel_in, "note": note, "exif_transpose": exif_transpose}
@@ -438,6 +439,14 @@ late = png_chunk(b"eXIf", exif6.tobytes())
 pl = png_samples(samples(14, 22, 3, 8), 2, 8, False, after_idat=late)
 add_case("png_exif_after_idat", pl, "png", targets=[(224, 224)])
 add_case("png_exif_after_idat_transposed", pl, "png", exif_transpose=True, targets=[(224, 224)])
+
+
+# Camera and web oddities: an MPO (a JPEG followed by a second image; Pillow shows the first),
+# bytes after the end of a PNG (after a JPEG: jpeg_trailing_junk above).
+mpo_frames = [smooth(40, 30, 6), smooth(40, 30, 7)]
+add_case("mpo_two_frames", save(mpo_frames[0], "MPO", save_all=True, append_images=mpo_frames[1:], quality=90), "jpg")
+junk = bytes(RNG.integers(0, 256, 777, dtype=np.uint8))
+add_case("png_trailing_junk", save(smooth(41, 29, 9), "PNG") + junk, "png")
 
 
 def bmp_file(w, h, bpp, rows, compression=0, palette=b"", masks=None, header=40, top_down=False,

@@ -261,17 +261,7 @@ fn test_rgb(w: u32, h: u32) -> RgbImage {
 }
 
 fn make_jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = test_rgb(w, h);
-    let tj = turbojpeg::Image {
-        pixels: &img.data[..],
-        width: w as usize,
-        pitch: w as usize * 3,
-        height: h as usize,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    turbojpeg::compress(tj, 85, turbojpeg::Subsamp::Sub2x2)
-        .unwrap()
-        .to_vec()
+    make_jpeg_with(w, h, false, false)
 }
 
 /// A JPEG of `test_rgb` written by libjpeg-turbo with the given entropy coding / mode.

@@ -16,6 +16,7 @@
 
 mod bmp;
 mod gif;
+mod ifd;
 mod tif;
 
 use std::io::Cursor;
@@ -325,54 +326,16 @@ fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
 /// Accepts an optional "Exif\0\0" prefix.
 fn exif_orientation(exif: &[u8]) -> Option<u8> {
     let d = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
-    if d.len() < 8 {
+    if !(d.starts_with(b"II*\0") || d.starts_with(b"MM\0*")) {
         return None;
     }
-    let le = match &d[0..4] {
-        b"II*\0" => true,
-        b"MM\0*" => false,
-        _ => return None,
-    };
-    let u16_at = |o: usize| -> Option<u16> {
-        let b = d.get(o..o + 2)?;
-        Some(if le {
-            u16::from_le_bytes([b[0], b[1]])
-        } else {
-            u16::from_be_bytes([b[0], b[1]])
-        })
-    };
-    let u32_at = |o: usize| -> Option<u32> {
-        let b = d.get(o..o + 4)?;
-        Some(if le {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        } else {
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        })
-    };
-    let ifd = u32_at(4)? as usize;
-    let count = u16_at(ifd)? as usize;
-    for e in 0..count {
-        let off = ifd.checked_add(2 + e * 12)?;
-        if u16_at(off)? != 0x0112 {
-            continue;
-        }
-        let typ = u16_at(off + 2)?;
-        if u32_at(off + 4)? != 1 {
-            return None;
-        }
-        let v = match typ {
-            1 => *d.get(off + 8)? as u32,
-            3 => u16_at(off + 8)? as u32,
-            4 => u32_at(off + 8)?,
-            _ => return None,
-        };
-        return if (1..=8).contains(&v) {
-            Some(v as u8)
-        } else {
-            None
-        };
+    let ifd = ifd::Ifd::parse(d)?;
+    let (typ, count, _) = ifd.entry(0x0112)?;
+    if count != 1 || !matches!(typ, 1 | 3 | 4) {
+        return None;
     }
-    None
+    let v = ifd.value(0x0112)?;
+    (1..=8).contains(&v).then_some(v as u8)
 }
 
 /// `ImageOps.exif_transpose`: 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE,

@@ -1,11 +1,10 @@
-//! TIFF: the `image` crate, except for two layouts it gets wrong or refuses.
+//! TIFF: the `image` crate, except for three layouts it gets wrong or refuses.
 //!
 //! * 8-bit CMYK: `image` converts with its own formula; Pillow uses `cmyk2rgb`, so the raw
 //!   samples are read with the `tiff` crate and converted here.
 //! * 8-bit palette (PhotometricInterpretation 3): neither crate reads it. The indices are read
 //!   as gray from a copy whose photometric tag says so, then looked up in the ColorMap, whose
 //!   16-bit entries Pillow cuts to their high byte.
-//!
 //! * JPEG-compressed strips: `image` decodes them with zune-jpeg, ±1 from Pillow's libjpeg on
 //!   some pixels. Each strip, joined with the JPEGTables, goes through our libjpeg-turbo path.
 //!   (JPEG in tiles still goes through `image`.)
@@ -15,6 +14,7 @@ use std::io::Cursor;
 use image::ImageDecoder;
 use tiff::decoder::{Decoder, DecodingResult, Limits};
 
+use super::ifd::Ifd;
 use super::{check_size, cmyk_to_rgb, decode_with, pixel_count, DecodeOptions};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
@@ -41,95 +41,6 @@ pub(super) fn decode_tiff(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImag
             Ok((RgbImage::from_raw(w, h, cmyk_to_rgb(&raw, false)), None))
         }
         _ => decode_with(dec, opts),
-    }
-}
-
-/// The first IFD of a classic (not Big) TIFF: enough to read a few tags by hand.
-struct Ifd<'a> {
-    b: &'a [u8],
-    le: bool,
-    /// (tag, type, count, where the value or its offset sits)
-    entries: Vec<(u16, u16, usize, usize)>,
-}
-
-impl<'a> Ifd<'a> {
-    fn parse(b: &'a [u8]) -> Option<Ifd<'a>> {
-        let le = b.get(0..2)? == b"II";
-        let mut ifd = Ifd {
-            b,
-            le,
-            entries: Vec::new(),
-        };
-        let first = ifd.u32_at(4)? as usize;
-        for i in 0..ifd.u16_at(first)? as usize {
-            let e = first + 2 + i * 12;
-            ifd.entries.push((
-                ifd.u16_at(e)?,
-                ifd.u16_at(e + 2)?,
-                ifd.u32_at(e + 4)? as usize,
-                e + 8,
-            ));
-        }
-        Some(ifd)
-    }
-
-    fn u16_at(&self, o: usize) -> Option<u16> {
-        let s = self.b.get(o..o + 2)?;
-        Some(if self.le {
-            u16::from_le_bytes([s[0], s[1]])
-        } else {
-            u16::from_be_bytes([s[0], s[1]])
-        })
-    }
-
-    fn u32_at(&self, o: usize) -> Option<u32> {
-        let s = self.b.get(o..o + 4)?;
-        let a = [s[0], s[1], s[2], s[3]];
-        Some(if self.le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        })
-    }
-
-    fn entry(&self, tag: u16) -> Option<(u16, usize, usize)> {
-        let &(_, typ, count, at) = self.entries.iter().find(|e| e.0 == tag)?;
-        let size = match typ {
-            1 | 2 | 6 | 7 => 1,
-            3 | 8 => 2,
-            4 | 9 => 4,
-            _ => return None,
-        };
-        let len = count.checked_mul(size)?;
-        let pos = if len <= 4 {
-            at
-        } else {
-            self.u32_at(at)? as usize
-        };
-        Some((typ, count, pos))
-    }
-
-    /// An unsigned BYTE/SHORT/LONG tag's values.
-    fn values(&self, tag: u16) -> Option<Vec<u64>> {
-        let (typ, count, pos) = self.entry(tag)?;
-        (0..count)
-            .map(|i| match typ {
-                1 | 7 => self.b.get(pos + i).map(|&v| v as u64),
-                3 => self.u16_at(pos + i * 2).map(u64::from),
-                4 => self.u32_at(pos + i * 4).map(u64::from),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn value(&self, tag: u16) -> Option<u64> {
-        self.values(tag)?.first().copied()
-    }
-
-    /// An UNDEFINED/BYTE tag's bytes (e.g. JPEGTables).
-    fn bytes(&self, tag: u16) -> Option<&'a [u8]> {
-        let (_, count, pos) = self.entry(tag)?;
-        self.b.get(pos..pos.checked_add(count)?)
     }
 }
 

@@ -224,19 +224,46 @@ for o in range(1, 9):
 # ------------------------------------------------------------------------------------------
 # PNG (Pillow's writer where it can, a hand-written one for 16-bit colour and odd layouts)
 
-def png_raw(w, h, color_type, bit_depth, rows, plte=None, trns=None, interlace=False):
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+def png_chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
-    assert not interlace
-    raw = b"".join(b"\x00" + r for r in rows)
-    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
+
+def pack_row(samples, bd):
+    """One row of integer samples (already interleaved) packed at bit depth bd, big-endian."""
+    if bd == 16:
+        return np.asarray(samples, dtype=">u2").tobytes()
+    if bd == 8:
+        return np.asarray(samples, dtype=np.uint8).tobytes()
+    out, bits, nb = bytearray(), 0, 0
+    for v in samples:
+        bits, nb = (bits << bd) | int(v), nb + bd
+        if nb == 8:
+            out.append(bits)
+            bits = nb = 0
+    if nb:
+        out.append(bits << (8 - nb))
+    return bytes(out)
+
+
+def png_file(w, h, color_type, bd, raw, interlace=False, plte=None, trns=None, level=6, idat_size=None,
+             after_idat=b""):
+    """A PNG around `raw` (filtered scanlines): IHDR, PLTE, tRNS, IDAT (split into `idat_size`
+    chunks if given, as streaming encoders do), `after_idat` chunks, IEND."""
+    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bd, color_type, 0, 0, int(interlace)))
     if plte is not None:
-        out += chunk(b"PLTE", plte)
+        out += png_chunk(b"PLTE", plte)
     if trns is not None:
-        out += chunk(b"tRNS", trns)
-    out += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    return out
+        out += png_chunk(b"tRNS", trns)
+    z = zlib.compress(bytes(raw), level)
+    step = idat_size or max(1, len(z))
+    for i in range(0, len(z), step):
+        out += png_chunk(b"IDAT", z[i:i + step])
+    return out + after_idat + png_chunk(b"IEND", b"")
+
+
+def png_raw(w, h, color_type, bit_depth, rows, plte=None, trns=None):
+    """A PNG of unfiltered rows of packed samples."""
+    return png_file(w, h, color_type, bit_depth, b"".join(b"\x00" + r for r in rows), plte=plte, trns=trns)
 
 
 def png16(w, h, channels, color_type):
@@ -264,21 +291,7 @@ add_case("png_rgba16", png16(41, 27, 4, 6), "png")
 for bd in [2, 4]:
     maxv = (1 << bd) - 1
     vals = RNG.integers(0, maxv + 1, size=(19, 24), dtype=np.uint8)
-    rows = []
-    for y in range(19):
-        bits = 0
-        nb = 0
-        row = bytearray()
-        for v in vals[y]:
-            bits = (bits << bd) | int(v)
-            nb += bd
-            if nb == 8:
-                row.append(bits)
-                bits = nb = 0
-        if nb:
-            row.append(bits << (8 - nb))
-        rows.append(bytes(row))
-    add_case(f"png_gray{bd}bit", png_raw(24, 19, 0, bd, rows), "png")
+    add_case(f"png_gray{bd}bit", png_raw(24, 19, 0, bd, [pack_row(vals[y], bd) for y in range(19)]), "png")
 pal = bytes(RNG.integers(0, 256, size=48, dtype=np.uint8))
 pidx = RNG.integers(0, 16, size=(13, 22), dtype=np.uint8)
 add_case("png_p4bit_trns", png_raw(22, 13, 3, 8, [bytes(r) for r in pidx], plte=pal, trns=bytes([0, 128, 255])), "png")
@@ -344,27 +357,6 @@ for (iw, ih), targets in groups.items():
 # V5 and OS/2 headers / top-down rows, GIF frames that do not cover the canvas, more TIFF and
 # animated first frames.)
 
-def png_chunk(t, d):
-    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-
-
-def pack_row(samples, bd):
-    """One row of integer samples (already interleaved) packed at bit depth bd, big-endian."""
-    if bd == 16:
-        return np.asarray(samples, dtype=">u2").tobytes()
-    if bd == 8:
-        return np.asarray(samples, dtype=np.uint8).tobytes()
-    out, bits, nb = bytearray(), 0, 0
-    for v in samples:
-        bits, nb = (bits << bd) | int(v), nb + bd
-        if nb == 8:
-            out.append(bits)
-            bits = nb = 0
-    if nb:
-        out.append(bits << (8 - nb))
-    return bytes(out)
-
-
 ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 
 
@@ -404,16 +396,7 @@ def png_samples(a, color_type, bd, interlace, plte=None, trns=None, after_idat=b
                 f = line - pred
             raw += bytes([ft]) + (f & 0xFF).astype(np.uint8).tobytes()
             prev = line
-    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bd, color_type, 0, 0, int(interlace)))
-    if plte is not None:
-        out += png_chunk(b"PLTE", plte)
-    if trns is not None:
-        out += png_chunk(b"tRNS", trns)
-    z = zlib.compress(bytes(raw), 9)
-    # Split the stream over several IDAT chunks, as streaming encoders do.
-    for i in range(0, len(z), 97):
-        out += png_chunk(b"IDAT", z[i:i + 97])
-    return out + after_idat + png_chunk(b"IEND", b"")
+    return png_file(w, h, color_type, bd, raw, interlace, plte, trns, level=9, idat_size=97, after_idat=after_idat)
 
 
 def samples(h, w, c, bd):

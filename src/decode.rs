@@ -110,13 +110,9 @@ pub fn decode_image_reusing(
             if let Some((w, h)) = png_ihdr_size(bytes) {
                 check_size(w, h, opts)?;
             }
-            // The orientation comes from our own chunk walk: Pillow also reads an eXIf chunk
-            // that comes after the image data, where the png crate does not look.
-            let no_exif = DecodeOptions {
-                exif_transpose: false,
-                ..opts.clone()
-            };
-            let (img, _) = decode_png(bytes, &no_exif)?;
+            let img = decode_png(bytes, opts)?;
+            // Our own chunk walk: Pillow also reads an eXIf chunk that comes after the image
+            // data, where the png crate does not look.
             let o = if opts.exif_transpose {
                 png_exif(bytes).and_then(exif_orientation)
             } else {
@@ -372,7 +368,12 @@ fn apply_orientation(img: &RgbImage, orientation: u8) -> RgbImage {
 
 const IEND_CHUNK: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
 
-fn decode_png(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImage, Option<u8>)> {
+/// The pixels only: the orientation comes from [`png_exif`].
+fn decode_png(bytes: &[u8], opts: &DecodeOptions) -> Result<RgbImage> {
+    let opts = &DecodeOptions {
+        exif_transpose: false,
+        ..opts.clone()
+    };
     let first = decode_with(
         image::codecs::png::PngDecoder::new(Cursor::new(bytes)),
         opts,
@@ -399,6 +400,7 @@ fn decode_png(bytes: &[u8], opts: &DecodeOptions) -> Result<(RgbImage, Option<u8
         }
         other => other,
     }
+    .map(|(img, _)| img)
 }
 
 /// The payload of the last eXIf chunk, before or after the image data (as Pillow, whose later

@@ -12,7 +12,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test fixtures c-tests header-check fuzz soak package clean
+.PHONY: all setup build demo test fixtures c-tests install-check header-check fuzz soak package install clean
 
 all: build
 
@@ -35,7 +35,13 @@ fixtures: setup
 test: build fixtures
 	$(CARGO) test --release
 	$(MAKE) --no-print-directory header-check
+	$(MAKE) --no-print-directory install-check
 	$(MAKE) --no-print-directory c-tests
+
+# Installs the cpu and cuda profiles into a temporary folder and runs the C programs against
+# the cpu one with the build's .venv hidden and LD_LIBRARY_PATH unset (test_harness/install_check.sh).
+install-check: build fixtures
+	@bash test_harness/install_check.sh
 
 c-tests: build fixtures
 	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) run
@@ -48,11 +54,24 @@ clean:
 	$(CARGO) clean
 	rm -rf tests/fixtures/generated test_harness/build
 
-# The judge's layout (lib/, include/, config/, model/) with the demo model, in dist/ev_sdk.
-package: build
-	$(PY) tools/make_demo.py demo
-	tools/package.sh dist/ev_sdk --model demo/model/model.pt --classes demo/model/class.txt \
-	  --config demo/config/algo_config.json
+# The judge's tree: lib/ (libji.so, RUNPATH $$ORIGIN, plus the libtorch profile), include/,
+# config/ (model paths rewritten to ../model/), model/. The demo model unless MODEL, CLASSES
+# and CONFIG name others. LIBTORCH=cpu (libtorch's CPU libraries), cuda (plus every CUDA
+# library libtorch_cuda needs) or none (the host provides torch 2.11's lib/). README: "Install".
+PREFIX ?= /usr/local/ev_sdk
+# LIBTORCH is also the variable tch's build reads (the libtorch folder): the profile name must
+# not reach cargo's environment, where it would send torch-sys looking for ./cpu/include.
+unexport LIBTORCH
+install: build
+	@case "$(LIBTORCH)" in cpu|cuda|none) ;; *) echo "make install: set LIBTORCH=cpu, cuda or none (README, \"Install\")"; exit 2 ;; esac
+	@if [ -z "$(MODEL)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
+	$(PY) tools/install.py --prefix "$(PREFIX)" --libtorch $(LIBTORCH) \
+	  --model "$(or $(MODEL),demo/model/model.pt)" --classes "$(or $(CLASSES),demo/model/class.txt)" \
+	  --config "$(or $(CONFIG),$(if $(MODEL),config/algo_config.json,demo/config/algo_config.json))"
+
+# The demo's judge tree in dist/ev_sdk (libji.so only; add LIBTORCH=cpu|cuda for a standalone one).
+package:
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/dist/ev_sdk LIBTORCH=$(or $(LIBTORCH),none)
 
 # Load and leak check through the ji_* ABI (numbers go into BENCHMARKS.md).
 soak: fixtures

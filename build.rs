@@ -1,5 +1,5 @@
 //! Build script: generates `include/ji.h` with cbindgen and emits the libtorch link flags that
-//! tch's own build script cannot pass on to us (rpath, forced linking of torch_cuda).
+//! tch's own build script cannot pass on to us (rpath to the build's libtorch and $ORIGIN).
 
 use std::env;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=src/optimize.cpp");
+    println!("cargo:rerun-if-changed=src/cuda.cpp");
 
     // torch-sys (links = "tch") exports its lib dir to dependents as DEP_TCH_LIBTORCH_LIB.
     if let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") {
@@ -18,13 +19,10 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
         compile_optimizer(&lib);
-        if lib.join("libtorch_cuda.so").exists() {
-            // Nothing references torch_cuda's symbols directly, so --as-needed would drop it
-            // and libtorch would report CUDA as unavailable at run time.
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-            println!("cargo:rustc-link-arg=-ltorch_cuda");
-            println!("cargo:rustc-link-arg=-Wl,--as-needed");
-        }
+        // libtorch_cuda.so is deliberately not linked: libji.so must load where only
+        // libtorch's CPU libraries exist. src/cuda.rs dlopens it when a predictor asks for
+        // CUDA. --as-needed (rustc's default) keeps libtorch.so, whose NEEDED list names
+        // libtorch_cuda.so, out of libji.so's NEEDED entries; tests/install.rs checks that.
     }
 
     // dlclose() must never unmap libji.so: libtorch's and our threads keep thread-local
@@ -48,6 +46,7 @@ fn compile_optimizer(lib: &std::path::Path) {
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .define("GLOG_USE_GLOG_EXPORT", None)
         .file("src/optimize.cpp")
+        .file("src/cuda.cpp")
         .compile("ji_optimize");
 }
 

@@ -217,6 +217,8 @@ typedef void (*JiCallBack)(struct JiData *output, void *userData);
 extern "C" {
 #endif // __cplusplus
 
+extern long ji_cuda_runtime_version(void);
+
 /**
  * Creates a classifier from a config file.
  *
@@ -428,7 +430,8 @@ JiErrorCode ji_calc_image(void *predictor,
 int ji_update_config(void *predictor, const char *args);
 
 /**
- * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": ..}` (NUL-terminated,
+ * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
+ * "devices": ..}}` (NUL-terminated,
  * at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
  * config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
  *

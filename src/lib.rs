@@ -6,6 +6,7 @@
 
 pub mod class_names;
 pub mod config;
+pub mod cuda;
 pub mod decode;
 pub mod engine;
 pub mod error;

@@ -13,18 +13,30 @@ pub struct Model {
     num_classes: usize,
 }
 
-/// The device libtorch will use for a spec; CUDA requested without one is an error.
+/// The device libtorch will use for a spec. `auto` and `cuda` first load libtorch's CUDA
+/// backend at run time ([`crate::cuda`]); `auto` falls back to the CPU when it cannot be
+/// loaded or sees no GPU, `cuda` is then a config error naming the library and the reason.
 pub fn resolve_device(spec: DeviceSpec) -> Result<Device> {
     match spec {
         DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+        DeviceSpec::Auto => Ok(match crate::cuda::load() {
+            Ok(()) if crate::cuda::device_count() > 0 => Device::Cuda(0),
+            _ => Device::Cpu,
+        }),
         DeviceSpec::Cuda(n) => {
-            let count = tch::Cuda::device_count() as usize;
+            crate::cuda::load().map_err(|e| {
+                Error::Config(format!(
+                    "\"device\" asks for cuda:{n} but libtorch's CUDA backend could not be \
+                     loaded: {e}"
+                ))
+            })?;
+            let count = crate::cuda::device_count();
             if n < count {
                 Ok(Device::Cuda(n))
             } else if count == 0 {
                 Err(Error::Config(format!(
-                    "\"device\" asks for cuda:{n} but libtorch sees no CUDA device"
+                    "\"device\" asks for cuda:{n} but libtorch sees no CUDA device (its CUDA \
+                     backend is loaded; is there a GPU and an NVIDIA driver?)"
                 )))
             } else {
                 Err(Error::Config(format!(

@@ -53,12 +53,14 @@ EV_SDK_CONFIG=$fx/missing_model.json check create_fails_cleanly 1 'ji_create_pre
 "$here/build/example_evsdk" "$fx/missing_model.json" "$img/blue.png" >"$out/example_bad.log" 2>&1
 [ $? = 1 ] && grep -q "init: model load error.*nope.pt" "$out/example_bad.log" &&
   { pass=$((pass + 1)); echo "ok   example_evsdk_bad_config"; } || { fail=$((fail + 1)); echo "FAIL example_evsdk_bad_config"; cat "$out/example_bad.log"; }
-# The deployable tree from tools/package.sh works on its own (its libji.so, its config).
+# tools/package.sh's tree (profile "none": libji.so alone) works with the host's libtorch on
+# LD_LIBRARY_PATH (its libji.so, its config). test_harness/install_check.sh covers the
+# self-contained profiles.
 if "$here/../tools/package.sh" "$out/pkg" --model "$fx/model/colour.pt" --classes "$fx/model/class.txt" \
     --config "$fx/colour.json" >"$out/package.log" 2>&1; then
   # A marker setting proves the packaged config (not the exported one) is read.
   sed -i 's/"device": "cpu"/"device": "cpu", "thresh": 1.5/' "$out/pkg/config/algo_config.json"
-  LD_LIBRARY_PATH="$out/pkg/lib" EV_SDK_CONFIG="$out/pkg/config/algo_config.json" \
+  LD_LIBRARY_PATH="$(readlink -f "$here/../.venv/libtorch")/lib" EV_SDK_CONFIG="$out/pkg/config/algo_config.json" \
     check packaged_tree 0 'rc=0 code=1' '"class":"厨余垃圾_果皮"' '"target_info":null' -- -f file -i "$img/blue.jpg"
 else
   fail=$((fail + 1)); echo "FAIL package.sh"; tail -20 "$out/package.log"

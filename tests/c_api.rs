@@ -235,7 +235,9 @@ fn config_errors_have_codes_and_messages() {
             "{cfg}: message {msg:?} lacks {needle:?}"
         );
     }
-    if !tch::Cuda::is_available() {
+    // Through ji::cuda, never tch::Cuda directly: a CUDA query before libtorch_cuda.so is
+    // loaded would disable CUDA for the whole process (src/cuda.rs).
+    if ji::cuda::load().is_err() || ji::cuda::device_count() == 0 {
         let path = cstring(&fixture("cuda.json"));
         let mut h: *mut EvsdkHandle = ptr::null_mut();
         assert_eq!(

@@ -10,6 +10,7 @@ command -v nasm >/dev/null || need_apt+=(nasm)     # its SIMD code
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v make >/dev/null || need_apt+=(make)
 command -v valgrind >/dev/null || need_apt+=(valgrind)  # the C tests run under it
+command -v patchelf >/dev/null || need_apt+=(patchelf)  # make install: libji.so's RUNPATH -> $ORIGIN
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -525,7 +525,8 @@ pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c
     })
 }
 
-/// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": ..}` (NUL-terminated,
+/// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
+/// "devices": ..}}` (NUL-terminated,
 /// at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
 /// config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
 ///
@@ -542,7 +543,8 @@ pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
         let v = json!({
             "sdk_version": crate::SDK_VERSION,
             "algo_version": config.as_ref().map_or("unknown", |c| c.algo_version.as_str()),
-            "cuda_available": tch::Cuda::is_available(),
+            "cuda_available": crate::cuda::device_count() > 0,
+            "cuda": crate::cuda::describe(),
         });
         Ok(v.to_string())
     })

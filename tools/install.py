@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Lays out the tree the judge expects (/usr/local/ev_sdk by default) from a built libji.so.
+
+    tools/install.py --prefix DIR --libtorch cpu|cuda|none [--model M.pt] [--classes class.txt]
+                     [--config algo_config.json] [--lib target/release/libji.so]
+                     [--torch-dir .venv/libtorch]
+
+    DIR/lib/libji.so       the release build without debug info; RUNPATH is `$ORIGIN` only
+    DIR/lib/*.so*          the libtorch / CUDA libraries of the profile, flat beside it
+    DIR/include/           ji.h (+ ji_types.h, ji_error.h: the platform's 4.x header names)
+    DIR/config/algo_config.json   the given config (or the template), model paths -> ../model/
+    DIR/model/             the given model and class names
+
+Profiles (what lib/ holds besides libji.so):
+    cpu   what libji.so needs to load and run on the CPU: libtorch_cpu, libc10, libgomp and the
+          two small CUDA runtime libraries the PyPI torch wheel's libtorch_cpu.so itself links
+          (libcudart, libcupti; they load without a GPU or driver). "device": "auto" runs on the
+          CPU; "cuda" is a config error naming libtorch_cuda.so.
+    cuda  cpu + libtorch_cuda.so and every CUDA library it needs or loads at run time (cuDNN's
+          engine libraries, NVRTC, cuBLAS, cuSOLVER via libtorch_cuda_linalg, NCCL, ...), taken
+          from the wheel's nvidia/*/lib folders. Only the NVIDIA driver must come from the host.
+    none  libji.so alone: the host provides torch 2.11's lib/ (LD_LIBRARY_PATH or ld.so.conf).
+
+Libraries are chosen by following DT_NEEDED from the roots, so what is never loaded
+(libtorch_python.so, libshm, ...) stays out. Every library of the wheel finds its
+dependencies through `$ORIGIN`, so the flat lib/ folder needs no other change. The loader's
+view of the tree is checked afterwards (test_harness/install_check.sh).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Loaded with dlopen (not DT_NEEDED) by the CUDA libraries: cuDNN 9's sub-libraries, NVRTC's
+# builtins; libtorch loads libtorch_cuda_linalg.so and libcaffe2_nvrtc.so lazily.
+CUDA_EXTRA_ROOTS = [
+    r"libtorch_cuda\.so",
+    r"libtorch_cuda_linalg\.so",
+    r"libcaffe2_nvrtc\.so",
+    r"libcudnn.*\.so\.\d+",
+    r"libnvrtc-builtins\.so\.[\d.]+",
+]
+
+
+def readelf_dynamic(path: Path):
+    out = subprocess.run(["readelf", "-d", str(path)], check=True, capture_output=True, text=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out)
+    runpath = re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.+?)\]", out)
+    return needed, runpath
+
+
+def glibc_floor(path: Path) -> str:
+    """The newest GLIBC_x.y symbol version a file needs."""
+    out = subprocess.run(["objdump", "-T", str(path)], check=True, capture_output=True, text=True).stdout
+    versions = {tuple(int(p) for p in v.split(".")) for v in re.findall(r"GLIBC_(\d+(?:\.\d+)+)", out)}
+    return "GLIBC_" + ".".join(map(str, max(versions))) if versions else "none"
+
+
+def library_index(torch_dir: Path) -> dict:
+    """File name -> path, for every shared library of the torch wheel and its nvidia packages."""
+    dirs = [torch_dir / "lib"] + sorted((torch_dir.parent / "nvidia").glob("*/lib"))
+    index = {}
+    for d in dirs:
+        for f in sorted(d.iterdir()) if d.is_dir() else []:
+            if ".so" in f.name and f.is_file():
+                index.setdefault(f.name, f)
+    return index
+
+
+def closure(roots, index):
+    """Follows DT_NEEDED inside the wheel; returns (libraries to ship, system libraries used)."""
+    ship, system, todo = {}, set(), list(roots)
+    while todo:
+        path = todo.pop()
+        needed, _ = readelf_dynamic(path)
+        for name in needed:
+            if name in index:
+                if name not in ship:
+                    ship[name] = index[name]
+                    todo.append(index[name])
+            else:
+                system.add(name)
+    return ship, system
+
+
+def human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prefix", required=True, type=Path)
+    ap.add_argument("--libtorch", choices=["cpu", "cuda", "none"], required=True)
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--classes", type=Path)
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "algo_config.json")
+    ap.add_argument("--lib", type=Path, default=ROOT / "target" / "release" / "libji.so")
+    ap.add_argument("--torch-dir", type=Path, default=ROOT / ".venv" / "libtorch")
+    a = ap.parse_args()
+
+    if not a.lib.is_file():
+        sys.exit(f"install: {a.lib} does not exist (run `make build` first)")
+    if shutil.which("patchelf") is None:
+        sys.exit("install: patchelf is missing (tools/setup.sh installs it: apt-get install patchelf)")
+    prefix = a.prefix
+    lib = prefix / "lib"
+    for d in ("lib", "include", "config", "model"):
+        (prefix / d).mkdir(parents=True, exist_ok=True)
+
+    # libji.so: no debug info (80 MB -> a few MB), and no build-machine path in its RUNPATH.
+    ji = lib / "libji.so"
+    tmp = lib / ".libji.so.tmp"
+    subprocess.run(["strip", "--strip-debug", "-o", str(tmp), str(a.lib)], check=True)
+    subprocess.run(["patchelf", "--set-rpath", "$ORIGIN", str(tmp)], check=True)
+    os.replace(tmp, ji)
+
+    shipped = {}
+    system = set()
+    torch_dir = a.torch_dir.resolve()
+    index = library_index(torch_dir) if (torch_dir / "lib").is_dir() else {}
+    if a.libtorch != "none":
+        if "libtorch_cpu.so" not in index:
+            sys.exit(f"install: no libtorch_cpu.so under {torch_dir}/lib")
+        roots = [ji]
+        if a.libtorch == "cuda":
+            pats = [re.compile(p) for p in CUDA_EXTRA_ROOTS]
+            extra = [p for n, p in index.items() if any(r.fullmatch(n) for r in pats)]
+            if not any(p.name == "libtorch_cuda.so" for p in extra):
+                sys.exit(f"install: no libtorch_cuda.so under {torch_dir}/lib (a CPU-only torch?)")
+            roots += extra
+            shipped.update({p.name: p for p in extra})
+        found, system = closure(roots, index)
+        shipped.update(found)
+        for name, src in sorted(shipped.items()):
+            dst = lib / name
+            if not dst.exists() or dst.stat().st_size != src.stat().st_size:
+                shutil.copy2(src, dst)
+    # A previous install of a bigger profile must not leave the wheel's libraries behind
+    # (anything else in lib/ is the user's and stays).
+    for f in lib.iterdir():
+        if f.name in index and f.name not in shipped:
+            f.unlink()
+
+    for h in ("ji.h", "ji_types.h", "ji_error.h"):
+        shutil.copy2(ROOT / "include" / h, prefix / "include" / h)
+    for f in (a.model, a.classes):
+        if f is not None:
+            shutil.copy2(f, prefix / "model" / f.name)
+    cfg = json.loads(a.config.read_text(encoding="utf-8"))
+    cfg["model_path"] = "../model/" + (a.model.name if a.model else Path(cfg.get("model_path", "model.pt")).name)
+    cfg["class_names_path"] = "../model/" + (
+        a.classes.name if a.classes else Path(cfg.get("class_names_path", "class.txt")).name
+    )
+    (prefix / "config" / "algo_config.json").write_text(
+        json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+
+    total = sum(f.stat().st_size for f in lib.iterdir())
+    print(f"installed into {prefix} (LIBTORCH={a.libtorch}): lib/ holds {len(shipped) + 1} libraries, {human(total)}")
+    print(f"  libji.so needs {glibc_floor(ji)}" + (
+        f"; libtorch_cpu.so needs {glibc_floor(lib / 'libtorch_cpu.so')}" if "libtorch_cpu.so" in shipped else ""))
+    if system:
+        print("  from the host: " + " ".join(sorted(system)) + (" and the NVIDIA driver (libcuda.so.1)"
+                                                              if a.libtorch == "cuda" else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,9 @@
 #      and CPU on the same images;
 #   3. images/s and p50/p99 through the ABI, single image and batched ji_calc_image, against
 #      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
-#   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS.
+#   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS;
+#   5. `make install LIBTORCH=cuda`'s tree, completed from the device's torch wheel, running on
+#      the GPU with LD_LIBRARY_PATH unset.
 #
 # The binaries built here (Debian 12) need glibc >= 2.34 and libstdc++ with GLIBCXX_3.4.29 on
 # the device (`objdump -T .gpu/* | grep GLIBC`); an older system fails at once with
@@ -29,6 +31,12 @@ prepare() {
   for f in target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api; do
     strip --strip-debug -o ".gpu/$(basename "$f")" "$f"
   done
+  # An installed tree without libtorch (3 MB): on the device, tools/install.py completes it
+  # into the cuda profile from the device's own torch wheel (step 5).
+  .venv/bin/python tools/install.py --prefix .gpu/tree --libtorch none >/dev/null
+  mkdir -p .gpu/tree/bin
+  cc -std=c11 -O1 -I.gpu/tree/include -o .gpu/tree/bin/test-ji-api test_harness/test-ji-api.c \
+    -L.gpu/tree/lib -lji -Wl,-rpath,'$ORIGIN/../lib' -Wl,-rpath-link,"$PWD/.venv/libtorch/lib" -lpthread
   # The device's python has torch, torchvision and Pillow but not scikit-image: carry the photos.
   mkdir -p .gpu/photos
   .venv/bin/python - <<'PY'
@@ -124,6 +132,19 @@ PY
   while kill -0 $soak 2>/dev/null; do smi --query-gpu=memory.used --format=csv,noheader >> "$OUT/mem_during.txt"; sleep 2; done
   wait $soak || echo "FAIL soak exited non-zero"
   echo "GPU memory used during the loop (MiB, every 2 s):"; tr '\n' ' ' < "$OUT/mem_during.txt"; echo
+
+  echo "== 5. the installed cuda tree with nothing but the tree and the driver"
+  tree=$(mktemp -d)/ev_sdk
+  python3 tools/install.py --prefix "$tree" --libtorch cuda --lib .gpu/tree/lib/libji.so \
+    --torch-dir "$(dirname "$torch_lib")" --model "$work/model.pt" --classes "$work/class.txt" \
+    --config "$work/auto.json" | tee "$OUT/install_cuda.txt"
+  cp -r .gpu/tree/bin "$tree/"
+  env -u LD_LIBRARY_PATH ldd "$tree/lib/libji.so" "$tree/lib/libtorch_cuda.so" > "$OUT/ldd_tree.txt" 2>&1
+  grep -E 'not found' "$OUT/ldd_tree.txt" && echo "FAIL libraries not found in the tree"
+  env -u LD_LIBRARY_PATH EV_SDK_CONFIG="$tree/config/algo_config.json" "$tree/bin/test-ji-api" -f file \
+    -i "$work/val/x/0.jpg,$work/val/x/1.jpg" | tee "$OUT/tree_cuda.txt"
+  grep -q '"device":"cuda:0"' "$OUT/tree_cuda.txt" && echo "PASS installed cuda tree runs on cuda:0" ||
+    echo "FAIL installed cuda tree did not run on CUDA"
 }
 
 case "${1:-}" in

@@ -542,16 +542,17 @@ fn renders_in_chromium() {
 
     // The demo and its Chinese-named copy, rendered.
     let (val, config) = cjk_demo(&root, &out.join("cjk"));
+    // Relative to the package root (the tests' working directory), as a user would type them.
+    let rel = |p: &Path| {
+        p.strip_prefix(&root)
+            .unwrap_or(p)
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
     for (name, args) in [
         ("demo", vec![]),
-        (
-            "cjk",
-            vec![
-                "--config".to_owned(),
-                config.to_str().unwrap().to_owned(),
-                val.to_str().unwrap().to_owned(),
-            ],
-        ),
+        ("cjk", vec!["--config".to_owned(), rel(&config), rel(&val)]),
     ] {
         let page = out.join(format!("{name}.html"));
         let json = out.join(format!("{name}.json"));
@@ -587,4 +588,67 @@ fn renders_in_chromium() {
             assert_eq!(v["images"]["errors"], 1);
         }
     }
+}
+
+#[test]
+fn compare_disagreements_are_shown_with_thumbnails() {
+    let dir = temp_dir("compare");
+    let val = fixture("val");
+    // The Python side says green for red_1 and agrees on everything else.
+    let mut images = Vec::new();
+    for (class, colour) in [(RED, "red"), (GREEN, "green"), (BLUE, "blue")] {
+        for i in 0..3 {
+            let theirs = if colour == "red" && i == 1 {
+                GREEN
+            } else {
+                class
+            };
+            images.push(
+                serde_json::json!({"path": format!("{class}/{colour}_{i}.jpg"),
+                "topk": [{"class": theirs, "confidence": 0.9}]}),
+            );
+        }
+    }
+    let reference = dir.join("ref.json");
+    std::fs::write(
+        &reference,
+        serde_json::json!({"images": images}).to_string(),
+    )
+    .unwrap();
+    let page = dir.join("r.html");
+    run_ok(
+        harness()
+            .arg("--config")
+            .arg(fixture("colour.json"))
+            .arg("--compare")
+            .arg(&reference)
+            .arg("--html")
+            .arg(&page)
+            .arg(&val),
+    );
+    let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
+    let cards: Vec<_> = doc.select(&sel("#compare figure.dis")).collect();
+    assert_eq!(cards.len(), 1);
+    assert_eq!(
+        cards[0].value().attr("data-path"),
+        Some(&*format!("{RED}/red_1.jpg"))
+    );
+    check_thumbnail(
+        cards[0]
+            .select(&sel("img"))
+            .next()
+            .unwrap()
+            .value()
+            .attr("src")
+            .unwrap(),
+    );
+    assert_eq!(text(cards[0].select(&sel(".pred")).next().unwrap()), RED);
+    assert_eq!(text(cards[0].select(&sel(".truth")).next().unwrap()), GREEN);
+    let agreement = text(doc.select(&sel("#compare table.kv tr")).nth(1).unwrap());
+    assert!(
+        agreement.contains("88.89%") && agreement.contains("8/9"),
+        "{agreement}"
+    );
+    assert_eq!(doc.select(&sel("nav a[href='#compare']")).count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -141,8 +141,8 @@ pub fn matrix_svg(names: &[String], m: &[Vec<usize>], order: &[usize], id: &str)
     let (left, top) = (label + 26, label + 26);
     let side = k * cell;
     let right = 56; // the row totals
-    let legend_h = 64;
-    let width = (left + side + right).max(560);
+    let legend_h = 84;
+    let width = (left + side + right).max(460);
     let height = top + side + legend_h;
     let row_total: Vec<usize> = m.iter().map(|r| r.iter().sum()).collect();
     let fs = format!("{font:.1}");
@@ -227,13 +227,13 @@ pub fn matrix_svg(names: &[String], m: &[Vec<usize>], order: &[usize], id: &str)
             text x="10" y=(legend_y) font-size="11" fill="#59636e" {
                 "colour: share of the true class's images"
             }
-            @for (li, (grad, what)) in [("blues", "correct (diagonal)"), ("reds", "confused")].iter().enumerate() {
-                @let x = 10 + li * 270;
-                rect x=(x) y=(legend_y + 8) width="150" height="12"
+            @for (li, (grad, what)) in [("blues", "correct (diagonal)"), ("reds", "confused (off the diagonal)")].iter().enumerate() {
+                @let x = 10 + li * 220;
+                text x=(x) y=(legend_y + 18) font-size="11" { (what) }
+                rect x=(x) y=(legend_y + 24) width="180" height="12"
                     fill=(format!("url(#{id}-{grad})")) stroke="#afb8c1" {}
-                text x=(x + 156) y=(legend_y + 18) font-size="11" { (what) }
-                text x=(x) y=(legend_y + 34) font-size="11" { "0%" }
-                text x=(x + 150) y=(legend_y + 34) font-size="11" text-anchor="end" { "100%" }
+                text x=(x) y=(legend_y + 50) font-size="11" { "0%" }
+                text x=(x + 180) y=(legend_y + 50) font-size="11" text-anchor="end" { "100%" }
             }
         }
     }
@@ -826,4 +826,78 @@ pub fn write(path: &Path, rep: &Report, images_dir: &Path) -> Result<(usize, usi
     let thumbs = thumbnails(images_dir, &wanted);
     std::fs::write(path, render(rep, &thumbs)).map_err(|e| e.to_string())?;
     Ok((thumbs.len(), wanted.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scraper::{Html, Selector};
+    use serde_json::json;
+
+    fn report(names: &[String], m: &[Vec<usize>]) -> Report {
+        Report::from_json(json!({
+            "images": {"total": 0}, "per_class": [], "val_dir": "v", "api": "ji",
+            "confusion_matrix": {"classes": names, "counts": m},
+        }))
+        .unwrap()
+    }
+
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
+    #[test]
+    fn clip_counts_wide_characters() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("有害垃圾_电池", 6), "有害…");
+    }
+
+    #[test]
+    fn many_classes_stay_readable_and_errors_come_first() {
+        // 146 classes (the garbage track): class i is right 10 times; three confusions.
+        let k = 146;
+        let names: Vec<String> = (0..k).map(|i| format!("可回收物_类别{i}")).collect();
+        let mut m = vec![vec![0usize; k]; k];
+        for (i, row) in m.iter_mut().enumerate() {
+            row[i] = 10;
+        }
+        m[5][7] = 4; // 5 -> 7 four times
+        m[9][7] = 1;
+        m[100][3] = 2;
+        let rep = report(&names, &m);
+        let doc = Html::parse_fragment(&render(&rep, &HashMap::new()));
+        let rows: Vec<String> = doc
+            .select(&sel("svg#matrix-errors text.row title"))
+            .map(|t| t.text().collect())
+            .collect();
+        // Errors per class: 7: 5, 5: 4, 3 and 100: 2, 9: 1.
+        let want: Vec<String> = [7, 5, 3, 100, 9]
+            .iter()
+            .map(|&i| names[i].clone())
+            .collect();
+        assert_eq!(rows, want);
+        let full = doc.select(&sel("svg#matrix-full")).next().unwrap();
+        assert_eq!(full.select(&sel("rect.cell")).count(), k + 3);
+        assert_eq!(full.select(&sel("text.col")).count(), k);
+        // Cells of 12 px: the whole matrix fits in about 2000 px.
+        let w: usize = full.value().attr("width").unwrap().parse().unwrap();
+        assert!((k * 12..k * 12 + 400).contains(&w), "{w}");
+        let cell = full.select(&sel("rect.cell")).next().unwrap();
+        assert_eq!(cell.value().attr("width"), Some("12"));
+    }
+
+    #[test]
+    fn sparse_reports_render() {
+        // No labelled image, no latency, no per-image list (an older report): notes, no panic.
+        let page = render(&report(&[], &[]), &HashMap::new());
+        assert!(page.contains("No labelled image ran"));
+        assert!(page.contains("No timed calls"));
+        assert!(page.contains("no per-image list"));
+        // All correct: the full matrix is shown at once, no errors view.
+        let names = vec!["a".to_string(), "b".to_string()];
+        let page = render(&report(&names, &[vec![2, 0], vec![0, 1]]), &HashMap::new());
+        assert!(page.contains("No confusions"));
+        assert!(page.contains("id=\"matrix-full\"") && !page.contains("matrix-errors"));
+    }
 }

@@ -165,6 +165,8 @@ fn html_report_matches_the_json_and_escapes_names() {
         assert_eq!(row[7], c["predicted"].to_string());
     }
     assert_eq!(rows[0][0], GREEN); // worst: 3 of 4
+    assert_eq!(rows[0][8], format!("{EVIL} ×1")); // its one wrong answer
+    assert!(rows[1][8].is_empty());
 
     // Matrix cells: exactly the JSON's non-zero counts, with names and count on hover.
     let names: Vec<&str> = v["confusion_matrix"]["classes"]

@@ -494,6 +494,13 @@ fn classes_section(rep: &Report) -> Markup {
         .as_array()
         .cloned()
         .unwrap_or_default();
+    // Each class's most frequent wrong answer (the confusions are sorted by count).
+    let mut worst: HashMap<&str, (&str, u64)> = HashMap::new();
+    for c in &conf {
+        worst
+            .entry(s(&c["true"]))
+            .or_insert((s(&c["predicted"]), n(&c["count"])));
+    }
     html! {
         section #classes {
             h2 { "Per class, worst first" }
@@ -506,6 +513,7 @@ fn classes_section(rep: &Report) -> Markup {
                 thead { tr {
                     th { "class" } th.n { "images" } th.n { "correct" } th { "accuracy" }
                     th.n { "precision" } th.n { "recall" } th.n { "F1" } th.n { "predicted as it" }
+                    th { "most often taken for" }
                 } }
                 tbody {
                     @for c in &pc {
@@ -522,6 +530,11 @@ fn classes_section(rep: &Report) -> Markup {
                             td.n { (fixed(&c["recall"], 3)) }
                             td.n { (fixed(&c["f1"], 3)) }
                             td.n { (n(&c["predicted"])) }
+                            td {
+                                @if let Some((p, k)) = worst.get(s(&c["class"])) {
+                                    (p) " " span.conf { "×" (k) }
+                                }
+                            }
                         }
                     }
                 }

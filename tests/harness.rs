@@ -509,7 +509,25 @@ fn ctrl_c_stops_with_a_partial_report() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Wait until the harness has installed its SIGINT handler (bit 1 of SigCgt): loading
+    // libtorch alone takes over a second on a busy machine, and a SIGINT before that kills
+    // the process the default way. Then let it run a little.
+    let caught = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        status.ok().and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_owned();
+            Some(u64::from_str_radix(&hex, 16).ok()? & (1 << (libc::SIGINT - 1)) != 0)
+        })
+    };
+    let t0 = std::time::Instant::now();
+    while caught() != Some(true) && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     // SAFETY: signalling our own child process.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },

@@ -12,7 +12,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test fixtures c-tests install-check header-check fuzz soak package install clean
+.PHONY: all setup build demo test fixtures c-tests install-check header-check fuzz soak package install clean report-check
 
 all: build
 
@@ -84,3 +84,17 @@ soak: fixtures
 FUZZ_EXECS ?= 200000
 fuzz: fixtures
 	$(CARGO) run --release --example fuzz_decode -- $(FUZZ_EXECS) $$(date +%s)
+
+# The harness's HTML report in a real browser (not part of `make test`: it installs Chromium):
+# renders the demo's report and a copy of the demo with Chinese class names in headless
+# Chromium, checks the screenshots (target/report-check/*.png) are not blank and that Chinese
+# glyphs render. Installs chromium and fonts-noto-cjk with apt when they are missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+report-check: build
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  echo "report-check: installing chromium and fonts-noto-cjk (apt)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends chromium fonts-noto-cjk; \
+	fi
+	@test -f demo/val/tabby/chelsea.jpg || $(PY) tools/make_demo.py demo
+	$(CARGO) test --release --test report_html -- --ignored --nocapture

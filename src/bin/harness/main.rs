@@ -4,6 +4,7 @@
 mod abi;
 mod compare;
 mod dataset;
+mod html;
 mod metrics;
 mod record;
 mod report;
@@ -85,9 +86,21 @@ struct Cli {
     /// Write one CSV row per image: path,label,predicted,confidence,top5,latency_ms,error.
     #[arg(long, value_name = "FILE")]
     predictions: Option<PathBuf>,
-    /// Write the confusion matrix as a PNG heat map (rows = truth, columns = predicted).
+    /// Write the confusion matrix as an SVG (class names on both axes, colour scale, counts on
+    /// hover; rows = truth, columns = predicted). The name must end in .svg.
     #[arg(long, value_name = "FILE")]
     confusion: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page (summary, confusion matrix, per-class
+    /// table, misclassified images as thumbnails, failed files, latency histogram).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Do not run: read a report written by --report and write its --html / --confusion (the
+    /// thumbnails are read from VAL_DIR, default: the report's own val_dir).
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "lib", "api", "config", "args", "labels", "split", "warmup", "repeat", "threads",
+        "batch", "print_json", "report", "predictions", "compare",
+    ])]
+    from_report: Option<PathBuf>,
     /// Compare with tools/reference_predict.py's output (matched by relative path); asks the
     /// library for full-precision confidences unless --args sets confidence_decimals.
     #[arg(long, value_name = "FILE")]
@@ -180,7 +193,64 @@ fn read_config(path: &Path) -> ConfigInfo {
     info
 }
 
+/// `--confusion` writes SVG: refuse another name before running.
+fn check_outputs(cli: &Cli) -> Result<(), String> {
+    if let Some(p) = &cli.confusion {
+        if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            return Err(format!(
+                "--confusion writes an SVG (class names on both axes): name it .svg, not {}",
+                p.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes --html and --confusion; `images_dir` is where the report's relative paths lie.
+fn write_views(cli: &Cli, rep: &report::Report, images_dir: &Path) -> Result<(), String> {
+    if let Some(p) = &cli.confusion {
+        report::write_confusion_svg(p, &rep.matrix_names, &rep.matrix)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &cli.html {
+        let (shown, wanted) =
+            html::write(p, rep, images_dir).map_err(|e| format!("{}: {e}", p.display()))?;
+        if shown < wanted {
+            eprintln!(
+                "harness: warning: {} of {wanted} thumbnails could not be read from {}",
+                wanted - shown,
+                images_dir.display()
+            );
+        }
+        eprintln!("harness: wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `--from-report`: the views of an earlier run, without running.
+fn from_report(cli: &Cli, path: &Path) -> Result<ExitCode, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let rep = report::Report::from_json(json).map_err(|e| format!("{}: {e}", path.display()))?;
+    if cli.html.is_none() && cli.confusion.is_none() {
+        return Err("--from-report needs --html FILE and/or --confusion FILE".into());
+    }
+    rep.print();
+    let dir = cli
+        .val_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(rep.json["val_dir"].as_str().unwrap_or(".")));
+    write_views(cli, &rep, &dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    check_outputs(&cli)?;
+    if let Some(r) = &cli.from_report {
+        return from_report(&cli, r);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (val_dir, config) = match &cli.val_dir {
         Some(v) => (v.clone(), cli.config.clone()),
@@ -377,10 +447,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     if let Some(p) = &cli.predictions {
         report::write_predictions(p, &records).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    if let Some(p) = &cli.confusion {
-        report::write_confusion_png(p, &rep.matrix_names, &rep.matrix)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-    }
+    write_views(&cli, &rep, &val_dir)?;
     if interrupted {
         eprintln!("harness: interrupted: the report covers the images run before Ctrl-C");
         return Ok(ExitCode::from(130));

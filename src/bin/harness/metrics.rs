@@ -244,6 +244,51 @@ pub fn latency_stats(values: &[f64]) -> Option<LatencyStats> {
     })
 }
 
+/// Call latencies binned for the report's histogram: `counts[i]` holds the values in
+/// `[lo + i * bin, lo + (i + 1) * bin)` (the last bin is closed); `above` counts the outliers
+/// past the range, which stops at 1.1 x p99 when the slowest call is over twice p99 (so one
+/// stall does not squeeze every other call into the first bin).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    pub lo: f64,
+    pub bin: f64,
+    pub counts: Vec<usize>,
+    pub above: usize,
+}
+
+/// About sqrt(n) bins, between 5 and 40; `None` when there are no values.
+pub fn histogram(values: &[f64]) -> Option<Histogram> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let lo = v[0];
+    let max = v[v.len() - 1];
+    let p99 = percentile(&v, 99.0);
+    let mut hi = if max > 2.0 * p99 { 1.1 * p99 } else { max };
+    if hi - lo < 1e-6 {
+        hi = lo + 1e-3; // all equal: one visible bin
+    }
+    let nbins = ((v.len() as f64).sqrt().ceil() as usize).clamp(5, 40);
+    let bin = (hi - lo) / nbins as f64;
+    let mut counts = vec![0usize; nbins];
+    let mut above = 0;
+    for &x in &v {
+        if x > hi {
+            above += 1;
+        } else {
+            counts[(((x - lo) / bin) as usize).min(nbins - 1)] += 1;
+        }
+    }
+    Some(Histogram {
+        lo,
+        bin,
+        counts,
+        above,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +406,25 @@ mod tests {
         );
         assert_eq!(latency_stats(&[7.0]).unwrap().p50, 7.0);
         assert_eq!(latency_stats(&[]), None);
+    }
+
+    #[test]
+    fn histogram_bins_and_outliers() {
+        let v: Vec<f64> = (0..100).map(|i| 10.0 + i as f64 * 0.1).collect();
+        let h = histogram(&v).unwrap();
+        assert_eq!(h.counts.len(), 10);
+        assert_eq!(h.counts.iter().sum::<usize>(), 100);
+        assert_eq!(h.above, 0);
+        assert_eq!(h.lo, 10.0);
+        // One stall of 500 ms among 200 calls of ~10 ms: the range stops near p99.
+        let mut v: Vec<f64> = (0..199).map(|i| 10.0 + (i % 10) as f64 * 0.1).collect();
+        v.push(500.0);
+        let h = histogram(&v).unwrap();
+        assert_eq!(h.above, 1);
+        assert_eq!(h.counts.iter().sum::<usize>(), 199);
+        assert!(h.lo + h.bin * h.counts.len() as f64 <= 12.0);
+        let h = histogram(&[3.0, 3.0]).unwrap();
+        assert_eq!(h.counts.iter().sum::<usize>(), 2);
+        assert_eq!(histogram(&[]), None);
     }
 }

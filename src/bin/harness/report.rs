@@ -1,5 +1,5 @@
 //! The run's report: built once as JSON (`--report`), printed as aligned tables, plus the
-//! per-image CSV (`--predictions`) and the confusion-matrix heat map (`--confusion`).
+//! per-image CSV (`--predictions`) and the confusion matrix as SVG (`--confusion`).
 
 use crate::compare::Comparison;
 use crate::metrics::{self, Eval};
@@ -85,13 +85,28 @@ impl Report {
             .count();
         let s = metrics::evaluate(&evals, info.topk);
         let (matrix_names, matrix) = metrics::confusion_matrix(&evals, class_names);
-        // Over 512 classes a cell could not be 4 px within 2048 px: keep those that occur.
+        // Over 512 classes the matrix is unreadable: keep the classes that occur.
         let (matrix_names, matrix) = metrics::shrink_matrix(matrix_names, matrix, 512);
         let devices: BTreeSet<&str> = records
             .iter()
             .filter_map(|r| r.parsed()?.device.as_deref())
             .collect();
         let lat = metrics::latency_stats(call_ms);
+        let hist = metrics::histogram(call_ms);
+        // Wrong top-1 answers on labelled images, the most confident first (the mistakes a
+        // contestant should look at first: systematic confusions or mislabelled files).
+        let mut wrong: Vec<(&Record, &crate::record::Parsed)> = records
+            .iter()
+            .filter_map(|r| {
+                let p = r.parsed()?;
+                (r.scored_label()? != p.class).then_some((r, p))
+            })
+            .collect();
+        wrong.sort_by(|a, b| {
+            b.1.confidence
+                .total_cmp(&a.1.confidence)
+                .then_with(|| a.0.sample.rel.cmp(&b.0.sample.rel))
+        });
         let image_calls = run * info.repeat;
         let per_class: Vec<Value> = s
             .per_class
@@ -155,6 +170,12 @@ impl Report {
                 "true": c.truth, "predicted": c.predicted, "count": c.count,
             })).collect::<Vec<_>>(),
             "confusion_matrix": {"classes": matrix_names, "counts": matrix},
+            "misclassified": wrong.iter().map(|(r, p)| json!({
+                "path": r.sample.rel, "label": r.sample.label, "predicted": p.class,
+                "confidence": p.confidence,
+                "topk": p.ranked.iter()
+                    .map(|(c, v)| json!({"class": c, "confidence": v})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
             "errors": errors.iter().map(|r| {
                 let (code, msg) = r.error().unwrap();
                 json!({"path": r.sample.rel, "label": r.sample.label, "code": code, "message": msg})
@@ -164,6 +185,9 @@ impl Report {
                 "frames_per_call": info.batch,
                 "calls": l.count, "mean": l.mean, "p50": l.p50, "p90": l.p90,
                 "p99": l.p99, "max": l.max,
+                "histogram": hist.as_ref().map(|h| json!({
+                    "lo": h.lo, "bin": h.bin, "counts": h.counts, "above": h.above,
+                })),
             })),
             "throughput": {
                 "wall_s": info.wall_s,
@@ -180,6 +204,41 @@ impl Report {
             matrix_names,
             matrix,
         }
+    }
+
+    /// A report read back from `--report`'s JSON (to write `--html` / `--confusion` without
+    /// running again).
+    pub fn from_json(json: Value) -> Result<Report, String> {
+        let cm = &json["confusion_matrix"];
+        let (Some(names), Some(counts)) = (cm["classes"].as_array(), cm["counts"].as_array())
+        else {
+            return Err("not a harness report (no \"confusion_matrix\")".into());
+        };
+        if json["images"].get("total").is_none() || json.get("per_class").is_none() {
+            return Err("not a harness report (no \"images\" / \"per_class\")".into());
+        }
+        let matrix_names: Vec<String> = names
+            .iter()
+            .map(|n| n.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or("confusion_matrix.classes holds a non-string")?;
+        let matrix: Vec<Vec<usize>> = counts
+            .iter()
+            .map(|row| {
+                let row = row.as_array()?;
+                (row.len() == matrix_names.len())
+                    .then(|| row.iter().map(|v| v.as_u64().map(|v| v as usize)).collect())?
+            })
+            .collect::<Option<_>>()
+            .ok_or("confusion_matrix.counts is not a square matrix of counts")?;
+        if matrix.len() != matrix_names.len() {
+            return Err("confusion_matrix.counts is not a square matrix of counts".into());
+        }
+        Ok(Report {
+            json,
+            matrix_names,
+            matrix,
+        })
     }
 
     /// The readable tables, on stdout.
@@ -592,63 +651,56 @@ pub fn write_predictions(path: &Path, records: &[Record]) -> std::io::Result<()>
     w.flush()
 }
 
-/// The side of one cell: as large as fits 2048 px, at most 64 (at least 4 for the at most
-/// 512 classes the matrix keeps).
-pub fn cell_size(n: usize) -> u32 {
-    let n = n.max(1) as u32;
-    (2048 / n).clamp(1, 64)
+/// YlOrRd-like colour for t in [0, 1] (the off-diagonal cells: confusions).
+pub fn heat(t: f64) -> [u8; 3] {
+    ramp(
+        &[
+            [255.0, 237.0, 160.0],
+            [254.0, 178.0, 76.0],
+            [240.0, 59.0, 32.0],
+            [128.0, 0.0, 38.0],
+        ],
+        t,
+    )
 }
 
-/// YlOrRd-like colour for t in [0, 1]; exactly 0 is white.
-fn heat(t: f64) -> [u8; 3] {
-    if t <= 0.0 {
-        return [255, 255, 255];
-    }
-    const STOPS: [[f64; 3]; 4] = [
-        [255.0, 237.0, 160.0],
-        [254.0, 178.0, 76.0],
-        [240.0, 59.0, 32.0],
-        [128.0, 0.0, 38.0],
-    ];
-    let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
+/// Blues for t in [0, 1] (the diagonal: correct answers).
+pub fn blues(t: f64) -> [u8; 3] {
+    ramp(
+        &[
+            [222.0, 235.0, 247.0],
+            [107.0, 174.0, 214.0],
+            [8.0, 69.0, 148.0],
+        ],
+        t,
+    )
+}
+
+fn ramp(stops: &[[f64; 3]], t: f64) -> [u8; 3] {
+    let x = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
+    let i = (x.floor() as usize).min(stops.len() - 2);
     let u = x - i as f64;
     let mut c = [0u8; 3];
     for k in 0..3 {
-        c[k] = (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * u).round() as u8;
+        c[k] = (stops[i][k] + (stops[i + 1][k] - stops[i][k]) * u).round() as u8;
     }
     c
 }
 
-/// The confusion matrix as a heat map: rows = true class, columns = predicted, in class-index
-/// order; each cell's colour is its count over its row's total (white = none).
-pub fn write_confusion_png(
+/// `--confusion FILE.svg`: the full confusion matrix as a standalone SVG, the one the HTML
+/// report shows (class names on both axes, colour scales, counts on hover).
+pub fn write_confusion_svg(
     path: &Path,
-    _names: &[String],
+    names: &[String],
     matrix: &[Vec<usize>],
 ) -> Result<(), String> {
-    let n = matrix.len().max(1);
-    let cell = cell_size(n);
-    let side = cell * n as u32;
-    let mut img = image::RgbImage::from_pixel(side, side, image::Rgb([255, 255, 255]));
-    for (r, row) in matrix.iter().enumerate() {
-        let total: usize = row.iter().sum();
-        for (c, &v) in row.iter().enumerate() {
-            let t = if total > 0 {
-                v as f64 / total as f64
-            } else {
-                0.0
-            };
-            let rgb = image::Rgb(heat(t));
-            for y in 0..cell {
-                for x in 0..cell {
-                    img.put_pixel(c as u32 * cell + x, r as u32 * cell + y, rgb);
-                }
-            }
-        }
-    }
-    img.save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| e.to_string())
+    let order: Vec<usize> = (0..names.len()).collect();
+    let svg = crate::html::matrix_svg(names, matrix, &order, "m");
+    let text = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        svg.into_string()
+    );
+    std::fs::write(path, text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -659,12 +711,10 @@ mod tests {
     fn widths_and_cells() {
         assert_eq!(display_width("abc"), 3);
         assert_eq!(display_width("有害垃圾_杀虫剂"), 15);
-        assert_eq!(cell_size(3), 64);
-        assert_eq!(cell_size(40), 51);
-        assert_eq!(cell_size(512), 4);
-        assert!(cell_size(200) * 200 <= 2048);
-        assert_eq!(heat(0.0), [255, 255, 255]);
+        assert_eq!(heat(0.0), [255, 237, 160]);
         assert_eq!(heat(1.0), [128, 0, 38]);
+        assert_eq!(blues(1.0), [8, 69, 148]);
+        assert_eq!(blues(0.5), [107, 174, 214]);
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("x\"y"), "\"x\"\"y\"");
     }

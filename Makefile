@@ -91,7 +91,8 @@ fuzz: fixtures
 # glyphs render. Installs chromium and fonts-noto-cjk with apt when they are missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 report-check: build
-	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! { dpkg -s fonts-noto-cjk >/dev/null 2>&1 \
+	    || fc-list :lang=zh 2>/dev/null | grep -q .; }; then \
 	  echo "report-check: installing chromium and fonts-noto-cjk (apt)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends chromium fonts-noto-cjk; \

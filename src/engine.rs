@@ -86,6 +86,11 @@ impl Engine {
         &self.config
     }
 
+    /// The config's `max_image_pixels`: larger images and frames are refused.
+    pub fn max_image_pixels(&self) -> u64 {
+        self.config.preprocess.max_image_pixels
+    }
+
     pub fn class_names(&self) -> &[String] {
         &self.names
     }
@@ -104,9 +109,11 @@ impl Engine {
     }
 
     /// Changes the defaults for later calls (`ji_update_config`); same keys as `args`.
+    /// The read, the merge and the write happen under one write lock, so concurrent updates
+    /// of different keys are all kept.
     pub fn update_config(&self, args: Option<&str>) -> Result<()> {
-        let updated = self.run_defaults().with_args(args)?;
-        *self.run_defaults.write().unwrap_or_else(|e| e.into_inner()) = updated;
+        let mut defaults = self.run_defaults.write().unwrap_or_else(|e| e.into_inner());
+        *defaults = defaults.with_args(args)?;
         Ok(())
     }
 

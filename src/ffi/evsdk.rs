@@ -163,14 +163,22 @@ pub unsafe extern "C" fn evsdk_process_bgr(
         let h = borrow_handle(handle)?;
         check_out(out_json, "out_json")?;
         let args = opt_str(args, "args")?;
-        let frame = raw_frame(pixels, width, height, stride_bytes, channels)?;
+        let frame = raw_frame(
+            pixels,
+            width,
+            height,
+            stride_bytes,
+            channels,
+            h.engine.max_image_pixels(),
+        )?;
         let img = h.engine.frame_to_rgb(&frame)?;
         write_json(&h.engine.run_json(&img, args)?, out_json);
         Ok(())
     })
 }
 
-/// Builds a bounds-checked view of caller pixels; geometry is validated before the slice exists.
+/// Builds a bounds-checked view of caller pixels. The geometry, including `max_pixels`, is
+/// validated before the slice exists, so an absurd size never becomes an absurd view.
 ///
 /// # Safety
 /// `pixels` is NULL or points to the span the geometry describes.
@@ -180,6 +188,7 @@ pub(crate) unsafe fn raw_frame<'a>(
     height: u32,
     stride_bytes: usize,
     channels: u32,
+    max_pixels: u64,
 ) -> Result<RawFrame<'a>> {
     if pixels.is_null() {
         return Err(Error::InvalidArgument("pixel data is NULL".into()));
@@ -189,26 +198,11 @@ pub(crate) unsafe fn raw_frame<'a>(
     } else {
         stride_bytes
     };
-    // Validate against an empty view first: size, channels, stride; then the span.
-    let shape = RawFrame {
-        pixels: &[],
-        width,
-        height,
-        stride,
-        channels,
-    };
-    match shape.validate(u64::MAX) {
-        Err(Error::InvalidArgument(m)) if !m.starts_with("frame buffer") => {
-            return Err(Error::InvalidArgument(m))
-        }
-        _ => {}
-    }
-    let need = stride
-        .checked_mul(height as usize - 1)
-        .and_then(|n| n.checked_add(width as usize * channels as usize))
-        .ok_or_else(|| Error::InvalidArgument("frame geometry overflows".into()))?;
+    let need = RawFrame::check_geometry(width, height, stride, channels, max_pixels)?;
     Ok(RawFrame {
-        pixels: std::slice::from_raw_parts(pixels, need),
+        // SAFETY: the caller guarantees `pixels` spans the geometry, which is `need` bytes
+        // (checked above to be a sane size).
+        pixels: unsafe { std::slice::from_raw_parts(pixels, need) },
         width,
         height,
         stride,
@@ -260,6 +254,22 @@ pub extern "C" fn evsdk_version() -> *const c_char {
 mod tests {
     use super::*;
     use crate::error::code;
+
+    #[test]
+    fn raw_frame_checks_the_pixel_limit_before_building_a_view() {
+        let px = [0u8; 12];
+        // A u32::MAX-wide frame over a 12-byte buffer: refused before any slice is made.
+        let r = unsafe { raw_frame(px.as_ptr(), u32::MAX, 2, 0, 3, 1_000_000) };
+        assert!(
+            matches!(r, Err(Error::ImageTooLarge { .. })),
+            "{:?}",
+            r.err()
+        );
+        let r = unsafe { raw_frame(px.as_ptr(), 2, 2, usize::MAX, 3, 1_000_000) };
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r.err());
+        let f = unsafe { raw_frame(px.as_ptr(), 2, 2, 0, 3, 4) }.unwrap();
+        assert_eq!(f.pixels.len(), 12);
+    }
 
     #[test]
     fn exported_codes_match_the_core() {

@@ -20,6 +20,18 @@
 
 
 /**
+ * A caller's scratch holding more than this is dropped when its call ends instead of being
+ * pooled: one burst of huge images must not pin their buffers for the life of the process.
+ * (A 20-megapixel photo's buffers fit.)
+ */
+#define MAX_POOLED_WORK_BYTES (96 << 20)
+
+/**
+ * The whole pool holds at most this many bytes, and at most `MAX_POOLED_WORKS` scratches.
+ */
+#define MAX_POOL_BYTES (256 << 20)
+
+/**
  * Success.
  */
 #define EVSDK_OK 0

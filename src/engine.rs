@@ -24,6 +24,22 @@ struct Work {
     input: Vec<f32>,
 }
 
+/// A caller's scratch holding more than this is dropped when its call ends instead of being
+/// pooled: one burst of huge images must not pin their buffers for the life of the process.
+/// (A 20-megapixel photo's buffers fit.)
+pub const MAX_POOLED_WORK_BYTES: usize = 96 << 20;
+/// The whole pool holds at most this many bytes, and at most `MAX_POOLED_WORKS` scratches.
+pub const MAX_POOL_BYTES: usize = 256 << 20;
+const MAX_POOLED_WORKS: usize = 8;
+
+impl Work {
+    fn retained_bytes(&self) -> usize {
+        self.decoded.capacity()
+            + self.input.capacity() * std::mem::size_of::<f32>()
+            + self.pre.retained_bytes()
+    }
+}
+
 pub struct Engine {
     config: Config,
     names: Vec<String>,
@@ -296,12 +312,24 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Pools `work` for the next call, within the pool's bounds (count and bytes); what does
+    /// not fit is freed now.
     fn return_work(&self, work: Work) {
+        let bytes = work.retained_bytes();
+        if bytes > MAX_POOLED_WORK_BYTES {
+            return;
+        }
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: a burst of concurrent callers must not leave memory parked forever.
-        if pool.len() < 8 {
+        let pooled: usize = pool.iter().map(Work::retained_bytes).sum();
+        if pool.len() < MAX_POOLED_WORKS && pooled + bytes <= MAX_POOL_BYTES {
             pool.push(work);
         }
+    }
+
+    /// Bytes the buffer pool holds between calls (at most `MAX_POOL_BYTES`).
+    pub fn pooled_bytes(&self) -> usize {
+        let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter().map(Work::retained_bytes).sum()
     }
 }
 

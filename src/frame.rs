@@ -91,8 +91,12 @@ impl RawFrame<'_> {
     /// written into `out` (cleared first; its allocation is reused).
     pub fn packed_copy_into(&self, out: &mut Vec<u8>) {
         let row = self.width as usize * self.channels as usize;
+        let len = row * self.height as usize;
+        if out.capacity() > len.saturating_mul(2).max(1 << 20) {
+            *out = Vec::new(); // do not keep an earlier, much larger frame's allocation
+        }
         out.clear();
-        out.reserve(row * self.height as usize);
+        out.reserve(len);
         for y in 0..self.height as usize {
             out.extend_from_slice(&self.pixels[y * self.stride..y * self.stride + row]);
         }

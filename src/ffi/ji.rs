@@ -15,9 +15,10 @@ use crate::frame::RawFrame;
 use crate::image::RgbImage;
 use crate::output;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::ThreadId;
 
 /// Return codes (ev_sdk 3.x `#define`s, 4.x `JiErrorCode`).
@@ -129,16 +130,62 @@ struct ThreadOutputs {
     infos: Vec<JiImageInfo>,
 }
 
+/// A predictor's per-thread outputs. Thread ids are never reused, so a slot must not outlive
+/// its thread: each thread that gets a slot registers it in its `HELD_SLOTS`, whose destructor
+/// removes the slot when the thread ends. Memory is thus bounded by the live threads that
+/// called the predictor; `ji_destroy_predictor` frees every slot at once.
+#[derive(Default)]
+struct OutputSlots(Mutex<HashMap<ThreadId, Box<ThreadOutputs>>>);
+
+/// The slots this thread holds in predictors (weak: a destroyed predictor's slots are gone).
+struct HeldSlots {
+    thread: ThreadId,
+    slots: Vec<Weak<OutputSlots>>,
+}
+
+impl Drop for HeldSlots {
+    fn drop(&mut self) {
+        for slots in self.slots.drain(..) {
+            if let Some(slots) = slots.upgrade() {
+                let mut map = slots.0.lock().unwrap_or_else(|e| e.into_inner());
+                map.remove(&self.thread);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static HELD_SLOTS: RefCell<HeldSlots> = RefCell::new(HeldSlots {
+        thread: std::thread::current().id(),
+        slots: Vec::new(),
+    });
+}
+
 struct Predictor {
     engine: Engine,
-    outputs: Mutex<HashMap<ThreadId, Box<ThreadOutputs>>>,
+    outputs: Arc<OutputSlots>,
 }
 
 impl Predictor {
     /// Runs `f` with this thread's output slot (boxed, so pointers into it survive rehashing).
     fn with_outputs<T>(&self, f: impl FnOnce(&mut ThreadOutputs) -> T) -> T {
-        let mut map = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(std::thread::current().id()).or_default())
+        let thread = std::thread::current().id();
+        let mut map = self.outputs.0.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match map.entry(thread) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                // This thread's first slot here: register it so the thread's end frees it.
+                // (Not possible while the thread's locals are being destroyed; the slot then
+                // lives until ji_destroy_predictor.)
+                let _ = HELD_SLOTS.try_with(|held| {
+                    let mut held = held.borrow_mut();
+                    held.slots.retain(|w| w.strong_count() > 0);
+                    held.slots.push(Arc::downgrade(&self.outputs));
+                });
+                e.insert(Box::default())
+            }
+        };
+        f(slot)
     }
 
     /// Stores `json` for this thread and returns the pointer handed to C.
@@ -228,7 +275,7 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     match catch(|| Engine::from_config_path(None)) {
         Ok(engine) => Box::into_raw(Box::new(Predictor {
             engine,
-            outputs: Mutex::new(HashMap::new()),
+            outputs: Arc::default(),
         })) as *mut c_void,
         Err(e) => {
             eprintln!("ji_create_predictor: {e}");

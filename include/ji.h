@@ -99,7 +99,8 @@
 #define JI_MAX_IN_COUNT 32
 
 /**
- * An opaque classifier handle: the config, class names and loaded model.
+ * An opaque classifier handle: the config, class names and loaded model. One handle may be
+ * used from several threads at once.
  */
 typedef struct EvsdkHandle EvsdkHandle;
 

@@ -40,6 +40,15 @@ impl Work {
     }
 }
 
+/// Shared across threads by both C APIs (one handle or predictor, concurrent calls): must stay
+/// `Send + Sync`. `Model` holds a tch `CModule`, which tch declares `Send + Sync` (libtorch's
+/// `Module::forward` is safe to call concurrently); everything else is immutable after
+/// `new` or behind a lock.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+};
+
 pub struct Engine {
     config: Config,
     names: Vec<String>,
@@ -84,9 +93,9 @@ impl Engine {
                 names.len()
             )));
         }
-        let probe = vec![0f32; 3 * size.height as usize * size.width as usize];
+        let mut probe = vec![0f32; 3 * size.height as usize * size.width as usize];
         for _ in 1..config.warmup {
-            model.forward(&probe, 1, size.height, size.width)?;
+            model.forward(&mut probe, 1, size.height, size.width)?;
         }
         Ok(Engine {
             device_name: model::device_name(device),
@@ -229,7 +238,7 @@ impl Engine {
             size.expect("non-empty batch")
         };
         self.model
-            .forward(&work.input, images.len(), size.height, size.width)
+            .forward(&mut work.input, images.len(), size.height, size.width)
     }
 
     /// Appends the tensors of `images` to `out`; all must have the same size.

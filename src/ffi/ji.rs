@@ -130,6 +130,12 @@ struct ThreadOutputs {
     infos: Vec<JiImageInfo>,
 }
 
+// SAFETY: the only non-Send parts are the raw pointers in `infos`, which point into the heap
+// buffers of `frames` in the same value (they move with it, untouched) and are only
+// dereferenced by the C caller on the thread that owns the slot. Nothing in it is tied to a
+// thread, so the slots may sit in a Mutex shared by all threads (which makes Predictor Sync).
+unsafe impl Send for ThreadOutputs {}
+
 /// A predictor's per-thread outputs. Thread ids are never reused, so a slot must not outlive
 /// its thread: each thread that gets a slot registers it in its `HELD_SLOTS`, whose destructor
 /// removes the slot when the thread ends. Memory is thus bounded by the live threads that
@@ -161,10 +167,19 @@ thread_local! {
     });
 }
 
+/// What a `void *predictor` points to. The judge calls one predictor from several threads at
+/// once, so it is `Send + Sync` (asserted below): the engine is, and the per-thread outputs are
+/// behind a mutex, each thread only ever touching its own slot. C gets a `Box::into_raw`
+/// pointer and only `ji_destroy_predictor` turns it back into the box.
 struct Predictor {
     engine: Engine,
     outputs: Arc<OutputSlots>,
 }
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Predictor>();
+};
 
 impl Predictor {
     /// Runs `f` with this thread's output slot (boxed, so pointers into it survive rehashing).
@@ -293,7 +308,8 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
 pub unsafe extern "C" fn ji_destroy_predictor(predictor: *mut c_void) {
     let _ = catch(|| {
         if !predictor.is_null() {
-            drop(Box::from_raw(predictor as *mut Predictor));
+            // SAFETY: a live pointer from ji_create_predictor, destroyed once (caller contract).
+            drop(unsafe { Box::from_raw(predictor as *mut Predictor) });
         }
         Ok(())
     });
@@ -414,7 +430,8 @@ pub unsafe extern "C" fn ji_calc_buffer(
     outFile: *const c_char,
     event: *mut JI_EVENT,
 ) -> c_int {
-    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    // SAFETY: `event` is NULL or writable (caller contract).
+    let ev = unsafe { event.as_mut() }.map(|e| (&mut e.code, &mut e.json));
     run_call(predictor, ev, |pred| {
         if buffer.is_null() {
             return Err(Error::InvalidArgument("buffer is NULL".into()));
@@ -424,10 +441,13 @@ pub unsafe extern "C" fn ji_calc_buffer(
                 "length {length} is not a positive byte count"
             )));
         }
-        let args = opt_str(args, "args")?;
-        let bytes = std::slice::from_raw_parts(buffer as *const u8, length as usize);
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
+        // SAFETY: non-NULL, `length` (> 0) readable bytes (caller contract).
+        let bytes = unsafe { std::slice::from_raw_parts(buffer as *const u8, length as usize) };
         let v = pred.engine.run_encoded_json(bytes, None, args)?;
-        write_out_file(outFile, bytes)?;
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        unsafe { write_out_file(outFile, bytes) }?;
         Ok(v)
     })
 }
@@ -445,22 +465,32 @@ pub unsafe extern "C" fn ji_calc_file(
     outFile: *const c_char,
     event: *mut JI_EVENT,
 ) -> c_int {
-    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    // SAFETY: `event` is NULL or writable (caller contract).
+    let ev = unsafe { event.as_mut() }.map(|e| (&mut e.code, &mut e.json));
     run_call(predictor, ev, |pred| {
-        let path = required_path(inFile, "inFile")?;
-        let args = opt_str(args, "args")?;
+        // SAFETY: the strings are NULL or NUL-terminated (caller contract).
+        let path = unsafe { required_path(inFile, "inFile") }?;
+        // SAFETY: as above.
+        let args = unsafe { opt_str(args, "args") }?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let v = pred.engine.run_encoded_json(&bytes, Some(path), args)?;
-        write_out_file(outFile, &bytes)?;
+        // SAFETY: as above.
+        unsafe { write_out_file(outFile, &bytes) }?;
         Ok(v)
     })
 }
 
+/// Writes `bytes` to `out_file` unless it is NULL or empty.
+///
+/// # Safety
+/// `out_file` is NULL or NUL-terminated.
 unsafe fn write_out_file(out_file: *const c_char, bytes: &[u8]) -> Result<()> {
-    if out_file.is_null() || *out_file == 0 {
+    // SAFETY: NULL or NUL-terminated, so its first byte is readable when non-NULL.
+    if out_file.is_null() || unsafe { *out_file } == 0 {
         return Ok(());
     }
-    let path = required_path(out_file, "outFile")?;
+    // SAFETY: as above.
+    let path = unsafe { required_path(out_file, "outFile") }?;
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
@@ -712,7 +742,8 @@ pub unsafe extern "C" fn ji_calc_image(
 #[no_mangle]
 pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c_char) -> c_int {
     run_call(predictor, None, |pred| {
-        let args = opt_str(args, "args")?;
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
         pred.engine.update_config(args)?;
         Ok(Value::Null)
     })

@@ -39,44 +39,44 @@
 /**
  * A NULL pointer, a bad size, or `args` that is not a JSON object.
  */
-#define EVSDK_ERR_INVALID_ARGUMENT -1
+#define EVSDK_ERR_INVALID_ARGUMENT (-1)
 
 /**
  * The bytes are not a decodable image (empty, truncated, unknown format).
  */
-#define EVSDK_ERR_DECODE -2
+#define EVSDK_ERR_DECODE (-2)
 
 /**
  * The config or class-names file is missing, malformed or inconsistent (also: CUDA asked
  * for but not available).
  */
-#define EVSDK_ERR_CONFIG -3
+#define EVSDK_ERR_CONFIG (-3)
 
 /**
  * The model file cannot be loaded as TorchScript, fails on a probe input, or its output
  * width differs from the number of classes.
  */
-#define EVSDK_ERR_MODEL_LOAD -4
+#define EVSDK_ERR_MODEL_LOAD (-4)
 
 /**
  * libtorch failed while running the model.
  */
-#define EVSDK_ERR_INFERENCE -5
+#define EVSDK_ERR_INFERENCE (-5)
 
 /**
  * An internal error (a caught Rust panic). The handle stays usable.
  */
-#define EVSDK_ERR_PANIC -6
+#define EVSDK_ERR_PANIC (-6)
 
 /**
  * A file could not be read.
  */
-#define EVSDK_ERR_IO -7
+#define EVSDK_ERR_IO (-7)
 
 /**
  * The image declares more pixels than the config's `max_image_pixels`.
  */
-#define EVSDK_ERR_IMAGE_TOO_LARGE -8
+#define EVSDK_ERR_IMAGE_TOO_LARGE (-8)
 
 /**
  * OpenCV `cv::Mat` type codes accepted in `JI_CV_FRAME.type`.
@@ -193,23 +193,23 @@ typedef void (*JiCallBack)(struct JiData *output, void *userData);
 
 #define JISDK_RET_SUCCEED 0
 
-#define JISDK_RET_FAILED -1
+#define JISDK_RET_FAILED (-1)
 
-#define JISDK_RET_UNUSED -2
+#define JISDK_RET_UNUSED (-2)
 
-#define JISDK_RET_INVALIDPARAMS -3
+#define JISDK_RET_INVALIDPARAMS (-3)
 
-#define JISDK_RET_OFFLINE -9
+#define JISDK_RET_OFFLINE (-9)
 
-#define JISDK_RET_OVERMAXQPS -99
+#define JISDK_RET_OVERMAXQPS (-99)
 
-#define JISDK_RET_UNAUTHORIZED -999
+#define JISDK_RET_UNAUTHORIZED (-999)
 
 #define JISDK_CODE_ALARM 0
 
 #define JISDK_CODE_NORMAL 1
 
-#define JISDK_CODE_FAILED -1
+#define JISDK_CODE_FAILED (-1)
 
 #define JISDK_PREDICTOR_DEFAULT 0
 
@@ -351,6 +351,10 @@ void ji_reinit(void);
  * Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
  * Returns NULL on failure; the reason is printed to stderr and available from
  * `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+ *
+ * Threads: the predictor may be used from any thread, and from several threads at once
+ * (calls run in parallel); one predictor per thread works too. Each thread's results
+ * (`event->json`, out frames) are its own and are freed when the thread ends.
  */
 void *ji_create_predictor(JiPredictorType pdtype);
 
@@ -396,6 +400,13 @@ int ji_calc_frame(void *predictor,
  * receives the input image unchanged (classification draws nothing). Event and return codes
  * as `ji_calc_frame`; a NULL `buffer` or a `length` of 0 or less is -3.
  *
+ * Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+ * next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+ * `ji_destroy_predictor`, whichever comes first.
+ *
+ * Threads: a predictor may be called from several threads at once; each thread has its own
+ * `event->json`.
+ *
  * # Safety
  * `buffer` points to `length` readable bytes; strings are NULL or NUL-terminated.
  */
@@ -409,6 +420,13 @@ int ji_calc_buffer(void *predictor,
 /**
  * Classifies an image file. `outFile` (may be NULL) receives a copy of the input file.
  * Event and return codes as `ji_calc_frame`; an unreadable file is -1.
+ *
+ * Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+ * next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+ * `ji_destroy_predictor`, whichever comes first.
+ *
+ * Threads: a predictor may be called from several threads at once; each thread has its own
+ * `event->json`.
  *
  * # Safety
  * Strings are NULL or NUL-terminated.

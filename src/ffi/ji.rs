@@ -284,6 +284,10 @@ pub extern "C" fn ji_reinit() {}
 /// Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
 /// Returns NULL on failure; the reason is printed to stderr and available from
 /// `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+///
+/// Threads: the predictor may be used from any thread, and from several threads at once
+/// (calls run in parallel); one predictor per thread works too. Each thread's results
+/// (`event->json`, out frames) are its own and are freed when the thread ends.
 #[no_mangle]
 pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     let _ = pdtype;
@@ -419,6 +423,13 @@ pub unsafe extern "C" fn ji_calc_frame(
 /// receives the input image unchanged (classification draws nothing). Event and return codes
 /// as `ji_calc_frame`; a NULL `buffer` or a `length` of 0 or less is -3.
 ///
+/// Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+/// next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+/// `ji_destroy_predictor`, whichever comes first.
+///
+/// Threads: a predictor may be called from several threads at once; each thread has its own
+/// `event->json`.
+///
 /// # Safety
 /// `buffer` points to `length` readable bytes; strings are NULL or NUL-terminated.
 #[no_mangle]
@@ -454,6 +465,13 @@ pub unsafe extern "C" fn ji_calc_buffer(
 
 /// Classifies an image file. `outFile` (may be NULL) receives a copy of the input file.
 /// Event and return codes as `ji_calc_frame`; an unreadable file is -1.
+///
+/// Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+/// next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+/// `ji_destroy_predictor`, whichever comes first.
+///
+/// Threads: a predictor may be called from several threads at once; each thread has its own
+/// `event->json`.
 ///
 /// # Safety
 /// Strings are NULL or NUL-terminated.

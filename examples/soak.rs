@@ -2,12 +2,14 @@
 //!   1. create/destroy cycles: resident memory growth after warm-up;
 //!   2. 8 threads x N calls with their own predictors, and 8 threads sharing one: no error,
 //!      results identical to the single-thread results;
-//!   3. many calls on one predictor: resident memory growth.
+//!   3. many calls on one predictor: resident memory growth;
+//!   4. thread churn: short-lived threads, each making one ji_calc_image call with an out
+//!      frame of a 1920x1080 image on a shared predictor: resident memory growth.
 //!
 //! Prints a report; the numbers go into BENCHMARKS.md (never asserted in tests).
 //!
 //! cargo run --release --example soak -- CONFIG IMAGE... [--cycles 1000] [--calls 100000]
-//!     [--thread-calls 500]
+//!     [--thread-calls 500] [--churn-threads 2000]
 
 use ji::ffi::ji::*;
 use std::ffi::{c_void, CStr, CString};
@@ -191,6 +193,56 @@ fn main() {
     let rss_end = rss_mb();
     println!(
         "one predictor: {calls} calls in {:.1} s, {errors} errors; RSS after {warm} calls {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
+        t0.elapsed().as_secs_f64(),
+        rss_end - rss_warm
+    );
+
+    // 4. thread churn: each short-lived thread leaves its out frame (6 MB) and JSON in the
+    // predictor until it ends.
+    let churn = arg(&args, "--churn-threads", 2000);
+    let p = Pred::new();
+    let (w, h) = (1920u32, 1080u32);
+    let frame = vec![128u8; w as usize * h as usize * 3];
+    let one_call = |p: &Pred| {
+        let info = JiImageInfo {
+            nWidth: w,
+            nHeight: h,
+            nWidthStride: w,
+            nHeightStride: h,
+            nFrameRate: 0,
+            dwTimeStamp: 0,
+            pData: frame.as_ptr() as *mut c_void,
+            nDataLen: frame.len() as u32,
+            nFormat: JI_IMAGE_TYPE_BGR,
+            nDataType: JI_UNSIGNED_CHAR,
+            nFrameNo: 0,
+            byRes: [0; 4],
+        };
+        let mut ev = JiEvent {
+            code: 0,
+            json: ptr::null(),
+        };
+        let mut outs: *mut JiImageInfo = ptr::null_mut();
+        let mut n = 0u32;
+        let rc = unsafe { ji_calc_image(p.0, &info, 1, ptr::null(), &mut outs, &mut n, &mut ev) };
+        rc == 0 && n == 1
+    };
+    let warm = (churn / 20).max(1);
+    let t0 = Instant::now();
+    let mut rss_warm = 0.0;
+    let mut errors = 0;
+    for i in 0..churn {
+        let ok = std::thread::scope(|s| s.spawn(|| one_call(&p)).join().unwrap());
+        if !ok {
+            errors += 1;
+        }
+        if i + 1 == warm {
+            rss_warm = rss_mb();
+        }
+    }
+    let rss_end = rss_mb();
+    println!(
+        "thread churn: {churn} threads x 1 ji_calc_image with a 1920x1080 out frame in {:.1} s, {errors} errors; RSS after {warm} threads {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
         t0.elapsed().as_secs_f64(),
         rss_end - rss_warm
     );

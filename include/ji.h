@@ -20,6 +20,18 @@
 
 
 /**
+ * A caller's scratch holding more than this is dropped when its call ends instead of being
+ * pooled: one burst of huge images must not pin their buffers for the life of the process.
+ * (A 20-megapixel photo's buffers fit.)
+ */
+#define MAX_POOLED_WORK_BYTES (96 << 20)
+
+/**
+ * The whole pool holds at most this many bytes, and at most `MAX_POOLED_WORKS` scratches.
+ */
+#define MAX_POOL_BYTES (256 << 20)
+
+/**
  * Success.
  */
 #define EVSDK_OK 0
@@ -27,44 +39,44 @@
 /**
  * A NULL pointer, a bad size, or `args` that is not a JSON object.
  */
-#define EVSDK_ERR_INVALID_ARGUMENT -1
+#define EVSDK_ERR_INVALID_ARGUMENT (-1)
 
 /**
  * The bytes are not a decodable image (empty, truncated, unknown format).
  */
-#define EVSDK_ERR_DECODE -2
+#define EVSDK_ERR_DECODE (-2)
 
 /**
  * The config or class-names file is missing, malformed or inconsistent (also: CUDA asked
  * for but not available).
  */
-#define EVSDK_ERR_CONFIG -3
+#define EVSDK_ERR_CONFIG (-3)
 
 /**
  * The model file cannot be loaded as TorchScript, fails on a probe input, or its output
  * width differs from the number of classes.
  */
-#define EVSDK_ERR_MODEL_LOAD -4
+#define EVSDK_ERR_MODEL_LOAD (-4)
 
 /**
  * libtorch failed while running the model.
  */
-#define EVSDK_ERR_INFERENCE -5
+#define EVSDK_ERR_INFERENCE (-5)
 
 /**
  * An internal error (a caught Rust panic). The handle stays usable.
  */
-#define EVSDK_ERR_PANIC -6
+#define EVSDK_ERR_PANIC (-6)
 
 /**
  * A file could not be read.
  */
-#define EVSDK_ERR_IO -7
+#define EVSDK_ERR_IO (-7)
 
 /**
  * The image declares more pixels than the config's `max_image_pixels`.
  */
-#define EVSDK_ERR_IMAGE_TOO_LARGE -8
+#define EVSDK_ERR_IMAGE_TOO_LARGE (-8)
 
 /**
  * OpenCV `cv::Mat` type codes accepted in `JI_CV_FRAME.type`.
@@ -81,7 +93,14 @@
 #define MAX_VERSION_LENGTH 512
 
 /**
- * An opaque classifier handle: the config, class names and loaded model.
+ * The most frames one `ji_calc_image` call accepts (more is -3): a batch is held in memory
+ * whole and runs as one forward pass.
+ */
+#define JI_MAX_IN_COUNT 32
+
+/**
+ * An opaque classifier handle: the config, class names and loaded model. One handle may be
+ * used from several threads at once.
  */
 typedef struct EvsdkHandle EvsdkHandle;
 
@@ -125,7 +144,10 @@ typedef int JiImageFormat;
 typedef int JiDataType;
 
 /**
- * ev_sdk 4.x image. `nWidthStride` is in pixels; `nDataLen` is not relied on.
+ * ev_sdk 4.x image. As input to `ji_calc_image`: 8-bit BGR (`nFormat` = `JI_IMAGE_TYPE_BGR`,
+ * `nDataType` = `JI_UNSIGNED_CHAR`); `nDataLen` bounds what is read, and `nWidthStride`'s
+ * unit (pixels or bytes) follows the rule stated on `ji_calc_image`. `nHeightStride`,
+ * `nFrameRate`, `dwTimeStamp` and `nFrameNo` are not used.
  */
 typedef struct JiImageInfo {
   unsigned int nWidth;
@@ -171,23 +193,23 @@ typedef void (*JiCallBack)(struct JiData *output, void *userData);
 
 #define JISDK_RET_SUCCEED 0
 
-#define JISDK_RET_FAILED -1
+#define JISDK_RET_FAILED (-1)
 
-#define JISDK_RET_UNUSED -2
+#define JISDK_RET_UNUSED (-2)
 
-#define JISDK_RET_INVALIDPARAMS -3
+#define JISDK_RET_INVALIDPARAMS (-3)
 
-#define JISDK_RET_OFFLINE -9
+#define JISDK_RET_OFFLINE (-9)
 
-#define JISDK_RET_OVERMAXQPS -99
+#define JISDK_RET_OVERMAXQPS (-99)
 
-#define JISDK_RET_UNAUTHORIZED -999
+#define JISDK_RET_UNAUTHORIZED (-999)
 
 #define JISDK_CODE_ALARM 0
 
 #define JISDK_CODE_NORMAL 1
 
-#define JISDK_CODE_FAILED -1
+#define JISDK_CODE_FAILED (-1)
 
 #define JISDK_PREDICTOR_DEFAULT 0
 
@@ -331,6 +353,10 @@ void ji_reinit(void);
  * Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
  * Returns NULL on failure; the reason is printed to stderr and available from
  * `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+ *
+ * Threads: the predictor may be used from any thread, and from several threads at once
+ * (calls run in parallel); one predictor per thread works too. Each thread's results
+ * (`event->json`, out frames) are its own and are freed when the thread ends.
  */
 void *ji_create_predictor(JiPredictorType pdtype);
 
@@ -345,14 +371,25 @@ void ji_destroy_predictor(void *predictor);
 
 /**
  * Classifies a raw frame: `type` 16 = CV_8UC3 (BGR), 24 = CV_8UC4 (BGRA), 0 = CV_8UC1 (gray);
- * `step` is the row pitch in bytes (0 = packed). `outFrame` (may be NULL) receives an
- * unmodified packed copy of the input, owned by the predictor. `event` (may be NULL) receives
- * the code (0 alarm, 1 normal, -1 failed) and the JSON (result, or an error object).
+ * `step` is the row pitch in bytes (0 = packed). `event` (may be NULL) receives the code
+ * (0 alarm, 1 normal, -1 failed) and the JSON (the result, or an error object).
  * Returns 0, -3 for bad parameters, -1 for other failures.
+ *
+ * `outFrame` (may be NULL) receives an unmodified packed copy of the input. On failure it is
+ * set to an empty frame (`data` NULL, sizes 0), as `ji_calc_image` clears its outputs, unless
+ * it is the same struct as `inFrame` (inputs are never modified).
+ *
+ * Ownership: `event->json` and `outFrame->data` belong to the predictor: do not free them.
+ * They stay valid until the next `ji_*` call on the same predictor from the same thread,
+ * the end of that thread, or `ji_destroy_predictor`, whichever comes first.
+ *
+ * Threads: a predictor may be called from several threads at once; each thread has its own
+ * `event->json` and out frames, so a call on another thread never invalidates yours.
  *
  * # Safety
  * `predictor` from `ji_create_predictor`; `inFrame` NULL or valid with `data` spanning
- * `step * (rows - 1) + cols * channels` bytes; `args` NULL or NUL-terminated.
+ * `step * (rows - 1) + cols * channels` bytes; `args` NULL or NUL-terminated; `outFrame` and
+ * `event` NULL or writable.
  */
 int ji_calc_frame(void *predictor,
                   const struct JI_CV_FRAME *inFrame,
@@ -363,7 +400,14 @@ int ji_calc_frame(void *predictor,
 /**
  * Classifies an encoded image (JPEG, PNG, BMP, ...) held in memory. `outFile` (may be NULL)
  * receives the input image unchanged (classification draws nothing). Event and return codes
- * as `ji_calc_frame`; a negative `length` is -3.
+ * as `ji_calc_frame`; a NULL `buffer` or a `length` of 0 or less is -3.
+ *
+ * Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+ * next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+ * `ji_destroy_predictor`, whichever comes first.
+ *
+ * Threads: a predictor may be called from several threads at once; each thread has its own
+ * `event->json`.
  *
  * # Safety
  * `buffer` points to `length` readable bytes; strings are NULL or NUL-terminated.
@@ -378,6 +422,13 @@ int ji_calc_buffer(void *predictor,
 /**
  * Classifies an image file. `outFile` (may be NULL) receives a copy of the input file.
  * Event and return codes as `ji_calc_frame`; an unreadable file is -1.
+ *
+ * Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+ * next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+ * `ji_destroy_predictor`, whichever comes first.
+ *
+ * Threads: a predictor may be called from several threads at once; each thread has its own
+ * `event->json`.
  *
  * # Safety
  * Strings are NULL or NUL-terminated.
@@ -401,16 +452,39 @@ int ji_calc_video_file(void *predictor,
                        const char *jsonFile);
 
 /**
- * ev_sdk 4.x: classifies `nInCount` BGR frames (`nWidthStride` in pixels; 0 = `nWidth`).
- * One frame gives that frame's result JSON; several run as one batch through the model and
- * give `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
- * {"frames": n}, "frames": [per-frame results in order]}`. `pOutFrames`/`nOutCount` (may be
- * NULL) receive predictor-owned unmodified copies of the inputs; on failure they are set to
- * NULL and 0. Returns 0, -3 or -1.
+ * ev_sdk 4.x: classifies `nInCount` (1 to `JI_MAX_IN_COUNT`) BGR frames. One frame gives
+ * that frame's result JSON; several run as one batch through the model and give
+ * `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
+ * {"frames": n}, "frames": [per-frame results in order]}`. Returns 0, -3 (bad parameters)
+ * or -1.
+ *
+ * Input frames: `nFormat` must be `JI_IMAGE_TYPE_BGR` and `nDataType` `JI_UNSIGNED_CHAR`;
+ * `nHeightStride` is not used. Nothing beyond what `nDataLen` allows is ever read:
+ * `nDataLen` is the buffer's size in bytes, or, as the platform's test tool fills it, the
+ * pixel count `nWidth * nHeight` of a packed buffer of 3 bytes per pixel. The platform uses
+ * both units for `nWidthStride` (its test tool pixels, its sample code `cv::Mat::step`
+ * bytes), so: 0 means packed rows; a value below `3 * nWidth` can only be pixels; a value of
+ * at least `3 * nWidth` is read in the unit that `nDataLen` can cover, and when `nDataLen`
+ * covers both readings the frame is refused (-3, with the reason in the event JSON and
+ * `evsdk_last_error()`) rather than guessed. A stride below `nWidth`, or a buffer too small
+ * for the frame, is -3.
+ *
+ * `pOutFrames`/`nOutCount` (may be NULL) receive unmodified packed copies of the inputs
+ * (`nWidthStride` = `nWidth` pixels, `nDataLen` in bytes); on failure they are set to NULL
+ * and 0.
+ *
+ * Ownership: `event->json`, `*pOutFrames` and every out frame's `pData` belong to the
+ * predictor: do not free them. They stay valid until the next `ji_*` call on the same
+ * predictor from the same thread, the end of that thread, or `ji_destroy_predictor`,
+ * whichever comes first.
+ *
+ * Threads: a predictor may be called from several threads at once; each thread has its own
+ * results, so a call on another thread never invalidates yours.
  *
  * # Safety
- * `pInFrames` points to `nInCount` valid images whose `pData` spans
- * `nWidthStride * 3 * (nHeight - 1) + nWidth * 3` bytes.
+ * `pInFrames` points to `nInCount` readable `JiImageInfo`s whose `pData` holds at least the
+ * bytes their `nDataLen` describes; `args` NULL or NUL-terminated; the out pointers NULL or
+ * writable.
  */
 JiErrorCode ji_calc_image(void *predictor,
                           const struct JiImageInfo *pInFrames,
@@ -422,7 +496,11 @@ JiErrorCode ji_calc_image(void *predictor,
 
 /**
  * Changes the predictor's defaults for later calls: a JSON object with `thresh`, `topk`,
- * `confidence_decimals` (other keys ignored). Returns 0, or -3 for invalid JSON / values.
+ * `confidence_decimals` (other keys ignored; keys not given keep their values). Returns 0,
+ * or -3 for invalid JSON / values.
+ *
+ * Threads: safe to call while other threads run calls on the predictor (they use the values
+ * they started with); concurrent updates are applied one after another, none is lost.
  *
  * # Safety
  * `predictor` from `ji_create_predictor`; `args` NULL or NUL-terminated.
@@ -431,12 +509,14 @@ int ji_update_config(void *predictor, const char *args);
 
 /**
  * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
- * "devices": ..}}` (NUL-terminated,
- * at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
- * config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
+ * "runtime": .., "devices": ..}}` (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes
+ * with the NUL) into the caller's buffer. `algo_version` comes from the config
+ * (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0; -3 for NULL; -1,
+ * with an empty string written, when the JSON would not fit (a very long `algo_version`): it
+ * is never cut short.
  *
  * # Safety
- * `pVersion` is NULL or points to at least 512 writable bytes.
+ * `pVersion` is NULL or points to at least `MAX_VERSION_LENGTH` writable bytes.
  */
 int ji_get_version(char *pVersion);
 

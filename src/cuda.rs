@@ -107,6 +107,18 @@ pub fn device_count() -> usize {
     }
 }
 
+/// `s` cut to at most `max` bytes (at a character boundary), with "..." when cut.
+fn shorten(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let mut end = max - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end]).into()
+}
+
 /// For `ji_get_version` and reports: whether CUDA was requested, loaded, and what libtorch sees.
 pub fn describe() -> serde_json::Value {
     match status() {
@@ -118,6 +130,10 @@ pub fn describe() -> serde_json::Value {
             "runtime": runtime_version().map(|v| format!("{}.{}", v / 1000, v % 1000 / 10)),
             "devices": device_count(),
         }),
-        Some(Err(e)) => serde_json::json!({"backend": format!("unavailable: {e}"), "devices": 0}),
+        // Bounded: ji_get_version's buffer holds 512 bytes in all.
+        Some(Err(e)) => serde_json::json!({
+            "backend": format!("unavailable: {}", shorten(e, 240)),
+            "devices": 0,
+        }),
     }
 }

@@ -165,6 +165,11 @@ fn check_size(width: u64, height: u64, opts: &DecodeOptions) -> Result<()> {
 /// A `len`-byte buffer, reusing `v` (left as it is when it already has that length: the
 /// decoder overwrites every byte).
 fn alloc_buffer(mut v: Vec<u8>, len: usize) -> Result<Vec<u8>> {
+    // A pooled buffer far larger than this image needs is let go, so one huge image does not
+    // keep its allocation alive through every later small one.
+    if v.capacity() > len.saturating_mul(2).max(1 << 20) {
+        v = Vec::new();
+    }
     if v.len() != len {
         v.clear();
         v.try_reserve_exact(len).map_err(|_| {

@@ -24,6 +24,31 @@ struct Work {
     input: Vec<f32>,
 }
 
+/// A caller's scratch holding more than this is dropped when its call ends instead of being
+/// pooled: one burst of huge images must not pin their buffers for the life of the process.
+/// (A 20-megapixel photo's buffers fit.)
+pub const MAX_POOLED_WORK_BYTES: usize = 96 << 20;
+/// The whole pool holds at most this many bytes, and at most `MAX_POOLED_WORKS` scratches.
+pub const MAX_POOL_BYTES: usize = 256 << 20;
+const MAX_POOLED_WORKS: usize = 8;
+
+impl Work {
+    fn retained_bytes(&self) -> usize {
+        self.decoded.capacity()
+            + self.input.capacity() * std::mem::size_of::<f32>()
+            + self.pre.retained_bytes()
+    }
+}
+
+/// Shared across threads by both C APIs (one handle or predictor, concurrent calls): must stay
+/// `Send + Sync`. `Model` holds a tch `CModule`, which tch declares `Send + Sync` (libtorch's
+/// `Module::forward` is safe to call concurrently); everything else is immutable after
+/// `new` or behind a lock.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+};
+
 pub struct Engine {
     config: Config,
     names: Vec<String>,
@@ -68,9 +93,9 @@ impl Engine {
                 names.len()
             )));
         }
-        let probe = vec![0f32; 3 * size.height as usize * size.width as usize];
+        let mut probe = vec![0f32; 3 * size.height as usize * size.width as usize];
         for _ in 1..config.warmup {
-            model.forward(&probe, 1, size.height, size.width)?;
+            model.forward(&mut probe, 1, size.height, size.width)?;
         }
         Ok(Engine {
             device_name: model::device_name(device),
@@ -84,6 +109,11 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The config's `max_image_pixels`: larger images and frames are refused.
+    pub fn max_image_pixels(&self) -> u64 {
+        self.config.preprocess.max_image_pixels
     }
 
     pub fn class_names(&self) -> &[String] {
@@ -104,9 +134,11 @@ impl Engine {
     }
 
     /// Changes the defaults for later calls (`ji_update_config`); same keys as `args`.
+    /// The read, the merge and the write happen under one write lock, so concurrent updates
+    /// of different keys are all kept.
     pub fn update_config(&self, args: Option<&str>) -> Result<()> {
-        let updated = self.run_defaults().with_args(args)?;
-        *self.run_defaults.write().unwrap_or_else(|e| e.into_inner()) = updated;
+        let mut defaults = self.run_defaults.write().unwrap_or_else(|e| e.into_inner());
+        *defaults = defaults.with_args(args)?;
         Ok(())
     }
 
@@ -206,7 +238,7 @@ impl Engine {
             size.expect("non-empty batch")
         };
         self.model
-            .forward(&work.input, images.len(), size.height, size.width)
+            .forward(&mut work.input, images.len(), size.height, size.width)
     }
 
     /// Appends the tensors of `images` to `out`; all must have the same size.
@@ -289,12 +321,24 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Pools `work` for the next call, within the pool's bounds (count and bytes); what does
+    /// not fit is freed now.
     fn return_work(&self, work: Work) {
+        let bytes = work.retained_bytes();
+        if bytes > MAX_POOLED_WORK_BYTES {
+            return;
+        }
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: a burst of concurrent callers must not leave memory parked forever.
-        if pool.len() < 8 {
+        let pooled: usize = pool.iter().map(Work::retained_bytes).sum();
+        if pool.len() < MAX_POOLED_WORKS && pooled + bytes <= MAX_POOL_BYTES {
             pool.push(work);
         }
+    }
+
+    /// Bytes the buffer pool holds between calls (at most `MAX_POOL_BYTES`).
+    pub fn pooled_bytes(&self) -> usize {
+        let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter().map(Work::retained_bytes).sum()
     }
 }
 

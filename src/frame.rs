@@ -16,78 +16,117 @@ pub struct RawFrame<'a> {
 }
 
 impl RawFrame<'_> {
-    /// Bytes the frame must span: every row but the last at full stride, plus one packed row.
-    pub fn required_len(width: u32, height: u32, stride: usize, channels: u32) -> usize {
+    /// Bytes the frame must span: every row but the last at full stride, plus one packed row
+    /// (`None` when that does not fit in `usize`).
+    pub fn required_len(width: u32, height: u32, stride: usize, channels: u32) -> Option<usize> {
         if height == 0 {
-            return 0;
+            return Some(0);
         }
-        stride * (height as usize - 1) + width as usize * channels as usize
+        stride
+            .checked_mul(height as usize - 1)?
+            .checked_add(width as usize * channels as usize)
     }
 
-    /// Checks the geometry; `max_pixels` guards against absurd sizes.
-    pub fn validate(&self, max_pixels: u64) -> Result<()> {
+    /// Checks a frame's geometry before any view of its buffer exists: size, channels,
+    /// `max_pixels` (absurd sizes), stride. Returns the bytes the frame spans.
+    pub fn check_geometry(
+        width: u32,
+        height: u32,
+        stride: usize,
+        channels: u32,
+        max_pixels: u64,
+    ) -> Result<usize> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.width == 0 || self.height == 0 {
+        if width == 0 || height == 0 {
+            return bad(format!("frame size {width}x{height} is empty"));
+        }
+        if !matches!(channels, 1 | 3 | 4) {
             return bad(format!(
-                "frame size {}x{} is empty",
-                self.width, self.height
+                "unsupported channel count {channels} (1 = gray, 3 = BGR, 4 = BGRA)"
             ));
         }
-        if !matches!(self.channels, 1 | 3 | 4) {
-            return bad(format!(
-                "unsupported channel count {} (1 = gray, 3 = BGR, 4 = BGRA)",
-                self.channels
-            ));
-        }
-        let pixels = self.width as u64 * self.height as u64;
+        let pixels = width as u64 * height as u64;
         if pixels > max_pixels {
             return Err(Error::ImageTooLarge {
-                width: self.width as u64,
-                height: self.height as u64,
+                width: width as u64,
+                height: height as u64,
                 pixels,
                 limit: max_pixels,
             });
         }
-        let row = self.width as usize * self.channels as usize;
-        if self.stride < row {
+        let row = width as usize * channels as usize;
+        if stride < row {
             return bad(format!(
-                "stride {} bytes is smaller than a row of {} pixels x {} channels = {row} bytes",
-                self.stride, self.width, self.channels
+                "stride {stride} bytes is smaller than a row of {width} pixels x {channels} \
+                 channels = {row} bytes"
             ));
         }
-        let need = Self::required_len(self.width, self.height, self.stride, self.channels);
+        Self::required_len(width, height, stride, channels)
+            .ok_or_else(|| Error::InvalidArgument("frame geometry overflows".into()))
+    }
+
+    /// Checks the geometry and that the buffer spans it; `max_pixels` guards against absurd
+    /// sizes.
+    pub fn validate(&self, max_pixels: u64) -> Result<()> {
+        let need = Self::check_geometry(
+            self.width,
+            self.height,
+            self.stride,
+            self.channels,
+            max_pixels,
+        )?;
         if self.pixels.len() < need {
-            return bad(format!(
+            return Err(Error::InvalidArgument(format!(
                 "frame buffer holds {} bytes, {}x{} with stride {} needs {need}",
                 self.pixels.len(),
                 self.width,
                 self.height,
                 self.stride
-            ));
+            )));
         }
         Ok(())
     }
 
-    /// The frame's pixels with the row padding removed (an unmodified copy for the caller).
-    pub fn packed_copy(&self) -> Vec<u8> {
+    /// The frame's pixels with the row padding removed (an unmodified copy for the caller),
+    /// written into `out` (cleared first; its allocation is reused).
+    pub fn packed_copy_into(&self, out: &mut Vec<u8>) {
         let row = self.width as usize * self.channels as usize;
-        let mut out = Vec::with_capacity(row * self.height as usize);
+        let len = row * self.height as usize;
+        if out.capacity() > len.saturating_mul(2).max(1 << 20) {
+            *out = Vec::new(); // do not keep an earlier, much larger frame's allocation
+        }
+        out.clear();
+        out.reserve(len);
         for y in 0..self.height as usize {
             out.extend_from_slice(&self.pixels[y * self.stride..y * self.stride + row]);
         }
+    }
+
+    /// The frame's pixels with the row padding removed, in a new buffer.
+    pub fn packed_copy(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.packed_copy_into(&mut out);
         out
     }
 
     /// Converts to RGB the way `convert('RGB')` treats the equivalent PIL image
     /// (gray replicated, alpha dropped).
     pub fn to_rgb(&self, max_pixels: u64) -> Result<RgbImage> {
+        self.to_rgb_reusing(max_pixels, Vec::new())
+    }
+
+    /// `to_rgb` into `data`'s allocation (cleared first), so a caller can pool the buffer.
+    pub fn to_rgb_reusing(&self, max_pixels: u64, mut data: Vec<u8>) -> Result<RgbImage> {
         self.validate(max_pixels)?;
         let (w, h, c) = (
             self.width as usize,
             self.height as usize,
             self.channels as usize,
         );
-        let mut data = Vec::with_capacity(w * h * 3);
+        data.clear();
+        data.try_reserve_exact(w * h * 3).map_err(|_| {
+            Error::InvalidArgument(format!("cannot allocate {} bytes for the frame", w * h * 3))
+        })?;
         for y in 0..h {
             let row = &self.pixels[y * self.stride..y * self.stride + w * c];
             match c {

@@ -3,6 +3,11 @@
 //!
 //! The safe core (config, class names, decode, resize, preprocess, model, output, engine)
 //! never sees a raw pointer; `ffi` is the thin C layer over it.
+//!
+//! Every unsafe operation sits in its own `unsafe` block with a `SAFETY` note, also inside
+//! `unsafe fn`s (the C entry points), so each one states what it relies on.
+
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod class_names;
 pub mod config;

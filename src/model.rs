@@ -67,7 +67,10 @@ extern "C" {
 }
 
 // tch's CModule is exactly its `torch::jit::Module*` (dropped with `delete`); the optimized
-// module is handed over as one. Checked here at compile time.
+// module is handed over as one. This relies on tch's private layout, which is why Cargo.toml
+// pins tch to exactly 0.24.0: re-check src/wrappers/jit.rs (`pub struct CModule { pub(crate)
+// c_module: *mut CModule_ }`, freed by `atm_free`) before moving the pin. The size is checked
+// here at compile time; tests/robustness.rs creates and drops optimized modules.
 const _: () =
     assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut std::ffi::c_void>());
 
@@ -164,8 +167,8 @@ impl Model {
             num_classes: 0,
         };
         let (h, w) = input_hw;
-        let probe = vec![0f32; 3 * h as usize * w as usize];
-        let out = model.forward(&probe, 1, h, w).map_err(|e| {
+        let mut probe = vec![0f32; 3 * h as usize * w as usize];
+        let out = model.forward(&mut probe, 1, h, w).map_err(|e| {
             Error::ModelLoad(format!(
                 "{}: a forward pass on a 1x3x{h}x{w} input failed: {}",
                 path.display(),
@@ -190,7 +193,9 @@ impl Model {
 
     /// Runs the model on `batch` CHW float32 images laid end to end in `input`;
     /// returns the raw outputs, `batch` rows of equal width, as f32.
-    pub fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+    /// `input` is borrowed mutably: the tensor is a view of it, and a model may write its input
+    /// in place (an in-place first op), so it must not be shared while the model runs.
+    pub fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
         let _guard = tch::no_grad_guard();
         let shape = [batch as i64, 3, h as i64, w as i64];
         let inference = |e: tch::TchError| Error::Inference(summarize_torch_error(&e.to_string()));
@@ -203,11 +208,13 @@ impl Model {
         }
         let strides = [3 * h as i64 * w as i64, h as i64 * w as i64, w as i64, 1];
         // SAFETY: a view of `input` (numel f32 values, checked above) without copying it;
-        // every tensor made here, including any output aliasing the input, is dropped or
-        // copied out before this function returns, while `input` is still borrowed.
+        // `input` is borrowed mutably, so a model writing its input in place writes memory
+        // nothing else reads meanwhile; every tensor made here, including any output aliasing
+        // the input, is dropped or copied out before this function returns, while `input` is
+        // still borrowed.
         let mut x = unsafe {
             Tensor::f_from_blob(
-                input.as_ptr() as *const u8,
+                input.as_mut_ptr() as *const u8,
                 &shape,
                 &strides,
                 Kind::Float,

@@ -20,6 +20,11 @@ impl Preprocessor {
         Self::default()
     }
 
+    /// Heap bytes these buffers hold on to, for the engine's pool bound.
+    pub fn retained_bytes(&self) -> usize {
+        self.scratch.retained_bytes() + self.canvas.data.capacity() + self.resized.data.capacity()
+    }
+
     /// The image the resize step reads (the letterbox canvas or `img`) and its target size.
     fn resize_input<'a>(
         canvas: &'a mut RgbImage,

@@ -242,6 +242,22 @@ impl Scratch {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Heap bytes these buffers hold on to (their capacities), for the engine's pool bound.
+    pub fn retained_bytes(&self) -> usize {
+        fn cap<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let coeffs = |c: &Coeffs| cap(&c.bounds) + cap(&c.kk);
+        coeffs(&self.horiz)
+            + coeffs(&self.vert)
+            + cap(&self.tmp)
+            + cap(&self.acc)
+            + cap(&self.rows.row4)
+            + cap(&self.rows.pad[0])
+            + cap(&self.rows.pad[1])
+            + cap(&self.f64_buf)
+    }
 }
 
 /// A rectangle of the output image: `width x height` pixels at (`x`, `y`).

@@ -53,6 +53,24 @@ int main() {
         failures++;
     }
 
+    // Negative code macros are parenthesised, as in the platform's header ("(-1)", not "-1").
+#define JI_STR(x) #x
+#define JI_XSTR(x) JI_STR(x)
+    const char *const spelled[][2] = {
+        {JI_XSTR(JISDK_RET_FAILED), "(-1)"},
+        {JI_XSTR(JISDK_RET_INVALIDPARAMS), "(-3)"},
+        {JI_XSTR(JISDK_RET_UNAUTHORIZED), "(-999)"},
+        {JI_XSTR(JISDK_CODE_FAILED), "(-1)"},
+        {JI_XSTR(EVSDK_ERR_IMAGE_TOO_LARGE), "(-8)"},
+        {JI_XSTR(JISDK_RET_FACE_DB_OVERRUN), "(-1010)"},
+    };
+    for (const auto &m : spelled) {
+        if (std::strcmp(m[0], m[1]) != 0) {
+            std::printf("FAIL: a code macro reads %s, expected %s\n", m[0], m[1]);
+            failures++;
+        }
+    }
+
     // Declared by the 4.x header for face tasks; a classifier answers "not implemented".
     char buf[512] = "untouched";
     const JiErrorCode face[] = {

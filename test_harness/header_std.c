@@ -2,6 +2,14 @@
  * contestant code built with old standards. Compiled, not run, by the Makefile. */
 #include "ji.h"
 #include "ji_types.h"
+#include "ji_error.h"
+
+/* The 4.x header's face-recognition codes are declared, with the platform's values. */
+typedef char face_codes_are_declared[(-JISDK_RET_NO_FACE_DETECTED == 1000 &&
+                                      -JISDK_RET_FACE_DB_OVERRUN == 1010 &&
+                                      -JISDK_RET_OTHER_FAILED == 1014)
+                                         ? 1
+                                         : -1];
 
 int main(void) {
     char version[MAX_VERSION_LENGTH];

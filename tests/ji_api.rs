@@ -528,3 +528,367 @@ fn child_create_fails() {
     assert!(p.is_null());
     assert!(last_error().contains("not_a_model.pt"), "{}", last_error());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Untrusted 4.x frames: nWidthStride's unit, nDataLen, nDataType, nInCount (issue 12).
+
+/// A `w`x`h` red BGR frame whose rows are `pitch` bytes apart; the padding is blue, so a
+/// wrong reading of the stride shows in the out-frame copy.
+fn padded_red(w: usize, h: usize, pitch: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for _ in 0..h {
+        let start = v.len();
+        for _ in 0..w {
+            v.extend_from_slice(&[20, 20, 200]);
+        }
+        while v.len() < start + pitch {
+            v.push(if (v.len() - start) % 3 == 0 { 200 } else { 20 });
+        }
+    }
+    v
+}
+
+/// Calls ji_calc_image on one frame; returns the code, the event JSON and the out copy.
+fn calc_one(p: &Pred, info: &JiImageInfo) -> (i32, serde_json::Value, Option<Vec<u8>>) {
+    let mut ev = JiEvent {
+        code: 99,
+        json: ptr::null(),
+    };
+    let mut outs: *mut JiImageInfo = ptr::null_mut();
+    let mut n = 7u32;
+    let rc = unsafe { ji_calc_image(p.0, info, 1, ptr::null(), &mut outs, &mut n, &mut ev) };
+    let v: serde_json::Value =
+        serde_json::from_str(unsafe { CStr::from_ptr(ev.json) }.to_str().unwrap()).unwrap();
+    let copy = if rc == 0 {
+        assert_eq!(n, 1);
+        let o = unsafe { &*outs };
+        assert_eq!(
+            o.nDataLen as usize,
+            info.nWidth as usize * info.nHeight as usize * 3
+        );
+        Some(
+            unsafe { std::slice::from_raw_parts(o.pData as *const u8, o.nDataLen as usize) }
+                .to_vec(),
+        )
+    } else {
+        assert_eq!((outs, n), (ptr::null_mut(), 0));
+        assert_eq!(ev.code, JISDK_CODE_FAILED);
+        None
+    };
+    (rc, v, copy)
+}
+
+#[test]
+fn calc_image_stride_in_pixels_or_bytes_never_reads_past_data_len() {
+    let p = Pred::new();
+    let (w, h) = (10usize, 6usize);
+    let packed = padded_red(w, h, w * 3);
+    let frame = |data: &mut Vec<u8>, stride: usize, len: usize| JiImageInfo {
+        nWidthStride: stride as u32,
+        nDataLen: len as u32,
+        ..info(data, w as u32, h as u32)
+    };
+    let ok = |data: &mut Vec<u8>, stride: usize, len: usize, case: &str| {
+        let (rc, v, copy) = calc_one(&p, &frame(data, stride, len));
+        assert_eq!(rc, 0, "{case}: {v}");
+        assert_eq!(v["model_data"]["class_id"], 0, "{case}: {v}");
+        assert_eq!(
+            copy.unwrap(),
+            packed,
+            "{case}: the rows read are not the frame's rows"
+        );
+    };
+    let refused = |data: &mut Vec<u8>, stride: usize, len: usize, case: &str, why: &str| {
+        let (rc, v, _) = calc_one(&p, &frame(data, stride, len));
+        assert_eq!(rc, JISDK_RET_INVALIDPARAMS, "{case}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{case}: {msg}");
+    };
+
+    // Pixels, as the platform's test tool: stride = width, nDataLen = the pixel count.
+    ok(&mut packed.clone(), w, w * h, "pixels, pixel count");
+    // Stride 0 = packed; nDataLen in bytes.
+    ok(&mut packed.clone(), 0, w * h * 3, "packed, bytes");
+    // Padded rows with the stride in pixels (4 pixels of padding), nDataLen in bytes.
+    let mut px = padded_red(w, h, (w + 4) * 3);
+    let len = px.len();
+    ok(&mut px, w + 4, len, "stride in pixels, bytes");
+    // Stride in bytes (cv::Mat::step with 5 bytes of padding), nDataLen in bytes: the old code
+    // read it as pixels, 3 times too far per row, past the buffer.
+    let mut by = padded_red(w, h, w * 3 + 5);
+    let len = by.len();
+    ok(&mut by, w * 3 + 5, len, "stride in bytes, bytes");
+    // ... and with nDataLen the exact span (last row unpadded).
+    ok(&mut by, w * 3 + 5, len - 5, "stride in bytes, exact span");
+    // Stride in bytes of packed rows (step = 3 * width), nDataLen the pixel count.
+    ok(
+        &mut packed.clone(),
+        w * 3,
+        w * h,
+        "packed step in bytes, pixel count",
+    );
+    // Stride in bytes with padding, nDataLen the pixel count: 3 * w * h bytes cannot hold
+    // the padded rows, so nothing vouches for the bytes the frame would span.
+    refused(
+        &mut by,
+        w * 3 + 5,
+        w * h,
+        "padded step, pixel count",
+        "too small",
+    );
+    // A stride of at least 3 * width in pixels, with a buffer big enough for that: the same
+    // numbers read as bytes also fit, so the frame is refused instead of guessed.
+    let mut wide = padded_red(w, h, w * 3 * 3);
+    let len = wide.len();
+    refused(
+        &mut wide,
+        w * 3,
+        len,
+        "ambiguous",
+        "refused rather than guessed",
+    );
+    // nDataLen too small for the frame, in either unit.
+    refused(
+        &mut packed.clone(),
+        w,
+        w * h * 3 - 1,
+        "short buffer",
+        "too small",
+    );
+    refused(&mut packed.clone(), w, 0, "nDataLen 0", "nDataLen is 0");
+    refused(
+        &mut packed.clone(),
+        w - 1,
+        w * h * 3,
+        "stride below width",
+        "smaller than nWidth",
+    );
+    // One row: any stride reads the same bytes.
+    let mut one = padded_red(w, 1, w * 3);
+    let (rc, v, _) = calc_one(
+        &p,
+        &JiImageInfo {
+            nWidthStride: (w * 3) as u32,
+            nDataLen: (w * 3) as u32,
+            ..info(&mut one, w as u32, 1)
+        },
+    );
+    assert_eq!(rc, 0, "{v}");
+    // An absurd width over a tiny buffer is refused before anything is read.
+    let (rc, v, _) = calc_one(
+        &p,
+        &JiImageInfo {
+            nWidth: u32::MAX,
+            nWidthStride: u32::MAX,
+            nDataLen: 30,
+            ..info(&mut one, w as u32, 2)
+        },
+    );
+    assert_ne!(rc, 0, "{v}");
+}
+
+#[test]
+fn calc_image_checks_data_type_format_and_frame_count() {
+    let p = Pred::new();
+    let mut red = frame_bytes(8, 8, [20, 20, 200], 0);
+    for (dtype, name) in [
+        (JI_UINT32_T, "uint32"),
+        (JI_UNSIGNED_SHORT, "ushort"),
+        (JI_SIGNED_CHAR, "schar"),
+    ] {
+        let f = JiImageInfo {
+            nDataType: dtype,
+            ..info(&mut red, 8, 8)
+        };
+        let (rc, v, _) = calc_one(&p, &f);
+        assert_eq!(rc, JISDK_RET_INVALIDPARAMS, "{name}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nDataType"),
+            "{v}"
+        );
+    }
+    let f = JiImageInfo {
+        nFormat: JI_IMAGE_TYPE_YUV442,
+        ..info(&mut red, 8, 8)
+    };
+    assert_eq!(calc_one(&p, &f).0, JISDK_RET_INVALIDPARAMS);
+    // nInCount is capped: JI_MAX_IN_COUNT frames run, one more is -3.
+    let infos: Vec<JiImageInfo> = (0..JI_MAX_IN_COUNT + 1)
+        .map(|_| info(&mut red, 8, 8))
+        .collect();
+    let mut ev = JiEvent {
+        code: 99,
+        json: ptr::null(),
+    };
+    let rc = |n: u32, ev: &mut JiEvent| unsafe {
+        ji_calc_image(
+            p.0,
+            infos.as_ptr(),
+            n,
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ev,
+        )
+    };
+    assert_eq!(rc(JI_MAX_IN_COUNT, &mut ev), 0, "{}", last_error());
+    assert_eq!(rc(JI_MAX_IN_COUNT + 1, &mut ev), JISDK_RET_INVALIDPARAMS);
+    assert!(last_error().contains("nInCount"), "{}", last_error());
+}
+
+#[test]
+fn calc_buffer_of_length_0_is_an_invalid_parameter() {
+    let p = Pred::new();
+    let bytes = [0xFFu8, 0xD8];
+    let mut ev = JI_EVENT {
+        code: 99,
+        json: ptr::null(),
+    };
+    let rc = unsafe {
+        ji_calc_buffer(
+            p.0,
+            bytes.as_ptr() as *const c_void,
+            0,
+            ptr::null(),
+            ptr::null(),
+            &mut ev,
+        )
+    };
+    assert_eq!(rc, JISDK_RET_INVALIDPARAMS);
+    assert_eq!(event_json(&ev)["error"]["kind"], "invalid_argument");
+}
+
+#[test]
+fn a_failed_calc_frame_clears_out_frame_like_calc_image() {
+    let p = Pred::new();
+    let mut data = frame_bytes(4, 4, [20, 20, 200], 0);
+    let inp = JI_CV_FRAME {
+        rows: 4,
+        cols: 4,
+        r#type: JI_CV_8UC3,
+        data: data.as_mut_ptr() as *mut c_void,
+        step: 12,
+    };
+    let mut out = JI_CV_FRAME {
+        rows: 0,
+        cols: 0,
+        r#type: -1,
+        data: ptr::null_mut(),
+        step: 0,
+    };
+    let mut ev = JI_EVENT {
+        code: 99,
+        json: ptr::null(),
+    };
+    assert_eq!(
+        unsafe { ji_calc_frame(p.0, &inp, ptr::null(), &mut out, &mut ev) },
+        0
+    );
+    assert!(!out.data.is_null());
+    let bad = JI_CV_FRAME { r#type: 5, ..inp };
+    let rc = unsafe { ji_calc_frame(p.0, &bad, ptr::null(), &mut out, &mut ev) };
+    assert_eq!(rc, JISDK_RET_INVALIDPARAMS);
+    assert!(
+        out.data.is_null(),
+        "a failed call left the previous out frame"
+    );
+    assert_eq!((out.rows, out.cols, out.step), (0, 0, 0));
+    // The input struct itself is never written, even when passed as outFrame too.
+    let mut same = JI_CV_FRAME { r#type: 5, ..inp };
+    let same_ptr: *mut JI_CV_FRAME = &mut same;
+    let rc = unsafe { ji_calc_frame(p.0, same_ptr, ptr::null(), same_ptr, &mut ev) };
+    assert_eq!(rc, JISDK_RET_INVALIDPARAMS);
+    assert_eq!((same.rows, same.r#type), (4, 5));
+}
+
+#[test]
+fn update_config_from_two_threads_loses_no_update() {
+    // Engine-level: the read-modify-write of the defaults must be one step. Each thread owns
+    // one key and checks, before each write, that its previous write is still there: a
+    // concurrent update that read the defaults before that write and stored them after it
+    // would have reverted it.
+    let engine = ji::Engine::from_config_path(Some(&fixture("colour.json"))).unwrap();
+    let iterations = 2_000_000;
+    let lost: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let engine = &engine;
+                s.spawn(move || {
+                    let mut lost = 0;
+                    let mut last: Option<usize> = None;
+                    for i in 0..iterations {
+                        let d = engine.run_defaults();
+                        let now = if t == 0 {
+                            d.topk
+                        } else {
+                            (d.thresh * 1000.0).round() as usize
+                        };
+                        if last.is_some_and(|l| l != now) {
+                            lost += 1;
+                        }
+                        let v = 2 + i % 500;
+                        let args = if t == 0 {
+                            format!(r#"{{"topk": {v}}}"#)
+                        } else {
+                            format!(r#"{{"thresh": {}}}"#, v as f64 / 1000.0)
+                        };
+                        engine.update_config(Some(&args)).unwrap();
+                        last = Some(v);
+                    }
+                    lost
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert_eq!(lost, 0, "{lost} updates were lost to a concurrent update");
+}
+
+#[test]
+fn get_version_fails_instead_of_truncating() {
+    if std::env::var("JI_CHILD").is_ok() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ji_version_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("colour.json")).unwrap()).unwrap();
+    for key in ["model_path", "class_names_path"] {
+        let rel = cfg[key].as_str().unwrap().to_owned();
+        cfg[key] = fixtures().join(rel).to_str().unwrap().into();
+    }
+    cfg["algo_version"] = "v".repeat(600).into();
+    let path = dir.join("long_version.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_long_version",
+            "--nocapture",
+            "--include-ignored",
+        ])
+        .env("JI_CHILD", "1")
+        .env("EV_SDK_CONFIG", &path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+#[test]
+#[ignore = "run by get_version_fails_instead_of_truncating in a child process"]
+fn child_long_version() {
+    assert!(std::env::var("JI_CHILD").is_ok());
+    let mut buf = [b'x' as i8; MAX_VERSION_LENGTH];
+    assert_eq!(
+        unsafe { ji_get_version(buf.as_mut_ptr()) },
+        JISDK_RET_FAILED
+    );
+    assert_eq!(buf[0], 0, "no cut-off JSON is left in the buffer");
+    assert!(last_error().contains("algo_version"), "{}", last_error());
+}

@@ -240,3 +240,19 @@ fn release_of_null_and_free_of_null_are_fine_and_handles_are_independent() {
         h.still_works();
     }
 }
+
+#[test]
+fn optimized_modules_are_created_used_and_dropped_repeatedly() {
+    // The optimized module is handed to tch as a CModule built from a raw pointer (src/model.rs);
+    // dropping it must free it the way tch frees its own, again and again.
+    let image = read("images/red.jpg");
+    let first = Handle::open("conv_optimized.json").run(&image).unwrap();
+    for _ in 0..3 {
+        let h = Handle::open("conv_optimized.json");
+        let v = h.run(&image).unwrap();
+        assert_eq!(v["model_data"]["class_id"], first["model_data"]["class_id"]);
+        drop(h);
+    }
+    // A plain engine still works after them.
+    Handle::open("colour.json").still_works();
+}

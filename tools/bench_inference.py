@@ -248,6 +248,7 @@ def main():
                         infos[i].nWidth, infos[i].nHeight = f.shape[1], f.shape[0]
                         infos[i].nWidthStride, infos[i].nHeightStride = f.shape[1], f.shape[0]
                         infos[i].pData = f.ctypes.data
+                        infos[i].nDataLen = f.nbytes
                         infos[i].nFormat, infos[i].nDataType = 0, 2
                     t0 = time.perf_counter()
                     rc = lib.ji_calc_image(pred, infos, len(chunk), None, None, None, ctypes.byref(ev))

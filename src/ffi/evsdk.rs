@@ -28,10 +28,17 @@ pub const EVSDK_ERR_IO: c_int = -7;
 /// The image declares more pixels than the config's `max_image_pixels`.
 pub const EVSDK_ERR_IMAGE_TOO_LARGE: c_int = -8;
 
-/// An opaque classifier handle: the config, class names and loaded model.
+/// An opaque classifier handle: the config, class names and loaded model. One handle may be
+/// used from several threads at once.
 pub struct EvsdkHandle {
     pub(crate) engine: Engine,
 }
+
+// Concurrent calls share one handle through a C pointer: it must be Send + Sync.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<EvsdkHandle>();
+};
 
 fn borrow_handle<'a>(h: *const EvsdkHandle) -> Result<&'a EvsdkHandle> {
     // SAFETY: the caller passes NULL or a live handle from evsdk_init (documented contract).
@@ -73,10 +80,12 @@ pub unsafe extern "C" fn evsdk_init(
         let path = if config_path.is_null() {
             None
         } else {
-            Some(required_path(config_path, "config_path")?)
+            // SAFETY: a NUL-terminated string (caller contract).
+            Some(unsafe { required_path(config_path, "config_path") }?)
         };
         let engine = Engine::from_config_path(path)?;
-        *out_handle = Box::into_raw(Box::new(EvsdkHandle { engine }));
+        // SAFETY: checked non-NULL; writable (caller contract).
+        unsafe { *out_handle = Box::into_raw(Box::new(EvsdkHandle { engine })) };
         Ok(())
     })
 }
@@ -108,8 +117,10 @@ pub unsafe extern "C" fn evsdk_process_image(
         if data.is_null() {
             return Err(Error::InvalidArgument("data is NULL".into()));
         }
-        let args = opt_str(args, "args")?;
-        let bytes = std::slice::from_raw_parts(data, len);
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
+        // SAFETY: non-NULL and `len` readable bytes (caller contract).
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
         write_json(&h.engine.run_encoded_json(bytes, None, args)?, out_json);
         Ok(())
     })
@@ -130,8 +141,10 @@ pub unsafe extern "C" fn evsdk_process_file(
     guard(|| {
         let h = borrow_handle(handle)?;
         check_out(out_json, "out_json")?;
-        let path: &Path = required_path(path, "path")?;
-        let args = opt_str(args, "args")?;
+        // SAFETY: the strings are NULL or NUL-terminated (caller contract).
+        let path: &Path = unsafe { required_path(path, "path") }?;
+        // SAFETY: as above.
+        let args = unsafe { opt_str(args, "args") }?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         write_json(
             &h.engine.run_encoded_json(&bytes, Some(path), args)?,
@@ -162,15 +175,28 @@ pub unsafe extern "C" fn evsdk_process_bgr(
     guard(|| {
         let h = borrow_handle(handle)?;
         check_out(out_json, "out_json")?;
-        let args = opt_str(args, "args")?;
-        let frame = raw_frame(pixels, width, height, stride_bytes, channels)?;
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
+        // SAFETY: `pixels` spans the geometry (caller contract); raw_frame checks the
+        // geometry before it makes the view.
+        let frame = unsafe {
+            raw_frame(
+                pixels,
+                width,
+                height,
+                stride_bytes,
+                channels,
+                h.engine.max_image_pixels(),
+            )
+        }?;
         let img = h.engine.frame_to_rgb(&frame)?;
         write_json(&h.engine.run_json(&img, args)?, out_json);
         Ok(())
     })
 }
 
-/// Builds a bounds-checked view of caller pixels; geometry is validated before the slice exists.
+/// Builds a bounds-checked view of caller pixels. The geometry, including `max_pixels`, is
+/// validated before the slice exists, so an absurd size never becomes an absurd view.
 ///
 /// # Safety
 /// `pixels` is NULL or points to the span the geometry describes.
@@ -180,6 +206,7 @@ pub(crate) unsafe fn raw_frame<'a>(
     height: u32,
     stride_bytes: usize,
     channels: u32,
+    max_pixels: u64,
 ) -> Result<RawFrame<'a>> {
     if pixels.is_null() {
         return Err(Error::InvalidArgument("pixel data is NULL".into()));
@@ -189,26 +216,11 @@ pub(crate) unsafe fn raw_frame<'a>(
     } else {
         stride_bytes
     };
-    // Validate against an empty view first: size, channels, stride; then the span.
-    let shape = RawFrame {
-        pixels: &[],
-        width,
-        height,
-        stride,
-        channels,
-    };
-    match shape.validate(u64::MAX) {
-        Err(Error::InvalidArgument(m)) if !m.starts_with("frame buffer") => {
-            return Err(Error::InvalidArgument(m))
-        }
-        _ => {}
-    }
-    let need = stride
-        .checked_mul(height as usize - 1)
-        .and_then(|n| n.checked_add(width as usize * channels as usize))
-        .ok_or_else(|| Error::InvalidArgument("frame geometry overflows".into()))?;
+    let need = RawFrame::check_geometry(width, height, stride, channels, max_pixels)?;
     Ok(RawFrame {
-        pixels: std::slice::from_raw_parts(pixels, need),
+        // SAFETY: the caller guarantees `pixels` spans the geometry, which is `need` bytes
+        // (checked above to be a sane size).
+        pixels: unsafe { std::slice::from_raw_parts(pixels, need) },
         width,
         height,
         stride,
@@ -225,7 +237,8 @@ pub(crate) unsafe fn raw_frame<'a>(
 pub unsafe extern "C" fn evsdk_release(handle: *mut EvsdkHandle) {
     let _ = catch(|| {
         if !handle.is_null() {
-            drop(Box::from_raw(handle));
+            // SAFETY: a live handle from evsdk_init, released once (caller contract).
+            drop(unsafe { Box::from_raw(handle) });
         }
         Ok(())
     });
@@ -238,7 +251,9 @@ pub unsafe extern "C" fn evsdk_release(handle: *mut EvsdkHandle) {
 #[no_mangle]
 pub unsafe extern "C" fn evsdk_free_string(s: *mut c_char) {
     if !s.is_null() {
-        drop(CString::from_raw(s));
+        // SAFETY: a string from CString::into_raw in write_json, not freed yet (caller
+        // contract).
+        drop(unsafe { CString::from_raw(s) });
     }
 }
 
@@ -260,6 +275,22 @@ pub extern "C" fn evsdk_version() -> *const c_char {
 mod tests {
     use super::*;
     use crate::error::code;
+
+    #[test]
+    fn raw_frame_checks_the_pixel_limit_before_building_a_view() {
+        let px = [0u8; 12];
+        // A u32::MAX-wide frame over a 12-byte buffer: refused before any slice is made.
+        let r = unsafe { raw_frame(px.as_ptr(), u32::MAX, 2, 0, 3, 1_000_000) };
+        assert!(
+            matches!(r, Err(Error::ImageTooLarge { .. })),
+            "{:?}",
+            r.err()
+        );
+        let r = unsafe { raw_frame(px.as_ptr(), 2, 2, usize::MAX, 3, 1_000_000) };
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r.err());
+        let f = unsafe { raw_frame(px.as_ptr(), 2, 2, 0, 3, 4) }.unwrap();
+        assert_eq!(f.pixels.len(), 12);
+    }
 
     #[test]
     fn exported_codes_match_the_core() {

@@ -11,12 +11,14 @@ use super::{catch, json_cstring, opt_str, required_path, set_last_error};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ffi::evsdk::raw_frame;
+use crate::frame::RawFrame;
 use crate::image::RgbImage;
 use crate::output;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::hash_map::{Entry, HashMap};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::ThreadId;
 
 /// Return codes (ev_sdk 3.x `#define`s, 4.x `JiErrorCode`).
@@ -78,7 +80,10 @@ pub struct JI_EVENT {
     pub json: *const c_char,
 }
 
-/// ev_sdk 4.x image. `nWidthStride` is in pixels; `nDataLen` is not relied on.
+/// ev_sdk 4.x image. As input to `ji_calc_image`: 8-bit BGR (`nFormat` = `JI_IMAGE_TYPE_BGR`,
+/// `nDataType` = `JI_UNSIGNED_CHAR`); `nDataLen` bounds what is read, and `nWidthStride`'s
+/// unit (pixels or bytes) follows the rule stated on `ji_calc_image`. `nHeightStride`,
+/// `nFrameRate`, `dwTimeStamp` and `nFrameNo` are not used.
 #[repr(C)]
 pub struct JiImageInfo {
     pub nWidth: c_uint,
@@ -125,16 +130,77 @@ struct ThreadOutputs {
     infos: Vec<JiImageInfo>,
 }
 
+// SAFETY: the only non-Send parts are the raw pointers in `infos`, which point into the heap
+// buffers of `frames` in the same value (they move with it, untouched) and are only
+// dereferenced by the C caller on the thread that owns the slot. Nothing in it is tied to a
+// thread, so the slots may sit in a Mutex shared by all threads (which makes Predictor Sync).
+unsafe impl Send for ThreadOutputs {}
+
+/// A predictor's per-thread outputs. Thread ids are never reused, so a slot must not outlive
+/// its thread: each thread that gets a slot registers it in its `HELD_SLOTS`, whose destructor
+/// removes the slot when the thread ends. Memory is thus bounded by the live threads that
+/// called the predictor; `ji_destroy_predictor` frees every slot at once.
+#[derive(Default)]
+struct OutputSlots(Mutex<HashMap<ThreadId, Box<ThreadOutputs>>>);
+
+/// The slots this thread holds in predictors (weak: a destroyed predictor's slots are gone).
+struct HeldSlots {
+    thread: ThreadId,
+    slots: Vec<Weak<OutputSlots>>,
+}
+
+impl Drop for HeldSlots {
+    fn drop(&mut self) {
+        for slots in self.slots.drain(..) {
+            if let Some(slots) = slots.upgrade() {
+                let mut map = slots.0.lock().unwrap_or_else(|e| e.into_inner());
+                map.remove(&self.thread);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static HELD_SLOTS: RefCell<HeldSlots> = RefCell::new(HeldSlots {
+        thread: std::thread::current().id(),
+        slots: Vec::new(),
+    });
+}
+
+/// What a `void *predictor` points to. The judge calls one predictor from several threads at
+/// once, so it is `Send + Sync` (asserted below): the engine is, and the per-thread outputs are
+/// behind a mutex, each thread only ever touching its own slot. C gets a `Box::into_raw`
+/// pointer and only `ji_destroy_predictor` turns it back into the box.
 struct Predictor {
     engine: Engine,
-    outputs: Mutex<HashMap<ThreadId, Box<ThreadOutputs>>>,
+    outputs: Arc<OutputSlots>,
 }
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Predictor>();
+};
 
 impl Predictor {
     /// Runs `f` with this thread's output slot (boxed, so pointers into it survive rehashing).
     fn with_outputs<T>(&self, f: impl FnOnce(&mut ThreadOutputs) -> T) -> T {
-        let mut map = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(std::thread::current().id()).or_default())
+        let thread = std::thread::current().id();
+        let mut map = self.outputs.0.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match map.entry(thread) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                // This thread's first slot here: register it so the thread's end frees it.
+                // (Not possible while the thread's locals are being destroyed; the slot then
+                // lives until ji_destroy_predictor.)
+                let _ = HELD_SLOTS.try_with(|held| {
+                    let mut held = held.borrow_mut();
+                    held.slots.retain(|w| w.strong_count() > 0);
+                    held.slots.push(Arc::downgrade(&self.outputs));
+                });
+                e.insert(Box::default())
+            }
+        };
+        f(slot)
     }
 
     /// Stores `json` for this thread and returns the pointer handed to C.
@@ -218,13 +284,17 @@ pub extern "C" fn ji_reinit() {}
 /// Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
 /// Returns NULL on failure; the reason is printed to stderr and available from
 /// `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+///
+/// Threads: the predictor may be used from any thread, and from several threads at once
+/// (calls run in parallel); one predictor per thread works too. Each thread's results
+/// (`event->json`, out frames) are its own and are freed when the thread ends.
 #[no_mangle]
 pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     let _ = pdtype;
     match catch(|| Engine::from_config_path(None)) {
         Ok(engine) => Box::into_raw(Box::new(Predictor {
             engine,
-            outputs: Mutex::new(HashMap::new()),
+            outputs: Arc::default(),
         })) as *mut c_void,
         Err(e) => {
             eprintln!("ji_create_predictor: {e}");
@@ -242,21 +312,33 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
 pub unsafe extern "C" fn ji_destroy_predictor(predictor: *mut c_void) {
     let _ = catch(|| {
         if !predictor.is_null() {
-            drop(Box::from_raw(predictor as *mut Predictor));
+            // SAFETY: a live pointer from ji_create_predictor, destroyed once (caller contract).
+            drop(unsafe { Box::from_raw(predictor as *mut Predictor) });
         }
         Ok(())
     });
 }
 
 /// Classifies a raw frame: `type` 16 = CV_8UC3 (BGR), 24 = CV_8UC4 (BGRA), 0 = CV_8UC1 (gray);
-/// `step` is the row pitch in bytes (0 = packed). `outFrame` (may be NULL) receives an
-/// unmodified packed copy of the input, owned by the predictor. `event` (may be NULL) receives
-/// the code (0 alarm, 1 normal, -1 failed) and the JSON (result, or an error object).
+/// `step` is the row pitch in bytes (0 = packed). `event` (may be NULL) receives the code
+/// (0 alarm, 1 normal, -1 failed) and the JSON (the result, or an error object).
 /// Returns 0, -3 for bad parameters, -1 for other failures.
+///
+/// `outFrame` (may be NULL) receives an unmodified packed copy of the input. On failure it is
+/// set to an empty frame (`data` NULL, sizes 0), as `ji_calc_image` clears its outputs, unless
+/// it is the same struct as `inFrame` (inputs are never modified).
+///
+/// Ownership: `event->json` and `outFrame->data` belong to the predictor: do not free them.
+/// They stay valid until the next `ji_*` call on the same predictor from the same thread,
+/// the end of that thread, or `ji_destroy_predictor`, whichever comes first.
+///
+/// Threads: a predictor may be called from several threads at once; each thread has its own
+/// `event->json` and out frames, so a call on another thread never invalidates yours.
 ///
 /// # Safety
 /// `predictor` from `ji_create_predictor`; `inFrame` NULL or valid with `data` spanning
-/// `step * (rows - 1) + cols * channels` bytes; `args` NULL or NUL-terminated.
+/// `step * (rows - 1) + cols * channels` bytes; `args` NULL or NUL-terminated; `outFrame` and
+/// `event` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn ji_calc_frame(
     predictor: *mut c_void,
@@ -265,10 +347,13 @@ pub unsafe extern "C" fn ji_calc_frame(
     outFrame: *mut JI_CV_FRAME,
     event: *mut JI_EVENT,
 ) -> c_int {
-    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
-    run_call(predictor, ev, |pred| {
-        let f = inFrame
-            .as_ref()
+    // SAFETY: `event` is NULL or writable (caller contract).
+    let ev = unsafe { event.as_mut() }.map(|e| (&mut e.code, &mut e.json));
+    let rc = run_call(predictor, ev, |pred| {
+        // SAFETY: `inFrame` is NULL or valid (caller contract). Copied out, so writing
+        // `outFrame` below cannot alias a live borrow even when both point to one struct.
+        let f = unsafe { inFrame.as_ref() }
+            .map(|f| JI_CV_FRAME { ..*f })
             .ok_or_else(|| Error::InvalidArgument("inFrame is NULL".into()))?;
         let channels = match f.r#type {
             JI_CV_8UC3 => 3,
@@ -286,21 +371,27 @@ pub unsafe extern "C" fn ji_calc_frame(
                 f.cols, f.rows, f.step
             )));
         }
-        let args = opt_str(args, "args")?;
-        let frame = raw_frame(
-            f.data as *const u8,
-            f.cols as u32,
-            f.rows as u32,
-            f.step as usize,
-            channels,
-        )?;
+        // SAFETY: `args` is NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
+        // SAFETY: `data` spans the geometry (caller contract); raw_frame checks the geometry
+        // against max_image_pixels before it makes the view.
+        let frame = unsafe {
+            raw_frame(
+                f.data as *const u8,
+                f.cols as u32,
+                f.rows as u32,
+                f.step as usize,
+                channels,
+                pred.engine.max_image_pixels(),
+            )
+        }?;
         let img = pred.engine.frame_to_rgb(&frame)?;
         let v = pred.engine.run_json(&img, args)?;
-        if let Some(out) = outFrame.as_mut() {
+        // SAFETY: `outFrame` is NULL or writable (caller contract).
+        if let Some(out) = unsafe { outFrame.as_mut() } {
             let row = f.cols as usize * channels as usize;
-            let copy = frame.packed_copy();
             let data = pred.with_outputs(|o| {
-                o.frame = copy;
+                frame.packed_copy_into(&mut o.frame);
                 o.frame.as_mut_ptr()
             });
             *out = JI_CV_FRAME {
@@ -312,12 +403,32 @@ pub unsafe extern "C" fn ji_calc_frame(
             };
         }
         Ok(v)
-    })
+    });
+    if rc != JISDK_RET_SUCCEED && !outFrame.is_null() && !std::ptr::eq(outFrame, inFrame) {
+        // SAFETY: non-NULL and writable (caller contract), and not the input.
+        unsafe {
+            *outFrame = JI_CV_FRAME {
+                rows: 0,
+                cols: 0,
+                r#type: 0,
+                data: std::ptr::null_mut(),
+                step: 0,
+            }
+        };
+    }
+    rc
 }
 
 /// Classifies an encoded image (JPEG, PNG, BMP, ...) held in memory. `outFile` (may be NULL)
 /// receives the input image unchanged (classification draws nothing). Event and return codes
-/// as `ji_calc_frame`; a negative `length` is -3.
+/// as `ji_calc_frame`; a NULL `buffer` or a `length` of 0 or less is -3.
+///
+/// Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+/// next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+/// `ji_destroy_predictor`, whichever comes first.
+///
+/// Threads: a predictor may be called from several threads at once; each thread has its own
+/// `event->json`.
 ///
 /// # Safety
 /// `buffer` points to `length` readable bytes; strings are NULL or NUL-terminated.
@@ -330,26 +441,37 @@ pub unsafe extern "C" fn ji_calc_buffer(
     outFile: *const c_char,
     event: *mut JI_EVENT,
 ) -> c_int {
-    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    // SAFETY: `event` is NULL or writable (caller contract).
+    let ev = unsafe { event.as_mut() }.map(|e| (&mut e.code, &mut e.json));
     run_call(predictor, ev, |pred| {
         if buffer.is_null() {
             return Err(Error::InvalidArgument("buffer is NULL".into()));
         }
-        if length < 0 {
+        if length <= 0 {
             return Err(Error::InvalidArgument(format!(
-                "length {length} is negative"
+                "length {length} is not a positive byte count"
             )));
         }
-        let args = opt_str(args, "args")?;
-        let bytes = std::slice::from_raw_parts(buffer as *const u8, length as usize);
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
+        // SAFETY: non-NULL, `length` (> 0) readable bytes (caller contract).
+        let bytes = unsafe { std::slice::from_raw_parts(buffer as *const u8, length as usize) };
         let v = pred.engine.run_encoded_json(bytes, None, args)?;
-        write_out_file(outFile, bytes)?;
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        unsafe { write_out_file(outFile, bytes) }?;
         Ok(v)
     })
 }
 
 /// Classifies an image file. `outFile` (may be NULL) receives a copy of the input file.
 /// Event and return codes as `ji_calc_frame`; an unreadable file is -1.
+///
+/// Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
+/// next `ji_*` call on the same predictor from the same thread, the end of that thread, or
+/// `ji_destroy_predictor`, whichever comes first.
+///
+/// Threads: a predictor may be called from several threads at once; each thread has its own
+/// `event->json`.
 ///
 /// # Safety
 /// Strings are NULL or NUL-terminated.
@@ -361,22 +483,32 @@ pub unsafe extern "C" fn ji_calc_file(
     outFile: *const c_char,
     event: *mut JI_EVENT,
 ) -> c_int {
-    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    // SAFETY: `event` is NULL or writable (caller contract).
+    let ev = unsafe { event.as_mut() }.map(|e| (&mut e.code, &mut e.json));
     run_call(predictor, ev, |pred| {
-        let path = required_path(inFile, "inFile")?;
-        let args = opt_str(args, "args")?;
+        // SAFETY: the strings are NULL or NUL-terminated (caller contract).
+        let path = unsafe { required_path(inFile, "inFile") }?;
+        // SAFETY: as above.
+        let args = unsafe { opt_str(args, "args") }?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let v = pred.engine.run_encoded_json(&bytes, Some(path), args)?;
-        write_out_file(outFile, &bytes)?;
+        // SAFETY: as above.
+        unsafe { write_out_file(outFile, &bytes) }?;
         Ok(v)
     })
 }
 
+/// Writes `bytes` to `out_file` unless it is NULL or empty.
+///
+/// # Safety
+/// `out_file` is NULL or NUL-terminated.
 unsafe fn write_out_file(out_file: *const c_char, bytes: &[u8]) -> Result<()> {
-    if out_file.is_null() || *out_file == 0 {
+    // SAFETY: NULL or NUL-terminated, so its first byte is readable when non-NULL.
+    if out_file.is_null() || unsafe { *out_file } == 0 {
         return Ok(());
     }
-    let path = required_path(out_file, "outFile")?;
+    // SAFETY: as above.
+    let path = unsafe { required_path(out_file, "outFile") }?;
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
@@ -397,16 +529,129 @@ pub unsafe extern "C" fn ji_calc_video_file(
     JISDK_RET_UNUSED
 }
 
-/// ev_sdk 4.x: classifies `nInCount` BGR frames (`nWidthStride` in pixels; 0 = `nWidth`).
-/// One frame gives that frame's result JSON; several run as one batch through the model and
-/// give `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
-/// {"frames": n}, "frames": [per-frame results in order]}`. `pOutFrames`/`nOutCount` (may be
-/// NULL) receive predictor-owned unmodified copies of the inputs; on failure they are set to
-/// NULL and 0. Returns 0, -3 or -1.
+/// The most frames one `ji_calc_image` call accepts (more is -3): a batch is held in memory
+/// whole and runs as one forward pass.
+pub const JI_MAX_IN_COUNT: c_uint = 32;
+
+/// Checks a 4.x input frame and makes the view of its pixels that the rule on
+/// `ji_calc_image` allows: never more than `nDataLen` says the buffer holds.
 ///
 /// # Safety
-/// `pInFrames` points to `nInCount` valid images whose `pData` spans
-/// `nWidthStride * 3 * (nHeight - 1) + nWidth * 3` bytes.
+/// `info.pData` is NULL or points to a buffer of the size `nDataLen` describes.
+unsafe fn image_frame<'a>(info: &JiImageInfo, max_pixels: u64) -> Result<RawFrame<'a>> {
+    let bad = |m: String| Err(Error::InvalidArgument(m));
+    if info.nFormat != JI_IMAGE_TYPE_BGR {
+        return bad(format!(
+            "nFormat {} is not supported (only JI_IMAGE_TYPE_BGR = 0)",
+            info.nFormat
+        ));
+    }
+    if info.nDataType != JI_UNSIGNED_CHAR {
+        return bad(format!(
+            "nDataType {} is not supported (only JI_UNSIGNED_CHAR = 2: 8-bit BGR)",
+            info.nDataType
+        ));
+    }
+    if info.pData.is_null() {
+        return bad("pData is NULL".into());
+    }
+    let (w, h) = (info.nWidth, info.nHeight);
+    // Size and pixel limit first, with a packed row: nothing below is sized from an absurd
+    // geometry.
+    RawFrame::check_geometry(w, h, w as usize * 3, 3, max_pixels)?;
+    let row = w as u64 * 3;
+    let stride = info.nWidthStride as u64;
+    let len = info.nDataLen as u64;
+    if len == 0 {
+        return bad(
+            "nDataLen is 0: give the buffer's size in bytes (or nWidth*nHeight, its pixel count)"
+                .into(),
+        );
+    }
+    // The bytes a row pitch spans, and whether nDataLen vouches for them: nDataLen in bytes,
+    // or the pixel count nWidth*nHeight (cv::Mat::total(), as the platform's test tool fills
+    // it) of a packed buffer of 3 bytes per pixel.
+    let span = |pitch: u64| pitch.saturating_mul(h as u64 - 1).saturating_add(row);
+    let covered = |need: u64| len >= need || (len == w as u64 * h as u64 && 3 * len >= need);
+    let pitch = if stride == 0 || h == 1 {
+        row // packed, or a single row: the pitch reads nothing
+    } else if stride < w as u64 {
+        return bad(format!(
+            "nWidthStride {stride} is smaller than nWidth {w} (neither pixels nor bytes)"
+        ));
+    } else if stride < row {
+        stride * 3 // too small to be bytes: pixels
+    } else {
+        match (covered(span(stride * 3)), covered(span(stride))) {
+            (true, false) => stride * 3,
+            (false, true) => stride,
+            (true, true) => {
+                return bad(format!(
+                    "nWidthStride {stride} may be pixels or bytes (it is at least 3 * nWidth = \
+                     {row}) and nDataLen {len} fits both readings: refused rather than guessed; \
+                     pass the stride in bytes (cv::Mat::step) with nDataLen the buffer's size, \
+                     or pack the rows (nWidthStride = nWidth)"
+                ))
+            }
+            (false, false) => stride, // reported below as a short buffer
+        }
+    };
+    let need = span(pitch);
+    if !covered(need) {
+        return bad(format!(
+            "frame buffer too small: {w}x{h} with a row pitch of {pitch} bytes spans {need} \
+             bytes, but nDataLen {len} (bytes, or a pixel count of 3 bytes each when it equals \
+             nWidth*nHeight) does not cover them"
+        ));
+    }
+    let need = usize::try_from(need)
+        .map_err(|_| Error::InvalidArgument("frame geometry overflows".into()))?;
+    let frame = RawFrame {
+        // SAFETY: `pData` points to the buffer nDataLen describes (caller contract), and the
+        // `need` bytes lie within what nDataLen vouches for (checked above).
+        pixels: unsafe { std::slice::from_raw_parts(info.pData as *const u8, need) },
+        width: w,
+        height: h,
+        stride: pitch as usize,
+        channels: 3,
+    };
+    frame.validate(max_pixels)?;
+    Ok(frame)
+}
+
+/// ev_sdk 4.x: classifies `nInCount` (1 to `JI_MAX_IN_COUNT`) BGR frames. One frame gives
+/// that frame's result JSON; several run as one batch through the model and give
+/// `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
+/// {"frames": n}, "frames": [per-frame results in order]}`. Returns 0, -3 (bad parameters)
+/// or -1.
+///
+/// Input frames: `nFormat` must be `JI_IMAGE_TYPE_BGR` and `nDataType` `JI_UNSIGNED_CHAR`;
+/// `nHeightStride` is not used. Nothing beyond what `nDataLen` allows is ever read:
+/// `nDataLen` is the buffer's size in bytes, or, as the platform's test tool fills it, the
+/// pixel count `nWidth * nHeight` of a packed buffer of 3 bytes per pixel. The platform uses
+/// both units for `nWidthStride` (its test tool pixels, its sample code `cv::Mat::step`
+/// bytes), so: 0 means packed rows; a value below `3 * nWidth` can only be pixels; a value of
+/// at least `3 * nWidth` is read in the unit that `nDataLen` can cover, and when `nDataLen`
+/// covers both readings the frame is refused (-3, with the reason in the event JSON and
+/// `evsdk_last_error()`) rather than guessed. A stride below `nWidth`, or a buffer too small
+/// for the frame, is -3.
+///
+/// `pOutFrames`/`nOutCount` (may be NULL) receive unmodified packed copies of the inputs
+/// (`nWidthStride` = `nWidth` pixels, `nDataLen` in bytes); on failure they are set to NULL
+/// and 0.
+///
+/// Ownership: `event->json`, `*pOutFrames` and every out frame's `pData` belong to the
+/// predictor: do not free them. They stay valid until the next `ji_*` call on the same
+/// predictor from the same thread, the end of that thread, or `ji_destroy_predictor`,
+/// whichever comes first.
+///
+/// Threads: a predictor may be called from several threads at once; each thread has its own
+/// results, so a call on another thread never invalidates yours.
+///
+/// # Safety
+/// `pInFrames` points to `nInCount` readable `JiImageInfo`s whose `pData` holds at least the
+/// bytes their `nDataLen` describes; `args` NULL or NUL-terminated; the out pointers NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn ji_calc_image(
     predictor: *mut c_void,
@@ -418,50 +663,44 @@ pub unsafe extern "C" fn ji_calc_image(
     event: *mut JiEvent,
 ) -> JiErrorCode {
     // Nothing from an earlier call, nor garbage, is left for the caller to read on failure.
-    if let Some(p) = pOutFrames.as_mut() {
+    // SAFETY: the out pointers are NULL or writable (caller contract).
+    if let Some(p) = unsafe { pOutFrames.as_mut() } {
         *p = std::ptr::null_mut();
     }
-    if let Some(c) = nOutCount.as_mut() {
+    // SAFETY: as above.
+    if let Some(c) = unsafe { nOutCount.as_mut() } {
         *c = 0;
     }
-    let ev = event.as_mut().map(|e| (&mut e.code, &mut e.json));
+    // SAFETY: `event` is NULL or writable (caller contract).
+    let ev = unsafe { event.as_mut() }.map(|e| (&mut e.code, &mut e.json));
     run_call(predictor, ev, |pred| {
         if pInFrames.is_null() || nInCount == 0 {
             return Err(Error::InvalidArgument(
                 "pInFrames is NULL or nInCount is 0".into(),
             ));
         }
-        let args = opt_str(args, "args")?;
-        let infos = std::slice::from_raw_parts(pInFrames, nInCount as usize);
-        let mut images: Vec<RgbImage> = Vec::with_capacity(infos.len());
-        let mut copies = Vec::new();
+        if nInCount > JI_MAX_IN_COUNT {
+            return Err(Error::InvalidArgument(format!(
+                "nInCount {nInCount} is more than the {JI_MAX_IN_COUNT} frames one call accepts"
+            )));
+        }
+        // SAFETY: `args` is NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
+        // SAFETY: `pInFrames` points to `nInCount` readable infos (caller contract).
+        let infos = unsafe { std::slice::from_raw_parts(pInFrames, nInCount as usize) };
+        let max_pixels = pred.engine.max_image_pixels();
+        let mut frames = Vec::with_capacity(infos.len());
         for (i, info) in infos.iter().enumerate() {
-            if info.nFormat != JI_IMAGE_TYPE_BGR {
-                return Err(Error::InvalidArgument(format!(
-                    "frame {i}: nFormat {} is not supported (only JI_IMAGE_TYPE_BGR = 0)",
-                    info.nFormat
-                )));
-            }
-            let stride_px = if info.nWidthStride == 0 {
-                info.nWidth
-            } else {
-                info.nWidthStride
-            };
-            let frame = raw_frame(
-                info.pData as *const u8,
-                info.nWidth,
-                info.nHeight,
-                stride_px as usize * 3,
-                3,
-            )
-            .map_err(|e| Error::InvalidArgument(format!("frame {i}: {}", strip(&e))))?;
-            images.push(pred.engine.frame_to_rgb(&frame).map_err(|e| match e {
+            // SAFETY: `pData` holds what `nDataLen` describes (caller contract).
+            let frame = unsafe { image_frame(info, max_pixels) }.map_err(|e| match e {
                 Error::InvalidArgument(m) => Error::InvalidArgument(format!("frame {i}: {m}")),
                 other => other,
-            })?);
-            if !pOutFrames.is_null() {
-                copies.push(frame.packed_copy());
-            }
+            })?;
+            frames.push(frame);
+        }
+        let mut images: Vec<RgbImage> = Vec::with_capacity(frames.len());
+        for frame in &frames {
+            images.push(pred.engine.frame_to_rgb(frame)?);
         }
         let refs: Vec<&RgbImage> = images.iter().collect();
         let mut results = pred.engine.run_batch_json(&refs, args)?;
@@ -481,7 +720,10 @@ pub unsafe extern "C" fn ji_calc_image(
         };
         if !pOutFrames.is_null() {
             let (ptr, n) = pred.with_outputs(|o| {
-                o.frames = copies;
+                o.frames.resize_with(frames.len(), Vec::new);
+                for (frame, copy) in frames.iter().zip(o.frames.iter_mut()) {
+                    frame.packed_copy_into(copy);
+                }
                 o.infos = infos
                     .iter()
                     .zip(o.frames.iter_mut())
@@ -495,8 +737,10 @@ pub unsafe extern "C" fn ji_calc_image(
                     .collect();
                 (o.infos.as_mut_ptr(), o.infos.len())
             });
-            *pOutFrames = ptr;
-            if let Some(c) = nOutCount.as_mut() {
+            // SAFETY: checked non-NULL above; writable (caller contract).
+            unsafe { *pOutFrames = ptr };
+            // SAFETY: NULL or writable (caller contract).
+            if let Some(c) = unsafe { nOutCount.as_mut() } {
                 *c = n as c_uint;
             }
         }
@@ -504,34 +748,34 @@ pub unsafe extern "C" fn ji_calc_image(
     })
 }
 
-fn strip(e: &Error) -> String {
-    match e {
-        Error::InvalidArgument(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Changes the predictor's defaults for later calls: a JSON object with `thresh`, `topk`,
-/// `confidence_decimals` (other keys ignored). Returns 0, or -3 for invalid JSON / values.
+/// `confidence_decimals` (other keys ignored; keys not given keep their values). Returns 0,
+/// or -3 for invalid JSON / values.
+///
+/// Threads: safe to call while other threads run calls on the predictor (they use the values
+/// they started with); concurrent updates are applied one after another, none is lost.
 ///
 /// # Safety
 /// `predictor` from `ji_create_predictor`; `args` NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c_char) -> c_int {
     run_call(predictor, None, |pred| {
-        let args = opt_str(args, "args")?;
+        // SAFETY: NULL or NUL-terminated (caller contract).
+        let args = unsafe { opt_str(args, "args") }?;
         pred.engine.update_config(args)?;
         Ok(Value::Null)
     })
 }
 
 /// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
-/// "devices": ..}}` (NUL-terminated,
-/// at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's buffer. `algo_version` comes from the
-/// config (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0, or -3 for NULL.
+/// "runtime": .., "devices": ..}}` (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes
+/// with the NUL) into the caller's buffer. `algo_version` comes from the config
+/// (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0; -3 for NULL; -1,
+/// with an empty string written, when the JSON would not fit (a very long `algo_version`): it
+/// is never cut short.
 ///
 /// # Safety
-/// `pVersion` is NULL or points to at least 512 writable bytes.
+/// `pVersion` is NULL or points to at least `MAX_VERSION_LENGTH` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
     if pVersion.is_null() {
@@ -552,9 +796,22 @@ pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
         json!({"sdk_version": crate::SDK_VERSION, "error": e.to_string()}).to_string()
     });
     let bytes = text.as_bytes();
-    let n = bytes.len().min(MAX_VERSION_LENGTH - 1);
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), pVersion as *mut u8, n);
-    *pVersion.add(n) = 0;
+    if bytes.len() >= MAX_VERSION_LENGTH {
+        // SAFETY: pVersion points to MAX_VERSION_LENGTH writable bytes (caller contract).
+        unsafe { *pVersion = 0 };
+        set_last_error(&format!(
+            "ji_get_version: the version JSON is {} bytes, more than the {} the buffer holds \
+             with its NUL (shorten algo_version)",
+            bytes.len(),
+            MAX_VERSION_LENGTH - 1
+        ));
+        return JISDK_RET_FAILED;
+    }
+    // SAFETY: bytes.len() + 1 <= MAX_VERSION_LENGTH writable bytes (caller contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), pVersion as *mut u8, bytes.len());
+        *pVersion.add(bytes.len()) = 0;
+    }
     JISDK_RET_SUCCEED
 }
 

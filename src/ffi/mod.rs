@@ -63,7 +63,8 @@ pub(crate) unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<
     if p.is_null() {
         return Ok(None);
     }
-    CStr::from_ptr(p)
+    // SAFETY: non-NULL, and NUL-terminated (caller contract).
+    unsafe { CStr::from_ptr(p) }
         .to_str()
         .map(Some)
         .map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
@@ -81,7 +82,8 @@ pub(crate) unsafe fn required_path<'a>(
     if p.is_null() {
         return Err(Error::InvalidArgument(format!("{what} is NULL")));
     }
-    let bytes = CStr::from_ptr(p).to_bytes();
+    // SAFETY: non-NULL, and NUL-terminated (caller contract).
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
     if bytes.is_empty() {
         return Err(Error::InvalidArgument(format!("{what} is empty")));
     }

@@ -1,6 +1,6 @@
 # The two commands in the README:
 #   make demo   classify the bundled demo images through libji.so's C API
-#   make test   every test (Rust, C programs, header freshness)
+#   make test   every test (Rust, C programs, header freshness), rustfmt and clippy
 # Both install what they need first (tools/setup.sh is idempotent).
 
 CARGO ?= cargo
@@ -12,7 +12,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test fixtures c-tests install-check header-check fuzz soak package install clean report-check
+.PHONY: all setup build demo test lint fixtures c-tests install-check header-check fuzz soak package install clean report-check
 
 all: build
 
@@ -32,7 +32,7 @@ fixtures: setup
 	@test -f tests/fixtures/generated/pipeline/manifest.json || $(PY) tools/make_pipeline_fixtures.py tests/fixtures/generated/pipeline
 
 # Tests run in release mode: one libtorch-linked build serves the library, the harness and the tests.
-test: build fixtures
+test: build fixtures lint
 	$(CARGO) test --release
 	$(MAKE) --no-print-directory header-check
 	$(MAKE) --no-print-directory install-check
@@ -42,6 +42,11 @@ test: build fixtures
 # the cpu one with the build's .venv hidden and LD_LIBRARY_PATH unset (test_harness/install_check.sh).
 install-check: build fixtures
 	@bash test_harness/install_check.sh
+
+# Formatting and clippy (warnings are errors) on every target, as part of `make test`.
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
 
 c-tests: build fixtures
 	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) run

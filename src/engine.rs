@@ -116,10 +116,6 @@ impl Engine {
         self.config.preprocess.max_image_pixels
     }
 
-    pub fn class_names(&self) -> &[String] {
-        &self.names
-    }
-
     /// "cpu" or "cuda:N".
     pub fn device_name(&self) -> &str {
         &self.device_name

@@ -1,20 +1,7 @@
 //! One error type for the whole core; each variant knows the C status code it becomes.
 
+use crate::ffi::evsdk::*;
 use std::os::raw::c_int;
-
-/// Status codes of the native `evsdk_*` API (also exported to C by `ffi::evsdk`).
-pub mod code {
-    use std::os::raw::c_int;
-    pub(crate) const OK: c_int = 0;
-    pub(crate) const INVALID_ARGUMENT: c_int = -1;
-    pub(crate) const DECODE: c_int = -2;
-    pub(crate) const CONFIG: c_int = -3;
-    pub(crate) const MODEL_LOAD: c_int = -4;
-    pub(crate) const INFERENCE: c_int = -5;
-    pub(crate) const PANIC: c_int = -6;
-    pub(crate) const IO: c_int = -7;
-    pub(crate) const IMAGE_TOO_LARGE: c_int = -8;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,17 +37,18 @@ pub enum Error {
 }
 
 impl Error {
-    /// The native API's status code for this error.
+    /// The native API's status code for this error (the `EVSDK_ERR_*` constants, defined
+    /// once, in `ffi::evsdk`, where cbindgen exports them).
     pub fn code(&self) -> c_int {
         match self {
-            Error::InvalidArgument(_) => code::INVALID_ARGUMENT,
-            Error::Decode(_) => code::DECODE,
-            Error::ImageTooLarge { .. } => code::IMAGE_TOO_LARGE,
-            Error::Config(_) => code::CONFIG,
-            Error::ModelLoad(_) => code::MODEL_LOAD,
-            Error::Inference(_) => code::INFERENCE,
-            Error::Io { .. } => code::IO,
-            Error::Panic(_) => code::PANIC,
+            Error::InvalidArgument(_) => EVSDK_ERR_INVALID_ARGUMENT,
+            Error::Decode(_) => EVSDK_ERR_DECODE,
+            Error::ImageTooLarge { .. } => EVSDK_ERR_IMAGE_TOO_LARGE,
+            Error::Config(_) => EVSDK_ERR_CONFIG,
+            Error::ModelLoad(_) => EVSDK_ERR_MODEL_LOAD,
+            Error::Inference(_) => EVSDK_ERR_INFERENCE,
+            Error::Io { .. } => EVSDK_ERR_IO,
+            Error::Panic(_) => EVSDK_ERR_PANIC,
         }
     }
 

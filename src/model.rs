@@ -183,14 +183,6 @@ impl Model {
         self.num_classes
     }
 
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
-    pub fn is_half(&self) -> bool {
-        self.half
-    }
-
     /// Runs the model on `batch` CHW float32 images laid end to end in `input`;
     /// returns the raw outputs, `batch` rows of equal width, as f32.
     /// `input` is borrowed mutably: the tensor is a view of it, and a model may write its input

@@ -25,7 +25,6 @@ prepare() {
   bash tools/setup.sh
   cargo build --release --lib --bins --examples
   make -C test_harness LIBDIR="$PWD/target/release" all
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
   rm -rf .gpu && mkdir -p .gpu
   # Debug info makes libji.so ~80 MB; what travels must stay under 64 MiB in all.
   for f in target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api; do

@@ -28,7 +28,7 @@ Per image: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB'), then
     stretch:      transforms.Resize([h, w])
     shorter_side: transforms.Resize(n)
     letterbox:    the training write-up's black padding to the (W, H) aspect ratio, then
-                  img.resize((W, H), Image.BILINEAR)   (see /work/shared/TRAINING_PIPELINE.md)
+                  img.resize((W, H), Image.BILINEAR)   (the training code's letterbox)
 then CenterCrop(crop_size) if set, ToTensor(), Normalize(mean, std); the model runs one image at
 a time on the CPU (torch.jit.load, eval, no_grad).
 

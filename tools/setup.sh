@@ -18,6 +18,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# `make test` runs rustfmt and clippy: minimal rustup profiles lack them.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null; then
+    echo "setup: adding the rustfmt and clippy components"
+    rustup component add rustfmt clippy
+  else
+    echo "setup: cargo fmt / cargo clippy are missing and there is no rustup to add them" >&2
+  fi
+fi
+
 stamp=.venv/.requirements.sha
 want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

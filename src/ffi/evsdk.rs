@@ -274,7 +274,6 @@ pub extern "C" fn evsdk_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::code;
 
     #[test]
     fn raw_frame_checks_the_pixel_limit_before_building_a_view() {
@@ -290,18 +289,5 @@ mod tests {
         assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r.err());
         let f = unsafe { raw_frame(px.as_ptr(), 2, 2, 0, 3, 4) }.unwrap();
         assert_eq!(f.pixels.len(), 12);
-    }
-
-    #[test]
-    fn exported_codes_match_the_core() {
-        assert_eq!(EVSDK_OK, code::OK);
-        assert_eq!(EVSDK_ERR_INVALID_ARGUMENT, code::INVALID_ARGUMENT);
-        assert_eq!(EVSDK_ERR_DECODE, code::DECODE);
-        assert_eq!(EVSDK_ERR_CONFIG, code::CONFIG);
-        assert_eq!(EVSDK_ERR_MODEL_LOAD, code::MODEL_LOAD);
-        assert_eq!(EVSDK_ERR_INFERENCE, code::INFERENCE);
-        assert_eq!(EVSDK_ERR_PANIC, code::PANIC);
-        assert_eq!(EVSDK_ERR_IO, code::IO);
-        assert_eq!(EVSDK_ERR_IMAGE_TOO_LARGE, code::IMAGE_TOO_LARGE);
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// `catch` for functions returning a native status code.
 pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> c_int {
     match catch(f) {
-        Ok(()) => crate::error::code::OK,
+        Ok(()) => evsdk::EVSDK_OK,
         Err(e) => e.code(),
     }
 }

@@ -12,10 +12,10 @@
 //!               `async_max_batch` set to B (B = 1: no cross-call batching).
 //! The order of the modes rotates from round to round. Frames are W x H BGR gradients (default
 //! 640x480), made once. Prints per mode and round images/s of wall time and images per
-//! CPU-second of this process (user + system, all its threads: on a machine shared with other
-//! work the wall numbers swing with the load, the CPU cost per image much less), then medians
-//! and ratios to sync. Also checks that every async result equals the synchronous result for
-//! the same frame.
+//! CPU-second of this process (user + system, all its threads), then the median per mode and
+//! the median over rounds of its ratio to sync in the same round (on a machine shared with
+//! other work the load changes from round to round; within a round much less). Also checks
+//! that every async result equals the synchronous result for the same frame.
 
 use ji::ffi::ji::*;
 use std::ffi::{c_void, CStr};
@@ -273,14 +273,24 @@ fn main() {
     let med = |j: usize, f: fn(&(f64, f64)) -> f64| {
         median(&mut results[j].iter().map(f).collect::<Vec<_>>())
     };
-    let (sync_wall, sync_cpu) = (med(0, |r| r.0), med(0, |r| r.1));
+    // Ratios are taken within each round (the same few seconds of machine load), then the
+    // median over rounds.
+    let paired = |j: usize, f: fn(&(f64, f64)) -> f64| {
+        median(
+            &mut results[j]
+                .iter()
+                .zip(&results[0])
+                .map(|(r, s)| f(r) / f(s))
+                .collect::<Vec<_>>(),
+        )
+    };
     for (j, m) in modes.iter().enumerate() {
         let (wall, cpu) = (med(j, |r| r.0), med(j, |r| r.1));
         println!(
-            "median {}: {wall:.2} images/s ({:.2}x sync), {cpu:.2} images per CPU-second ({:.2}x sync)",
+            "median {}: {wall:.2} images/s ({:.2}x sync in the same round), {cpu:.2} images per CPU-second ({:.2}x)",
             name(m),
-            wall / sync_wall,
-            cpu / sync_cpu
+            paired(j, |r| r.0),
+            paired(j, |r| r.1)
         );
     }
     println!("async results different from the synchronous ones: {mismatches}");

@@ -170,7 +170,7 @@ impl Default for AsyncConfig {
     fn default() -> Self {
         AsyncConfig {
             queue: 32,
-            max_batch: 4,
+            max_batch: 2,
             max_wait_ms: 0,
             out_frame: true,
         }

@@ -11,6 +11,10 @@ fn main() {
     println!("cargo:rerun-if-changed=src/optimize.cpp");
     println!("cargo:rerun-if-changed=src/cuda.cpp");
 
+    // First: src/ffi/alloc.cpp includes the header.
+    generate_header();
+    compile_alloc_shim();
+
     // torch-sys (links = "tch") exports its lib dir to dependents as DEP_TCH_LIBTORCH_LIB.
     if let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") {
         let lib = std::fs::canonicalize(&lib).unwrap_or_else(|_| PathBuf::from(&lib));
@@ -29,8 +33,19 @@ fn main() {
     // destructors pointing into it, and a host that unloads the library (tests, hot reload)
     // would crash at the next thread exit. The judge never unloads it anyway.
     println!("cargo:rustc-link-arg-cdylib=-Wl,-z,nodelete");
+}
 
-    generate_header();
+/// src/ffi/alloc.cpp: the C++ `new` / `new []` allocations the asynchronous callback receives
+/// (the platform's test program frees them with `delete` / `delete []`).
+fn compile_alloc_shim() {
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++11")
+        .warnings(true)
+        .include("include")
+        .file("src/ffi/alloc.cpp")
+        .compile("ji_alloc");
 }
 
 /// src/optimize.cpp: torch::jit::optimize_for_inference / freeze, which tch does not expose.

@@ -186,8 +186,9 @@ typedef struct JiData {
 } JiData;
 
 /**
- * ev_sdk 4.x asynchronous callback, the platform's signature (unused here:
- * `ji_set_callback` returns `JISDK_RET_UNUSED`).
+ * ev_sdk 4.x asynchronous callback, the platform's signature: called once per
+ * `ji_calc_image_asyn` request, from a thread of the library; `output` belongs to the callback
+ * (free it with C++ `delete`, and `output->outPic.pData` with `delete []`).
  */
 typedef void (*JiCallBack)(struct JiData *output, void *userData);
 
@@ -362,7 +363,10 @@ void *ji_create_predictor(JiPredictorType pdtype);
 
 /**
  * Destroys a predictor and everything it handed out. NULL is accepted. Never twice, and not
- * while another thread is still inside a call on it.
+ * while another thread is still inside a call on it. Asynchronous requests still queued are
+ * finished first: each gets its callback before this returns, none comes after. Called from
+ * inside one of this predictor's own callbacks it cannot wait for itself: it destroys nothing
+ * and says so on stderr and in `evsdk_last_error()`.
  *
  * # Safety
  * `predictor` is NULL or a live pointer from `ji_create_predictor`.
@@ -521,18 +525,55 @@ int ji_update_config(void *predictor, const char *args);
 int ji_get_version(char *pVersion);
 
 /**
- * Asynchronous mode is not implemented: returns `JISDK_RET_UNUSED` (-2).
+ * ev_sdk 4.x asynchronous mode: sets the callback that answers this predictor's later
+ * `ji_calc_image_asyn` requests (each request keeps the callback set when it was submitted;
+ * NULL turns the mode off for later requests) and starts the predictor's worker thread.
+ * Returns 0, or -3 for a NULL predictor.
  *
  * # Safety
- * Any arguments are accepted.
+ * `predictor` from `ji_create_predictor`; `callback` NULL or a function that may be called
+ * from another thread.
  */
 JiErrorCode ji_set_callback(void *predictor, JiCallBack callback);
 
 /**
- * Asynchronous mode is not implemented: returns `JISDK_RET_UNUSED` (-2).
+ * ev_sdk 4.x asynchronous `ji_calc_image`: queues `nInCount` BGR frames and returns at once.
+ *
+ * **Returns** 0 when the request is queued: its callback then comes exactly once. Otherwise
+ * no callback comes: -3 for what `ji_calc_image` reports as -3 (NULL predictor or frames,
+ * `nInCount` 0, unsupported format, bad geometry, invalid `args`); -1 when no callback is set
+ * (`ji_set_callback`), when the predictor is being destroyed, or out of memory; -99
+ * (`JISDK_RET_OVERMAXQPS`) when called from inside one of this predictor's callbacks while
+ * its queue is full (waiting there would wait for itself).
+ *
+ * **Queue**: at most `async_queue` requests (config) wait; a call that finds the queue full
+ * waits until the worker takes requests from it. The frames are copied before the call
+ * returns: the caller's memory may be reused at once. `args` apply as at submission time.
+ *
+ * **Callback** `cb(output, pUserData)`: from the predictor's worker thread, in submission
+ * order, with `pUserData` unchanged. `output->event` is what `ji_calc_image` would give
+ * (code 0 alarm, 1 normal, -1 failed; `json` the result or the error JSON, for example an
+ * image over `max_image_pixels` or a failing model); `output->event.json` stays valid until
+ * the callback returns (copy it to keep it). `output->outPic`: for a successful one-frame
+ * request (and `async_out_frame`, on by default) an unmodified packed copy of the input frame
+ * (`nWidthStride` = `nWidth`, `nDataLen` in bytes), otherwise all zero with `pData` NULL.
+ *
+ * **Ownership**: `output` comes from C++ `new` and `output->outPic.pData` from
+ * `new unsigned char[]`; both belong to the callback: `delete [] (unsigned char
+ * *)output->outPic.pData; delete output;` (as the platform's test program does). C callers
+ * may instead pass them to `ji_free_async_result` (not to `free`).
+ *
+ * **Batching**: the worker runs up to `async_max_batch` frames of waiting requests as one
+ * forward pass (waiting up to `async_max_wait_ms` for them); results are the same as one
+ * request at a time (a batch that fails is rerun request by request).
+ *
+ * **Threads**: any thread may submit. A callback may call this library, including
+ * `ji_calc_image` and `ji_calc_image_asyn` on the same predictor, but not
+ * `ji_destroy_predictor` on it. `ji_destroy_predictor` answers every queued request before it
+ * returns (submissions made meanwhile get -1); no callback comes after.
  *
  * # Safety
- * Any arguments are accepted.
+ * As `ji_calc_image`; `pUserData` is passed back untouched and never dereferenced.
  */
 JiErrorCode ji_calc_image_asyn(void *predictor,
                                const struct JiImageInfo *pInFrames,
@@ -603,6 +644,16 @@ JiErrorCode ji_face_update(void *predictor,
  * Any arguments are accepted; none is dereferenced.
  */
 JiErrorCode ji_face_delete(void *predictor, int faceDBId, int faceId);
+
+/**
+ * Frees what a callback received, for C callers (C has no `delete`): the out-frame pixels
+ * (`delete []`) and the `JiData` (`delete`). NULL is accepted. C++ callers may equally
+ * `delete [] (unsigned char *)output->outPic.pData; delete output;`.
+ *
+ * # Safety
+ * `output` is NULL or a `JiData` a callback received, not freed before.
+ */
+void ji_free_async_result(struct JiData *output);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -147,6 +147,34 @@ pub struct Config {
     /// Run `torch.jit.optimize_for_inference` (CPU) / `torch.jit.freeze` (CUDA) on the model
     /// at init: faster, but outputs differ from the plain model by float rounding.
     pub optimize_for_inference: bool,
+    /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
+    pub asynchronous: AsyncConfig,
+}
+
+/// Settings of the asynchronous mode (`ji_set_callback` / `ji_calc_image_asyn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncConfig {
+    /// Requests that may wait in a predictor's queue; a call that finds it full waits.
+    pub queue: u32,
+    /// Frames the worker runs as one forward pass, taken from the waiting requests (1 = no
+    /// cross-call batching).
+    pub max_batch: u32,
+    /// How long the worker waits for a batch to fill before running what it has (0 = never
+    /// waits: it batches only what queued while the previous batch ran).
+    pub max_wait_ms: u32,
+    /// Hand each one-frame request's input back as `outPic` (a copy the callback frees).
+    pub out_frame: bool,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        AsyncConfig {
+            queue: 32,
+            max_batch: 2,
+            max_wait_ms: 0,
+            out_frame: true,
+        }
+    }
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -170,6 +198,10 @@ const KNOWN_KEYS: &[&str] = &[
     "warmup",
     "num_threads",
     "optimize_for_inference",
+    "async_queue",
+    "async_max_batch",
+    "async_max_wait_ms",
+    "async_out_frame",
 ];
 
 impl Config {
@@ -323,6 +355,25 @@ impl Config {
         let warmup = get_u32(obj, "warmup", 1)?;
         let num_threads = get_u32(obj, "num_threads", 0)?;
         let run = RunOptions::default().with_overrides(obj)?;
+        let async_defaults = AsyncConfig::default();
+        let asynchronous = AsyncConfig {
+            queue: get_u32(obj, "async_queue", async_defaults.queue)?,
+            max_batch: get_u32(obj, "async_max_batch", async_defaults.max_batch)?,
+            max_wait_ms: get_u32(obj, "async_max_wait_ms", async_defaults.max_wait_ms)?,
+            out_frame: match obj.get("async_out_frame") {
+                None => async_defaults.out_frame,
+                Some(Value::Bool(b)) => *b,
+                Some(v) => return Err(bad_value("async_out_frame", "true or false", v)),
+            },
+        };
+        for (key, v) in [
+            ("async_queue", asynchronous.queue),
+            ("async_max_batch", asynchronous.max_batch),
+        ] {
+            if v == 0 {
+                return Err(bad_value(key, "an integer 1..=1024", v));
+            }
+        }
         Ok(Config {
             model_path: path_key("model_path")?,
             class_names_path: path_key("class_names_path")?,
@@ -344,6 +395,7 @@ impl Config {
             warmup,
             num_threads,
             optimize_for_inference,
+            asynchronous,
         })
     }
 }
@@ -541,6 +593,38 @@ mod tests {
             (c.device, c.precision, c.warmup),
             (DeviceSpec::Auto, Precision::Fp32, 1)
         );
+        assert_eq!(c.asynchronous, AsyncConfig::default());
+    }
+
+    #[test]
+    fn async_settings_parse_and_reject() {
+        let c = parse(
+            r#"{"model_path": "m", "class_names_path": "c", "async_queue": 4, "async_max_batch": 1,
+                "async_max_wait_ms": 5, "async_out_frame": false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.asynchronous,
+            AsyncConfig {
+                queue: 4,
+                max_batch: 1,
+                max_wait_ms: 5,
+                out_frame: false
+            }
+        );
+        for (text, key) in [
+            (r#""async_queue": 0"#, "async_queue"),
+            (r#""async_max_batch": 0"#, "async_max_batch"),
+            (r#""async_max_batch": 5000"#, "async_max_batch"),
+            (r#""async_max_wait_ms": -1"#, "async_max_wait_ms"),
+            (r#""async_out_frame": 1"#, "async_out_frame"),
+        ] {
+            let err = parse(&format!(
+                r#"{{"model_path": "m", "class_names_path": "c", {text}}}"#
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

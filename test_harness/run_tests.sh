@@ -65,6 +65,12 @@ if "$here/../tools/package.sh" "$out/pkg" --model "$fx/model/colour.pt" --classe
 else
   fail=$((fail + 1)); echo "FAIL package.sh"; tail -20 "$out/package.log"
 fi
+# The asynchronous mode (ji_set_callback / ji_calc_image_asyn), as the platform's C++ test
+# program drives it; small_limit.json: the colour model with max_image_pixels 10000.
+EV_SDK_CONFIG=$fx/small_limit.json bin="$here/build/test_async" check async_cpp 0 \
+  'platform: requests=20 callbacks=20' 'errors: requests=12 callbacks=12' \
+  'destroy: in_flight=[0-9]+ answered_at_return=30' 'threads: predictors=4 threads=12 callbacks=120' \
+  'reentrant: callbacks=25' 'summary: failures=0' -- all
 "$here/build/header_check" >"$out/header_check.log" 2>&1 && { pass=$((pass + 1)); echo "ok   header_as_cxx"; } || { fail=$((fail + 1)); echo "FAIL header_as_cxx"; cat "$out/header_check.log"; }
 
 if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
@@ -84,6 +90,15 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
       fail=$((fail + 1)); echo "FAIL $name (exit $rc)"; grep -E "==[0-9]+==" "$out/vg.log" | head -40
     fi
   done
+  # The asynchronous mode under valgrind: C++ new/delete across the boundary, worker threads,
+  # drain on destroy (a mismatched free or a leaked JiData is an error here).
+  EV_SDK_CONFIG=$fx/small_limit.json "${vg[@]}" "$here/build/test_async" all >"$out/vg_async.log" 2>&1
+  rc=$?
+  if [ $rc = 0 ] && grep -q "summary: failures=0" "$out/vg_async.log"; then
+    pass=$((pass + 1)); echo "ok   valgrind test_async"
+  else
+    fail=$((fail + 1)); echo "FAIL valgrind test_async (exit $rc)"; grep -E "==[0-9]+==|FAIL" "$out/vg_async.log" | head -40
+  fi
 fi
 
 echo "c-tests: $pass passed, $fail failed"

@@ -400,11 +400,12 @@ fn calc_image_single_and_batch_in_order() {
         },
         JISDK_RET_INVALIDPARAMS
     );
+    // Asynchronous mode without a callback: refused (tests/ji_async.rs covers the mode).
     assert_eq!(
         unsafe { ji_calc_image_asyn(p.0, infos.as_ptr(), 1, ptr::null(), ptr::null_mut()) },
-        JISDK_RET_UNUSED
+        JISDK_RET_FAILED
     );
-    assert_eq!(unsafe { ji_set_callback(p.0, None) }, JISDK_RET_UNUSED);
+    assert_eq!(unsafe { ji_set_callback(p.0, None) }, JISDK_RET_SUCCEED);
 }
 
 trait CloneBits {

@@ -4,9 +4,11 @@
 //!
 //! Ownership: `event->json`, `outFrame->data` and `*pOutFrames` are owned by the predictor and
 //! stay valid until the next call on that predictor from the same thread (or its destruction).
+//! The asynchronous mode (`ji_set_callback`, `ji_calc_image_asyn`) lives in `ji_async.rs`.
 
 #![allow(non_camel_case_types, non_snake_case)]
 
+use super::ji_async::AsyncQueue;
 use super::{catch, json_cstring, opt_str, required_path, set_last_error};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -114,8 +116,9 @@ pub struct JiData {
     pub event: JiEvent,
 }
 
-/// ev_sdk 4.x asynchronous callback, the platform's signature (unused here:
-/// `ji_set_callback` returns `JISDK_RET_UNUSED`).
+/// ev_sdk 4.x asynchronous callback, the platform's signature: called once per
+/// `ji_calc_image_asyn` request, from a thread of the library; `output` belongs to the callback
+/// (free it with C++ `delete`, and `output->outPic.pData` with `delete []`).
 pub type JiCallBack = Option<unsafe extern "C" fn(output: *mut JiData, userData: *mut c_void)>;
 
 /// Size of the `ji_get_version` buffer (the platform's `MAX_VERSION_LENGTH`).
@@ -171,9 +174,11 @@ thread_local! {
 /// once, so it is `Send + Sync` (asserted below): the engine is, and the per-thread outputs are
 /// behind a mutex, each thread only ever touching its own slot. C gets a `Box::into_raw`
 /// pointer and only `ji_destroy_predictor` turns it back into the box.
-struct Predictor {
-    engine: Engine,
+pub(super) struct Predictor {
+    pub(super) engine: Arc<Engine>,
     outputs: Arc<OutputSlots>,
+    /// The asynchronous mode's queue and worker (started by `ji_set_callback`).
+    pub(super) asyn: AsyncQueue,
 }
 
 const _: () = {
@@ -213,13 +218,13 @@ impl Predictor {
     }
 }
 
-fn predictor<'a>(p: *mut c_void) -> Result<&'a Predictor> {
+pub(super) fn predictor<'a>(p: *mut c_void) -> Result<&'a Predictor> {
     // SAFETY: NULL or a live pointer from ji_create_predictor (documented contract).
     unsafe { (p as *const Predictor).as_ref() }
         .ok_or_else(|| Error::InvalidArgument("predictor is NULL".into()))
 }
 
-fn ji_code(e: &Error) -> c_int {
+pub(super) fn ji_code(e: &Error) -> c_int {
     match e {
         Error::InvalidArgument(_) => JISDK_RET_INVALIDPARAMS,
         _ => JISDK_RET_FAILED,
@@ -227,7 +232,7 @@ fn ji_code(e: &Error) -> c_int {
 }
 
 /// The event for a successful result: alarm when `is_alert`.
-fn event_code(v: &Value) -> c_int {
+pub(super) fn event_code(v: &Value) -> c_int {
     if v["algorithm_data"]["is_alert"] == Value::Bool(true) {
         JISDK_CODE_ALARM
     } else {
@@ -292,10 +297,14 @@ pub extern "C" fn ji_reinit() {}
 pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     let _ = pdtype;
     match catch(|| Engine::from_config_path(None)) {
-        Ok(engine) => Box::into_raw(Box::new(Predictor {
-            engine,
-            outputs: Arc::default(),
-        })) as *mut c_void,
+        Ok(engine) => {
+            let engine = Arc::new(engine);
+            Box::into_raw(Box::new(Predictor {
+                asyn: AsyncQueue::new(Arc::clone(&engine)),
+                engine,
+                outputs: Arc::default(),
+            })) as *mut c_void
+        }
         Err(e) => {
             eprintln!("ji_create_predictor: {e}");
             std::ptr::null_mut()
@@ -304,14 +313,27 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
 }
 
 /// Destroys a predictor and everything it handed out. NULL is accepted. Never twice, and not
-/// while another thread is still inside a call on it.
+/// while another thread is still inside a call on it. Asynchronous requests still queued are
+/// finished first: each gets its callback before this returns, none comes after. Called from
+/// inside one of this predictor's own callbacks it cannot wait for itself: it destroys nothing
+/// and says so on stderr and in `evsdk_last_error()`.
 ///
 /// # Safety
 /// `predictor` is NULL or a live pointer from `ji_create_predictor`.
 #[no_mangle]
 pub unsafe extern "C" fn ji_destroy_predictor(predictor: *mut c_void) {
     let _ = catch(|| {
-        if !predictor.is_null() {
+        // SAFETY: NULL or a live pointer from ji_create_predictor (caller contract).
+        if let Some(pred) = unsafe { (predictor as *const Predictor).as_ref() } {
+            if pred.asyn.on_worker_thread() {
+                let msg = "ji_destroy_predictor: called from the predictor's own callback; \
+                           the predictor is not destroyed (call it from another thread)";
+                eprintln!("{msg}");
+                set_last_error(msg);
+                return Ok(());
+            }
+            // Drain while the predictor is whole: callbacks may still call into it.
+            pred.asyn.shutdown();
             // SAFETY: a live pointer from ji_create_predictor, destroyed once (caller contract).
             drop(unsafe { Box::from_raw(predictor as *mut Predictor) });
         }
@@ -538,7 +560,7 @@ pub const JI_MAX_IN_COUNT: c_uint = 32;
 ///
 /// # Safety
 /// `info.pData` is NULL or points to a buffer of the size `nDataLen` describes.
-unsafe fn image_frame<'a>(info: &JiImageInfo, max_pixels: u64) -> Result<RawFrame<'a>> {
+pub(super) unsafe fn image_frame<'a>(info: &JiImageInfo, max_pixels: u64) -> Result<RawFrame<'a>> {
     let bad = |m: String| Err(Error::InvalidArgument(m));
     if info.nFormat != JI_IMAGE_TYPE_BGR {
         return bad(format!(
@@ -703,21 +725,7 @@ pub unsafe extern "C" fn ji_calc_image(
             images.push(pred.engine.frame_to_rgb(frame)?);
         }
         let refs: Vec<&RgbImage> = images.iter().collect();
-        let mut results = pred.engine.run_batch_json(&refs, args)?;
-        let v = if results.len() == 1 {
-            results.remove(0)
-        } else {
-            let alert = results.iter().any(|r| event_code(r) == JISDK_CODE_ALARM);
-            let targets: Vec<Value> = results
-                .iter()
-                .map(|r| r["algorithm_data"]["target_info"].clone())
-                .collect();
-            json!({
-                "algorithm_data": {"is_alert": alert, "target_info": targets},
-                "model_data": {"frames": results.len()},
-                "frames": results,
-            })
-        };
+        let v = combine_results(pred.engine.run_batch_json(&refs, args)?);
         if !pOutFrames.is_null() {
             let (ptr, n) = pred.with_outputs(|o| {
                 o.frames.resize_with(frames.len(), Vec::new);
@@ -745,6 +753,23 @@ pub unsafe extern "C" fn ji_calc_image(
             }
         }
         Ok(v)
+    })
+}
+
+/// The event JSON of a 4.x call: one frame's result as it is, several combined in order.
+pub(super) fn combine_results(mut results: Vec<Value>) -> Value {
+    if results.len() == 1 {
+        return results.remove(0);
+    }
+    let alert = results.iter().any(|r| event_code(r) == JISDK_CODE_ALARM);
+    let targets: Vec<Value> = results
+        .iter()
+        .map(|r| r["algorithm_data"]["target_info"].clone())
+        .collect();
+    json!({
+        "algorithm_data": {"is_alert": alert, "target_info": targets},
+        "model_data": {"frames": results.len()},
+        "frames": results,
     })
 }
 
@@ -815,23 +840,63 @@ pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
     JISDK_RET_SUCCEED
 }
 
-/// Asynchronous mode is not implemented: returns `JISDK_RET_UNUSED` (-2).
+/// ev_sdk 4.x asynchronous mode: sets the callback that answers this predictor's later
+/// `ji_calc_image_asyn` requests (each request keeps the callback set when it was submitted;
+/// NULL turns the mode off for later requests) and starts the predictor's worker thread.
+/// Returns 0, or -3 for a NULL predictor.
 ///
 /// # Safety
-/// Any arguments are accepted.
+/// `predictor` from `ji_create_predictor`; `callback` NULL or a function that may be called
+/// from another thread.
 #[no_mangle]
 pub unsafe extern "C" fn ji_set_callback(
     predictor: *mut c_void,
     callback: JiCallBack,
 ) -> JiErrorCode {
-    let _ = (predictor, callback);
-    JISDK_RET_UNUSED
+    // SAFETY: `predictor` is NULL or live (caller contract), as set_callback requires.
+    match catch(|| unsafe { super::ji_async::set_callback(predictor, callback) }) {
+        Ok(()) => JISDK_RET_SUCCEED,
+        Err(e) => ji_code(&e),
+    }
 }
 
-/// Asynchronous mode is not implemented: returns `JISDK_RET_UNUSED` (-2).
+/// ev_sdk 4.x asynchronous `ji_calc_image`: queues `nInCount` BGR frames and returns at once.
+///
+/// **Returns** 0 when the request is queued: its callback then comes exactly once. Otherwise
+/// no callback comes: -3 for what `ji_calc_image` reports as -3 (NULL predictor or frames,
+/// `nInCount` 0, unsupported format, bad geometry, invalid `args`); -1 when no callback is set
+/// (`ji_set_callback`), when the predictor is being destroyed, or out of memory; -99
+/// (`JISDK_RET_OVERMAXQPS`) when called from inside one of this predictor's callbacks while
+/// its queue is full (waiting there would wait for itself).
+///
+/// **Queue**: at most `async_queue` requests (config) wait; a call that finds the queue full
+/// waits until the worker takes requests from it. The frames are copied before the call
+/// returns: the caller's memory may be reused at once. `args` apply as at submission time.
+///
+/// **Callback** `cb(output, pUserData)`: from the predictor's worker thread, in submission
+/// order, with `pUserData` unchanged. `output->event` is what `ji_calc_image` would give
+/// (code 0 alarm, 1 normal, -1 failed; `json` the result or the error JSON, for example an
+/// image over `max_image_pixels` or a failing model); `output->event.json` stays valid until
+/// the callback returns (copy it to keep it). `output->outPic`: for a successful one-frame
+/// request (and `async_out_frame`, on by default) an unmodified packed copy of the input frame
+/// (`nWidthStride` = `nWidth`, `nDataLen` in bytes), otherwise all zero with `pData` NULL.
+///
+/// **Ownership**: `output` comes from C++ `new` and `output->outPic.pData` from
+/// `new unsigned char[]`; both belong to the callback: `delete [] (unsigned char
+/// *)output->outPic.pData; delete output;` (as the platform's test program does). C callers
+/// may instead pass them to `ji_free_async_result` (not to `free`).
+///
+/// **Batching**: the worker runs up to `async_max_batch` frames of waiting requests as one
+/// forward pass (waiting up to `async_max_wait_ms` for them); results are the same as one
+/// request at a time (a batch that fails is rerun request by request).
+///
+/// **Threads**: any thread may submit. A callback may call this library, including
+/// `ji_calc_image` and `ji_calc_image_asyn` on the same predictor, but not
+/// `ji_destroy_predictor` on it. `ji_destroy_predictor` answers every queued request before it
+/// returns (submissions made meanwhile get -1); no callback comes after.
 ///
 /// # Safety
-/// Any arguments are accepted.
+/// As `ji_calc_image`; `pUserData` is passed back untouched and never dereferenced.
 #[no_mangle]
 pub unsafe extern "C" fn ji_calc_image_asyn(
     predictor: *mut c_void,
@@ -840,8 +905,8 @@ pub unsafe extern "C" fn ji_calc_image_asyn(
     args: *const c_char,
     pUserData: *mut c_void,
 ) -> JiErrorCode {
-    let _ = (predictor, pInFrames, nInCount, args, pUserData);
-    JISDK_RET_UNUSED
+    // SAFETY: the caller's contract for this function is submit's.
+    unsafe { super::ji_async::submit(predictor, pInFrames, nInCount, args, pUserData) }
 }
 
 // The 4.x header also declares a face-library API for face-recognition tasks. A classifier has

@@ -4,6 +4,7 @@
 
 pub mod evsdk;
 pub mod ji;
+pub mod ji_async;
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;

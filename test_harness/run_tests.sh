@@ -35,6 +35,9 @@ check calc_buffer 0 'rc=0' '"class_id":2' -- -f buffer -i "$img/blue.png" -o "$o
 cmp -s "$img/blue.png" "$out/copy.png" && { pass=$((pass + 1)); echo "ok   calc_buffer_outfile"; } || { fail=$((fail + 1)); echo "FAIL calc_buffer_outfile"; }
 check calc_frame_bgr_padded 0 'rc=0 code=0' '"class_id":0' '"class_id":1' '"class_id":2' -- -f frame -i "$img/red.bmp,$img/green.bmp,$img/blue.bmp"
 check calc_image_batch 0 'rc=0' '"frames":\[' '"model_data":\{"frames":3\}' -- -f image -b 3 -i "$img/blue.bmp,$img/green.bmp,$img/red.bmp"
+check calc_image_async 0 'async: requests=6 callbacks=6' 'summary: failures=0 alarms=6' \
+  'red.bmp rc=0 code=0' '"class_id":0' '"class_id":1' '"class_id":2' '"confidence":1.0' \
+  -- -f async -r 2 -i "$img/red.bmp,$img/green.bmp,$img/blue.bmp"
 check calc_image_single 0 'rc=0 code=0' '"class_id":2' -- -f image -i "$img/blue.bmp"
 check args_topk 0 '"topk":\[' -- -f file -i "$img/red.jpg" -a '{"topk": 3}'
 check args_thresh_normal 0 'rc=0 code=1' '"target_info":null' 'normals=1' -- -f file -i "$img/red.jpg" -a '{"thresh": 1.5}'

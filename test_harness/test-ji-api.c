@@ -5,8 +5,9 @@
  *   test-ji-api -f FUNC -i INPUT [-a ARGS] [-r REPEAT] [-o OUTFILE] [-n N] [-b BATCH]
  *
  * FUNC: frame (1), buffer (2), file (3), video (4), loop (5: create/destroy N times),
- *       image (4.x ji_calc_image, -b frames per call), threads (5 threads, own predictors),
- *       shared (5 threads sharing one predictor), version.
+ *       image (4.x ji_calc_image, -b frames per call), async (4.x ji_calc_image_asyn: queue
+ *       every frame, then wait for every callback, like the platform's -f 2), threads (5
+ *       threads, own predictors), shared (5 threads sharing one predictor), version.
  * INPUT: a file, a comma-separated list, or a folder (its .bmp/.ppm/.jpg/.png files).
  * frame/image decode BMP (24/32-bit, uncompressed) and PPM (P6) themselves: no OpenCV.
  * The config comes from $EV_SDK_CONFIG (or the platform default path).
@@ -261,6 +262,100 @@ static int run_image(void *pred, Options *o) {
     return 0;
 }
 
+/* 4.x asynchronous mode: one request per frame, the frame freed as soon as the call returns;
+ * the callback prints the result, frees it (ji_free_async_result: C has no `delete`) and
+ * counts; the main thread waits until every queued request has had its callback. */
+typedef struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    Options *o;
+    int done;
+} AsyncState;
+
+typedef struct {
+    AsyncState *state;
+    const char *path;
+    int index;
+    double t0;
+} AsyncRequest;
+
+static void on_async_result(JiData *output, void *user) {
+    AsyncRequest *req = user;
+    AsyncState *st = req->state;
+    pthread_mutex_lock(&st->mutex);
+    char label[64];
+    snprintf(label, sizeof label, "async[%d]", req->index);
+    report(label, req->path, 0, output->event.code, output->event.json, now_ms() - req->t0);
+    if (output->event.code == JISDK_CODE_FAILED) st->o->failures++;
+    else if (output->event.code == JISDK_CODE_ALARM) st->o->alarms++;
+    else st->o->normals++;
+    st->done++;
+    pthread_cond_signal(&st->cond);
+    pthread_mutex_unlock(&st->mutex);
+    ji_free_async_result(output);
+    free(req);
+}
+
+static int run_async(void *pred, Options *o) {
+    AsyncState st;
+    pthread_mutex_init(&st.mutex, NULL);
+    pthread_cond_init(&st.cond, NULL);
+    st.o = o;
+    st.done = 0;
+    int rc = ji_set_callback(pred, on_async_result);
+    if (rc != 0) {
+        printf("ji_set_callback rc=%d\n", rc);
+        o->failures++;
+        return -1;
+    }
+    int queued = 0;
+    for (int r = 0; r < o->repeat; r++) {
+        for (int i = 0; i < o->ninputs; i++) {
+            Image img;
+            if (load_image(o->inputs[i], &img) != 0 || img.channels != 3) {
+                fprintf(stderr, "cannot read %s as 24-bit BMP/PPM\n", o->inputs[i]);
+                o->failures++;
+                continue;
+            }
+            /* Packed rows as the reference test builds them (stride in pixels = cols). */
+            unsigned char *packed = malloc((size_t)img.rows * img.cols * 3);
+            for (int y = 0; y < img.rows; y++)
+                memcpy(packed + (size_t)y * img.cols * 3, img.data + (size_t)y * img.step, (size_t)img.cols * 3);
+            free(img.data);
+            JiImageInfo info;
+            memset(&info, 0, sizeof info);
+            info.nWidth = (unsigned)img.cols;
+            info.nHeight = (unsigned)img.rows;
+            info.nWidthStride = (unsigned)img.cols;
+            info.nHeightStride = (unsigned)img.rows;
+            info.pData = packed;
+            info.nDataLen = (unsigned)(img.rows * img.cols);
+            info.nFormat = JI_IMAGE_TYPE_BGR;
+            info.nDataType = JI_UNSIGNED_CHAR;
+            info.nFrameNo = (unsigned)queued;
+            AsyncRequest *req = malloc(sizeof *req);
+            *req = (AsyncRequest){&st, o->inputs[i], queued, now_ms()};
+            rc = ji_calc_image_asyn(pred, &info, 1, o->args, req);
+            free(packed); /* the library copied the frame */
+            if (rc != 0) {
+                printf("async[%d] %s rc=%d (no callback)\n", queued, o->inputs[i], rc);
+                o->failures++;
+                free(req);
+            } else {
+                queued++;
+            }
+        }
+    }
+    pthread_mutex_lock(&st.mutex);
+    while (st.done < queued) pthread_cond_wait(&st.cond, &st.mutex);
+    int done = st.done;
+    pthread_mutex_unlock(&st.mutex);
+    printf("async: requests=%d callbacks=%d\n", queued, done);
+    pthread_cond_destroy(&st.cond);
+    pthread_mutex_destroy(&st.mutex);
+    return 0;
+}
+
 typedef struct {
     Options *o;
     void *shared;
@@ -307,7 +402,7 @@ static int run_threads(Options *o, int shared) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: test-ji-api -f frame|buffer|file|video|loop|image|threads|shared|version -i INPUT\n"
+            "usage: test-ji-api -f frame|buffer|file|video|loop|image|async|threads|shared|version -i INPUT\n"
             "                   [-a ARGS] [-r REPEAT] [-o OUTFILE] [-n LOOPS] [-b BATCH]\n");
 }
 
@@ -377,6 +472,8 @@ int main(int argc, char **argv) {
             double t0 = now_ms();
             if (strcmp(o.func, "image") == 0) {
                 for (int r = 0; r < o.repeat; r++) run_image(pred, &o);
+            } else if (strcmp(o.func, "async") == 0) {
+                run_async(pred, &o);
             } else {
                 for (int r = 0; r < o.repeat; r++)
                     for (int i = 0; i < o.ninputs; i++) run_one(pred, o.func, o.inputs[i], &o, 0);

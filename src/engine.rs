@@ -191,46 +191,41 @@ impl Engine {
     /// preprocessed on several threads (each with its own pooled buffers), so a GPU is not
     /// left waiting on one CPU core.
     fn forward_batch(&self, images: &[&RgbImage], work: &mut Work) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
         work.input.clear();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(images.len())
-            .min(8);
+        let threads = rayon::current_num_threads().min(images.len()).min(8);
         let size = if threads <= 1 {
             self.append_tensors(images, &mut work.pre, &mut work.input)?
         } else {
+            // Chunks on rayon's persistent pool, each with pooled buffers; a panic in one
+            // reaches the caller's catch_unwind through rayon.
             let per = images.len().div_ceil(threads);
-            let parts: Vec<Result<(Size, Vec<f32>)>> = std::thread::scope(|s| {
-                let handles: Vec<_> = images
-                    .chunks(per)
-                    .map(|chunk| {
-                        s.spawn(move || {
-                            let mut w = self.take_work();
-                            let mut part = std::mem::take(&mut w.input);
-                            part.clear();
-                            let r = self.append_tensors(chunk, &mut w.pre, &mut part);
-                            self.return_work(w);
-                            r.map(|size| (size, part))
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Panic("preprocessing thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            });
+            let parts: Vec<Result<(Size, Work)>> = images
+                .par_chunks(per)
+                .map(|chunk| {
+                    let mut w = self.take_work();
+                    w.input.clear();
+                    let mut part = std::mem::take(&mut w.input);
+                    let r = self.append_tensors(chunk, &mut w.pre, &mut part);
+                    w.input = part;
+                    r.map(|size| (size, w))
+                })
+                .collect();
             let mut size = None;
+            let mut result = Ok(());
             for part in parts {
-                let (s, data) = part?;
-                if *size.get_or_insert(s) != s {
-                    return Err(different_sizes());
+                match part {
+                    Ok((s, w)) => {
+                        if *size.get_or_insert(s) != s {
+                            result = Err(different_sizes());
+                        }
+                        work.input.extend_from_slice(&w.input);
+                        self.return_work(w);
+                    }
+                    Err(e) => result = result.and(Err(e)),
                 }
-                work.input.extend_from_slice(&data);
             }
+            result?;
             size.expect("non-empty batch")
         };
         self.model
@@ -284,6 +279,28 @@ impl Engine {
                 Some(p) => format!("{}: {m}", p.display()),
                 None => m,
             })),
+            Err(e) => Err(e),
+        };
+        self.return_work(work);
+        let cls = self.rank(&result?, 1, opts.topk.max(1))?.remove(0);
+        Ok(self.render(&cls, &opts))
+    }
+
+    /// Converts a raw frame into this engine's pooled buffer, classifies it and renders the
+    /// result JSON (the path of `ji_calc_frame`, `evsdk_process_bgr` and one-frame
+    /// `ji_calc_image`): no per-call allocation for the RGB copy.
+    pub fn run_frame_json(&self, frame: &RawFrame, args: Option<&str>) -> Result<Value> {
+        let opts = self.run_defaults().with_args(args)?;
+        let mut work = self.take_work();
+        let result = match frame.to_rgb_reusing(
+            self.config.preprocess.max_image_pixels,
+            std::mem::take(&mut work.decoded),
+        ) {
+            Ok(img) => {
+                let r = self.forward_batch(&[&img], &mut work);
+                work.decoded = img.data;
+                r
+            }
             Err(e) => Err(e),
         };
         self.return_work(work);

@@ -189,8 +189,7 @@ pub unsafe extern "C" fn evsdk_process_bgr(
                 h.engine.max_image_pixels(),
             )
         }?;
-        let img = h.engine.frame_to_rgb(&frame)?;
-        write_json(&h.engine.run_json(&img, args)?, out_json);
+        write_json(&h.engine.run_frame_json(&frame, args)?, out_json);
         Ok(())
     })
 }

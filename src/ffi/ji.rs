@@ -407,8 +407,7 @@ pub unsafe extern "C" fn ji_calc_frame(
                 pred.engine.max_image_pixels(),
             )
         }?;
-        let img = pred.engine.frame_to_rgb(&frame)?;
-        let v = pred.engine.run_json(&img, args)?;
+        let v = pred.engine.run_frame_json(&frame, args)?;
         // SAFETY: `outFrame` is NULL or writable (caller contract).
         if let Some(out) = unsafe { outFrame.as_mut() } {
             let row = f.cols as usize * channels as usize;
@@ -720,12 +719,16 @@ pub unsafe extern "C" fn ji_calc_image(
             })?;
             frames.push(frame);
         }
-        let mut images: Vec<RgbImage> = Vec::with_capacity(frames.len());
-        for frame in &frames {
-            images.push(pred.engine.frame_to_rgb(frame)?);
-        }
-        let refs: Vec<&RgbImage> = images.iter().collect();
-        let v = combine_results(pred.engine.run_batch_json(&refs, args)?);
+        let v = if let [frame] = frames.as_slice() {
+            pred.engine.run_frame_json(frame, args)?
+        } else {
+            let mut images: Vec<RgbImage> = Vec::with_capacity(frames.len());
+            for frame in &frames {
+                images.push(pred.engine.frame_to_rgb(frame)?);
+            }
+            let refs: Vec<&RgbImage> = images.iter().collect();
+            combine_results(pred.engine.run_batch_json(&refs, args)?)
+        };
         if !pOutFrames.is_null() {
             let (ptr, n) = pred.with_outputs(|o| {
                 o.frames.resize_with(frames.len(), Vec::new);

@@ -57,7 +57,8 @@ impl Engine {
             device,
             config.precision,
             (size.height, size.width),
-            config.optimize_for_inference,
+            config.optimize,
+            config.cuda_freeze,
         )?;
         if model.num_classes() != names.len() {
             return Err(Error::ModelLoad(format!(
@@ -88,6 +89,11 @@ impl Engine {
 
     pub fn class_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// How the model runs: the CPU fast path, or plain and why (see README, "Speed").
+    pub fn optimization(&self) -> &model::Optimization {
+        self.model.optimization()
     }
 
     /// "cpu" or "cuda:N".

@@ -174,7 +174,7 @@ const FUSION_WARMUP_CALLS: usize = 3;
 const MAX_FUSED_SHAPES: usize = 16;
 /// The fast path must match the plain model within this much, relative to the logits' scale
 /// (max(1, largest |logit|)).
-pub const PROBE_TOLERANCE: f64 = 1e-4;
+const PROBE_TOLERANCE: f64 = 1e-4;
 
 /// The CPU fast path: the model frozen with its zero pads folded into the convolutions
 /// (`base`), and per batch size a copy of it whose graph oneDNN Graph fused while warming up

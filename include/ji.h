@@ -285,6 +285,18 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
                       char **out_json);
 
 /**
+ * Describes how the handle's model runs, as JSON written to `*out_json` (free it with
+ * `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
+ * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
+ * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
+ * "probe_tolerance"}}` (README, "Speed").
+ *
+ * # Safety
+ * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
+ */
+int evsdk_model_info(const struct EvsdkHandle *handle, char **out_json);
+
+/**
  * Releases a handle. NULL is accepted and ignored. Never release a handle twice, and do not
  * release it while another thread is still using it.
  *

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 pub struct Model {
@@ -191,9 +191,12 @@ struct FastModel {
     probe_out: Vec<f32>,
     tolerance: f64,
     /// Batch size -> its fused instance, or None when its check failed (then that batch size
-    /// runs image by image through the batch-1 instance).
-    instances: Mutex<HashMap<usize, Option<Arc<CModule>>>>,
+    /// runs image by image through the batch-1 instance). A cell is filled once, by the first
+    /// caller with that batch size, without holding up callers with other sizes.
+    instances: Mutex<HashMap<usize, Arc<Instance>>>,
 }
+
+type Instance = OnceLock<Option<Arc<CModule>>>;
 
 /// Runs `f` with oneDNN Graph fusion on for graphs this thread optimises.
 fn with_fusion<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
@@ -252,14 +255,19 @@ impl FastModel {
     /// The fused instance for `batch`, made on first use; None when that batch size runs
     /// image by image.
     fn instance(&self, batch: usize) -> Option<Arc<CModule>> {
-        let mut map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = map.get(&batch) {
-            return found.clone();
-        }
-        if map.len() >= MAX_FUSED_SHAPES {
-            return None;
-        }
-        let made = match self.new_instance(batch) {
+        let cell = {
+            let mut map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            if !map.contains_key(&batch) && map.len() >= MAX_FUSED_SHAPES {
+                return None;
+            }
+            map.entry(batch).or_default().clone()
+        };
+        cell.get_or_init(|| self.make_instance(batch)).clone()
+    }
+
+    /// A checked fused instance for `batch`, or None (said on stderr) when there is none.
+    fn make_instance(&self, batch: usize) -> Option<Arc<CModule>> {
+        match self.new_instance(batch) {
             Ok((module, out)) => {
                 let diff = max_abs_diff(&out, &self.probe_out.repeat(batch));
                 if diff <= self.tolerance {
@@ -277,9 +285,7 @@ impl FastModel {
                 eprintln!("libji: no fused model for batch {batch} ({e}); that batch size runs image by image");
                 None
             }
-        };
-        map.insert(batch, made.clone());
-        made
+        }
     }
 
     fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
@@ -685,7 +691,7 @@ impl FastModel {
         fast.instances
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(1, Some(Arc::new(one)));
+            .insert(1, Arc::new(OnceLock::from(Some(Arc::new(one)))));
         let report = Optimization {
             path: "cpu_fused",
             fallback_reason: None,

@@ -221,3 +221,36 @@ fn optimize_false_and_the_older_key_are_honoured() {
     let err = with(r#""optimize": false, "optimize_for_inference": true"#).unwrap_err();
     assert!(err.to_string().contains("contradicts"), "{err}");
 }
+
+#[test]
+fn evsdk_model_info_says_how_the_model_runs() {
+    use ji::ffi::evsdk::*;
+    let info = |config: &Path| {
+        let cfg = cstring(config);
+        let mut h = std::ptr::null_mut();
+        assert_eq!(
+            unsafe { evsdk_init(cfg.as_ptr(), &mut h) },
+            EVSDK_OK,
+            "{}",
+            last_error()
+        );
+        let mut out = std::ptr::null_mut();
+        assert_eq!(unsafe { evsdk_model_info(h, &mut out) }, EVSDK_OK);
+        unsafe { evsdk_release(h) };
+        take_json(out)
+    };
+    let v = info(&fixture("conv.json"));
+    assert_eq!(v["device"], "cpu");
+    assert_eq!(v["classes"], 3);
+    assert_eq!(v["optimization"]["path"], "cpu_fused", "{v}");
+    assert_eq!(
+        v["optimization"]["fallback_reason"],
+        serde_json::Value::Null
+    );
+    assert!(v["optimization"]["probe_max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    let mut out = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { evsdk_model_info(std::ptr::null(), &mut out) },
+        EVSDK_ERR_INVALID_ARGUMENT
+    );
+}

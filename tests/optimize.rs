@@ -254,3 +254,45 @@ fn evsdk_model_info_says_how_the_model_runs() {
         EVSDK_ERR_INVALID_ARGUMENT
     );
 }
+
+/// `"precision": "bf16"` (opt-in) on a CPU with native bf16: it runs the fast path in bf16
+/// and mostly keeps the top-1 (measured agreement in README, "Speed"); elsewhere it is a
+/// config error.
+#[test]
+fn bf16_is_opt_in_and_mostly_keeps_the_top1() {
+    let config = demo().join("config/algo_config.json");
+    let mut c = Config::load(&config).unwrap();
+    c.device = ji::config::DeviceSpec::Cpu;
+    c.precision = ji::config::Precision::Bf16;
+    let has_bf16 = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .split_whitespace()
+        .any(|f| f == "avx512_bf16" || f == "amx_bf16");
+    let bf16 = match Engine::new(c) {
+        Ok(e) => e,
+        Err(e) => {
+            assert!(!has_bf16, "{e}");
+            assert!(e.to_string().contains("bf16"), "{e}");
+            return;
+        }
+    };
+    assert_eq!(bf16.optimization().precision, "bf16");
+    assert_eq!(bf16.optimization().path, "cpu_fused");
+    let plain = engine(&config, false);
+    let photos = photos();
+    let (mut same, mut worst) = (0, 0f64);
+    for photo in &photos {
+        let img = plain.decode(&std::fs::read(photo).unwrap()).unwrap();
+        let (a, b) = (
+            &confidences(&plain, &[&img])[0],
+            &confidences(&bf16, &[&img])[0],
+        );
+        same += (top1(a) == top1(b)) as usize;
+        worst = worst.max(max_diff(a, b));
+    }
+    eprintln!(
+        "bf16 Lite0: top-1 {same}/{} as fp32, max |Δconfidence| {worst:.3}",
+        photos.len()
+    );
+    assert!(same * 10 >= photos.len() * 7, "{same}/{}", photos.len());
+}

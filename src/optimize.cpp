@@ -213,6 +213,10 @@ extern "C" void *ji_fast_prepare(const char *path, int channels_last, int bf16, 
 // specialised to the input shape it saw while warming up, so each batch shape gets a copy.
 extern "C" void *ji_module_clone(const void *module, char *err, size_t err_len) {
     return guarded(err, err_len, [&]() -> void * {
+        // Cloning registers new types and methods in the module's compilation unit, which is
+        // not thread-safe: two batch sizes may be first used at once.
+        static std::mutex clone_lock;
+        std::lock_guard<std::mutex> hold(clone_lock);
         return new torch::jit::Module(static_cast<const torch::jit::Module *>(module)->clone());
     });
 }

@@ -321,6 +321,8 @@ def main():
                 if fb:
                     rows["e_forward_fast_ms"] = fb["fast_ms"]
                     rows["e_forward_plain_ms"] = fb["plain_ms"]
+                    rows["e_forward_fast_ms_best_round"] = fb["fast_ms_best_round"]
+                    rows["e_forward_plain_ms_best_round"] = fb["plain_ms_best_round"]
                     rows["e_fast_path"] = "%s, %d pads folded, %d fusion groups" % (
                         fb["optimization"]["path"], fb["optimization"]["pads_folded"],
                         fb["optimization"]["fusion_groups"])

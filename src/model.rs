@@ -315,6 +315,15 @@ impl FastModel {
     }
 }
 
+/// Diagnostics: (oneDNN Graph fusion groups, zero pads) in the optimised graph the calling
+/// thread last ran through TorchScript's profiling executor; None before any.
+pub fn last_graph_stats() -> Option<(u32, u32)> {
+    let mut stats = [0 as c_int; 2];
+    // SAFETY: writes two ints; reads this thread's last optimised graph.
+    unsafe { ji_last_graph_stats(stats.as_mut_ptr()) };
+    (stats[0] >= 0).then(|| (stats[0] as u32, stats[1] as u32))
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     if a.len() != b.len() {
         return f64::INFINITY;

@@ -124,6 +124,26 @@ bool fold_into(Graph &g, Node *pad, Node *conv, const std::vector<int64_t> &lrtb
     return true;
 }
 
+// Pooling written without a stride (`F.max_pool2d(x, 2)`) carries an empty stride list,
+// meaning "the kernel size"; oneDNN Graph rejects it ("could not set attribute to the op"),
+// so the stride is spelled out (the same operation).
+void explicit_pool_strides(std::shared_ptr<Graph> g) {
+    static const auto max_pool = c10::Symbol::fromQualString("aten::max_pool2d");
+    static const auto avg_pool = c10::Symbol::fromQualString("aten::avg_pool2d");
+    torch::jit::DepthFirstGraphNodeIterator it(g);
+    for (Node *n = it.next(); n != nullptr; n = it.next()) {
+        if ((n->kind() != max_pool && n->kind() != avg_pool) || n->inputs().size() < 3) continue;
+        auto kernel = torch::jit::toIValue(n->input(1));
+        auto stride = torch::jit::toIValue(n->input(2));
+        if (!kernel || !kernel->isIntList() || !stride || !stride->isIntList()) continue;
+        if (!stride->toIntVector().empty()) continue;
+        auto k = kernel->toIntVector();
+        if (k.size() == 1) k.push_back(k[0]);
+        torch::jit::WithInsertPoint guard(n);
+        n->replaceInput(2, g->insertConstant(k));
+    }
+}
+
 int fold_zero_pads(std::shared_ptr<Graph> g, int *remaining) {
     std::vector<Node *> pads;
     torch::jit::DepthFirstGraphNodeIterator it(g);
@@ -182,9 +202,9 @@ extern "C" void *ji_optimize_torchscript(const char *path, int device, int half,
 }
 
 // The CPU fast path's base module: loaded on the CPU, weights in fp32 (or bf16), 4-D weights in
-// channels-last layout when asked, frozen (conv-BN folding etc.), then zero pads folded into the
-// convolutions that follow them. `stats` receives {pads folded, zero pads left}. Returns a new
-// module, or NULL with `err` set.
+// channels-last layout when asked, frozen (conv-BN folding etc.), pooling strides spelled out,
+// then zero pads folded into the convolutions that follow them. `stats` receives {pads folded,
+// zero pads left}. Returns a new module, or NULL with `err` set.
 extern "C" void *ji_fast_prepare(const char *path, int channels_last, int bf16, int *stats, char *err,
                                  size_t err_len) {
     return guarded(err, err_len, [&]() -> void * {
@@ -200,6 +220,7 @@ extern "C" void *ji_fast_prepare(const char *path, int channels_last, int bf16, 
         }
         torch::jit::Module frozen = torch::jit::freeze(m);
         int left = 0;
+        explicit_pool_strides(frozen.get_method("forward").graph());
         int folded = fold_zero_pads(frozen.get_method("forward").graph(), &left);
         if (stats) {
             stats[0] = folded;

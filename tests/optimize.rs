@@ -296,3 +296,78 @@ fn bf16_is_opt_in_and_mostly_keeps_the_top1() {
     );
     assert!(same * 10 >= photos.len() * 7, "{same}/{}", photos.len());
 }
+
+/// Fusion is switched on only for the thread warming a fast-path model: a plain model run
+/// afterwards on the same thread keeps its graph (no fusion groups, its pads in place).
+#[test]
+fn a_plain_model_next_to_a_fast_one_stays_plain() {
+    std::thread::spawn(|| {
+        let config = demo().join("config/algo_config.json");
+        let fast = engine(&config, true);
+        assert_eq!(fast.optimization().pads_folded, 17);
+        let plain = engine(&config, false);
+        let img = RgbImage {
+            width: 300,
+            height: 260,
+            data: (0..300 * 260 * 3).map(|i| (i % 251) as u8).collect(),
+        };
+        for _ in 0..3 {
+            plain.classify(&img, 1).unwrap();
+        }
+        assert_eq!(ji::model::last_graph_stats(), Some((0, 17)));
+        fast.classify(&img, 1).unwrap();
+        let (groups, pads) = ji::model::last_graph_stats().unwrap();
+        assert!(groups > 0 && pads == 0, "{groups} {pads}");
+    })
+    .join()
+    .unwrap();
+}
+
+/// Pads the pass must leave alone (not zero, not before a convolution) stay, those before
+/// convolutions are folded, and the result still matches the plain model.
+#[test]
+fn only_zero_pads_before_convolutions_are_folded() {
+    let dir = std::env::temp_dir().join(format!("ji-optimize-pads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = write_model(
+        &dir,
+        r#"
+import sys, torch
+import torch.nn.functional as F
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Conv2d(3, 8, 3, stride=2)          # after an asymmetric zero pad
+        self.b = torch.nn.Conv2d(8, 8, 5, groups=8)          # after a symmetric one (+ its own)
+        self.c = torch.nn.Conv2d(8, 8, 3)                    # after a reflect pad: kept
+        self.fc = torch.nn.Linear(8, 4)
+    def forward(self, x):
+        x = torch.relu(self.a(F.pad(x, [0, 1, 0, 1])))
+        x = torch.relu(self.b(F.pad(x, [2, 2, 2, 2])))
+        x = F.max_pool2d(F.pad(x, [1, 1, 1, 1]), 2)          # zero pad before a pool: kept
+        x = torch.relu(self.c(F.pad(x, [1, 1, 1, 1], mode="reflect")))
+        return self.fc(x.mean((2, 3))) * 10
+torch.jit.trace(M().eval(), torch.randn(1, 3, 32, 32)).save(sys.argv[1])
+"#,
+    );
+    let fast = Engine::from_config_path(Some(&cfg)).unwrap();
+    let mut c = Config::load(&cfg).unwrap();
+    c.optimize = false;
+    let plain = Engine::new(c).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let report = fast.optimization();
+    assert_eq!(report.path, "cpu_fused", "{report:?}");
+    assert_eq!(report.pads_folded, 2, "{report:?}");
+    let img = RgbImage {
+        width: 45,
+        height: 37,
+        data: (0..45 * 37 * 3).map(|i| (i * 7 % 256) as u8).collect(),
+    };
+    let (a, b) = (
+        &confidences(&plain, &[&img])[0],
+        &confidences(&fast, &[&img])[0],
+    );
+    assert_eq!(top1(a), top1(b));
+    assert!(max_diff(a, b) <= MAX_CONFIDENCE_DIFF, "{a:?} {b:?}");
+}

@@ -240,8 +240,6 @@ typedef void (*JiCallBack)(struct JiData *output, void *userData);
 extern "C" {
 #endif // __cplusplus
 
-extern long ji_cuda_runtime_version(void);
-
 /**
  * Creates a classifier from a config file.
  *
@@ -308,6 +306,18 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
                       uint32_t channels,
                       const char *args,
                       char **out_json);
+
+/**
+ * Describes how the handle's model runs, as JSON written to `*out_json` (free it with
+ * `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
+ * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
+ * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
+ * "probe_tolerance"}}` (README, "Speed").
+ *
+ * # Safety
+ * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
+ */
+int evsdk_model_info(const struct EvsdkHandle *handle, char **out_json);
 
 /**
  * Releases a handle. NULL is accepted and ignored. Never release a handle twice, and do not

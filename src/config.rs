@@ -26,6 +26,8 @@ pub enum DeviceSpec {
 pub enum Precision {
     Fp32,
     Fp16,
+    /// bfloat16 weights and activations on the CPU's fast path (opt-in: it changes scores).
+    Bf16,
 }
 
 /// How the image is brought to `resize_size` before the centre crop.
@@ -144,9 +146,12 @@ pub struct Config {
     pub warmup: u32,
     /// libtorch intra-op threads for CPU inference; 0 keeps libtorch's default.
     pub num_threads: u32,
-    /// Run `torch.jit.optimize_for_inference` (CPU) / `torch.jit.freeze` (CUDA) on the model
-    /// at init: faster, but outputs differ from the plain model by float rounding.
-    pub optimize_for_inference: bool,
+    /// The CPU fast path (freeze, zero-pad folding, oneDNN Graph fusion, channels-last),
+    /// checked against the plain model at init (`"optimize"`, default true).
+    pub optimize: bool,
+    /// `"optimize_for_inference": true`: on CUDA the model is frozen. The GPU default is
+    /// unchanged (plain TorchScript + cuDNN autotuning).
+    pub cuda_freeze: bool,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
 }
@@ -197,6 +202,8 @@ const KNOWN_KEYS: &[&str] = &[
     "algo_version",
     "warmup",
     "num_threads",
+    // The CPU fast path, and the older key (see parse_optimize).
+    "optimize",
     "optimize_for_inference",
     "async_queue",
     "async_max_batch",
@@ -258,8 +265,20 @@ impl Config {
         let precision = match get_str(obj, "precision")? {
             None | Some("fp32") => Precision::Fp32,
             Some("fp16") => Precision::Fp16,
-            Some(other) => return Err(bad_value("precision", "\"fp32\" or \"fp16\"", other)),
+            Some("bf16") => Precision::Bf16,
+            Some(other) => {
+                return Err(bad_value(
+                    "precision",
+                    "\"fp32\", \"fp16\" or \"bf16\"",
+                    other,
+                ))
+            }
         };
+        if precision == Precision::Bf16 && matches!(device, DeviceSpec::Cuda(_)) {
+            return Err(Error::Config(
+                "\"precision\": \"bf16\" is for the CPU; on CUDA use \"fp16\"".into(),
+            ));
+        }
         if precision == Precision::Fp16 && device == DeviceSpec::Cpu {
             return Err(Error::Config(
                 "\"precision\": \"fp16\" needs a CUDA device, but \"device\" is \"cpu\"".into(),
@@ -343,7 +362,7 @@ impl Config {
             },
         };
         let exif_transpose = get_bool(obj, "exif_transpose")?;
-        let optimize_for_inference = get_bool(obj, "optimize_for_inference")?;
+        let (optimize, cuda_freeze) = parse_optimize(obj)?;
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -394,7 +413,8 @@ impl Config {
             algo_version,
             warmup,
             num_threads,
-            optimize_for_inference,
+            optimize,
+            cuda_freeze,
             asynchronous,
         })
     }
@@ -530,6 +550,23 @@ fn get_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
         Some(Value::Bool(b)) => Ok(*b),
         Some(v) => Err(bad_value(key, "true or false", v)),
     }
+}
+
+/// `"optimize"` (default true: the CPU fast path) and the older `"optimize_for_inference"`,
+/// whose `true` keeps its old meaning: optimised on the CPU (now the fast path) and frozen on
+/// CUDA; its `false` was the old default and changes nothing. Returns (optimize, cuda_freeze).
+fn parse_optimize(obj: &Map<String, Value>) -> Result<(bool, bool)> {
+    let optimize = match obj.get("optimize") {
+        None => None,
+        Some(_) => Some(get_bool(obj, "optimize")?),
+    };
+    let legacy = get_bool(obj, "optimize_for_inference")?;
+    if legacy && optimize == Some(false) {
+        return Err(Error::Config(
+            "\"optimize\": false contradicts \"optimize_for_inference\": true".into(),
+        ));
+    }
+    Ok((optimize.unwrap_or(true), legacy))
 }
 
 fn get_u32(obj: &Map<String, Value>, key: &str, default: u32) -> Result<u32> {

@@ -82,7 +82,8 @@ impl Engine {
             device,
             config.precision,
             (size.height, size.width),
-            config.optimize_for_inference,
+            config.optimize,
+            config.cuda_freeze,
         )?;
         if model.num_classes() != names.len() {
             return Err(Error::ModelLoad(format!(
@@ -114,6 +115,16 @@ impl Engine {
     /// The config's `max_image_pixels`: larger images and frames are refused.
     pub fn max_image_pixels(&self) -> u64 {
         self.config.preprocess.max_image_pixels
+    }
+
+    /// The number of classes (the model's output width).
+    pub fn num_classes(&self) -> usize {
+        self.names.len()
+    }
+
+    /// How the model runs: the CPU fast path, or plain and why (see README, "Speed").
+    pub fn optimization(&self) -> &model::Optimization {
+        self.model.optimization()
     }
 
     /// "cpu" or "cuda:N".

@@ -3,14 +3,75 @@
 
 use crate::config::{DeviceSpec, Precision};
 use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 pub struct Model {
-    module: CModule,
-    device: Device,
-    half: bool,
+    runner: Runner,
     num_classes: usize,
+    report: Optimization,
+}
+
+enum Runner {
+    /// The TorchScript module as loaded (or frozen on CUDA), run as it is.
+    Plain {
+        module: CModule,
+        device: Device,
+        kind: Kind,
+    },
+    /// The CPU fast path (see `FastModel`).
+    Fast(FastModel),
+}
+
+/// How the model runs, for the init log and reports (`Engine::optimization`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimization {
+    /// "cpu_fused" (the fast path), "plain" or "cuda_frozen".
+    pub path: &'static str,
+    /// Why the fast path is not used, when it was asked for and failed or did not match.
+    pub fallback_reason: Option<String>,
+    /// Zero pads moved into the convolutions that follow them.
+    pub pads_folded: u32,
+    /// oneDNN Graph fusion groups in the batch-1 graph after warm-up.
+    pub fusion_groups: u32,
+    pub channels_last: bool,
+    /// "fp32", "fp16" or "bf16".
+    pub precision: &'static str,
+    /// Largest |logit difference| from the plain model on the probe inputs, and the limit.
+    pub probe_max_abs_diff: Option<f64>,
+    pub probe_tolerance: Option<f64>,
+}
+
+impl Optimization {
+    /// The report as JSON (`evsdk_model_info`), field names as in the struct.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path,
+            "fallback_reason": self.fallback_reason,
+            "pads_folded": self.pads_folded,
+            "fusion_groups": self.fusion_groups,
+            "channels_last": self.channels_last,
+            "precision": self.precision,
+            "probe_max_abs_diff": self.probe_max_abs_diff,
+            "probe_tolerance": self.probe_tolerance,
+        })
+    }
+
+    fn plain(path: &'static str, precision: &'static str, reason: Option<String>) -> Self {
+        Optimization {
+            path,
+            fallback_reason: reason,
+            pads_folded: 0,
+            fusion_groups: 0,
+            channels_last: false,
+            precision,
+            probe_max_abs_diff: None,
+            probe_tolerance: None,
+        }
+    }
 }
 
 /// The device libtorch will use for a spec. `auto` and `cuda` first load libtorch's CUDA
@@ -56,14 +117,26 @@ pub fn device_name(device: Device) -> String {
 }
 
 extern "C" {
-    // src/optimize.cpp: returns a new `torch::jit::Module*`, or NULL with `err` set.
+    // src/optimize.cpp. The module-returning functions give a new `torch::jit::Module*`, or
+    // NULL with `err` set.
     fn ji_optimize_torchscript(
-        path: *const std::ffi::c_char,
-        device: std::ffi::c_int,
-        half: std::ffi::c_int,
-        err: *mut std::ffi::c_char,
+        path: *const c_char,
+        device: c_int,
+        half: c_int,
+        err: *mut c_char,
         err_len: usize,
-    ) -> *mut std::ffi::c_void;
+    ) -> *mut c_void;
+    fn ji_fast_prepare(
+        path: *const c_char,
+        channels_last: c_int,
+        bf16: c_int,
+        stats: *mut c_int,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> *mut c_void;
+    fn ji_module_clone(module: *const c_void, err: *mut c_char, err_len: usize) -> *mut c_void;
+    fn ji_fusion_on_this_thread(on: c_int, err: *mut c_char, err_len: usize) -> c_int;
+    fn ji_last_graph_stats(stats: *mut c_int);
 }
 
 // tch's CModule is exactly its `torch::jit::Module*` (dropped with `delete`); the optimized
@@ -72,54 +145,354 @@ extern "C" {
 // c_module: *mut CModule_ }`, freed by `atm_free`) before moving the pin. The size is checked
 // here at compile time; tests/robustness.rs creates and drops optimized modules.
 const _: () =
-    assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut std::ffi::c_void>());
+    assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut c_void>());
 
-/// The model at `path` after `torch.jit.optimize_for_inference` (CPU) or `torch.jit.freeze`
-/// (CUDA, where MKLDNN layouts do not apply), loaded on `device`, in fp16 when `half`.
-fn load_optimized(path: &Path, device: Device, half: bool) -> Result<CModule> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::ModelLoad(format!("{} contains a NUL byte", path.display())))?;
-    let index = match device {
-        Device::Cuda(n) => n as std::ffi::c_int,
-        _ => -1,
-    };
-    let mut err = vec![0 as std::ffi::c_char; 2048];
-    // SAFETY: valid C string; the C++ side catches every exception and writes at most
-    // err.len() bytes, NUL-terminated, into err.
-    let module = unsafe {
-        ji_optimize_torchscript(
-            c_path.as_ptr(),
-            index,
-            half as std::ffi::c_int,
-            err.as_mut_ptr(),
-            err.len(),
-        )
-    };
+/// Calls a C++ function of optimize.cpp that returns a new module or NULL with a message.
+fn new_module(
+    call: impl FnOnce(*mut c_char, usize) -> *mut c_void,
+) -> std::result::Result<CModule, String> {
+    let mut err = vec![0 as c_char; 2048];
+    let module = call(err.as_mut_ptr(), err.len());
     if module.is_null() {
         // SAFETY: err is NUL-terminated by the C++ side (or still all zeros).
         let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
-        return Err(Error::ModelLoad(format!(
-            "optimize_for_inference failed on {} (set it to false to use the model as it is): {}",
-            path.display(),
-            summarize_torch_error(&msg)
-        )));
+        return Err(summarize_torch_error(&msg));
     }
     // SAFETY: `module` is a `new torch::jit::Module`, exactly what tch's own loader makes and
     // its Drop deletes; CModule is that one pointer (asserted above).
-    Ok(unsafe { std::mem::transmute::<*mut std::ffi::c_void, CModule>(module) })
+    Ok(unsafe { std::mem::transmute::<*mut c_void, CModule>(module) })
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::ModelLoad(format!("{} contains a NUL byte", path.display())))
+}
+
+/// The raw `torch::jit::Module*` inside a CModule (see the size assertion above).
+fn module_ptr(m: &CModule) -> *const c_void {
+    // SAFETY: CModule is a single pointer to the torch::jit::Module it owns.
+    unsafe { *(m as *const CModule as *const *const c_void) }
+}
+
+/// The model at `path` after `torch.jit.freeze`, loaded on the CUDA `device`, in fp16 when
+/// `half` (`"optimize_for_inference": true` on CUDA).
+fn load_frozen_cuda(path: &Path, device: Device, half: bool) -> Result<CModule> {
+    let c_path = c_path(path)?;
+    let index = match device {
+        Device::Cuda(n) => n as c_int,
+        _ => -1,
+    };
+    // SAFETY: valid C string; the C++ side catches every exception and writes at most
+    // err_len bytes, NUL-terminated, into err.
+    new_module(|err, len| unsafe {
+        ji_optimize_torchscript(c_path.as_ptr(), index, half as c_int, err, len)
+    })
+    .map_err(|msg| {
+        Error::ModelLoad(format!(
+            "freezing {} failed (remove \"optimize_for_inference\" to use the model as it is): {msg}",
+            path.display()
+        ))
+    })
+}
+
+/// Warm-up calls that let the profiling executor fuse a new instance's graph (the first call
+/// profiles, the second optimises, the third runs the fused graph).
+const FUSION_WARMUP_CALLS: usize = 3;
+/// At most this many batch shapes get their own fused instance; other batch sizes run image
+/// by image through the batch-1 instance.
+const MAX_FUSED_SHAPES: usize = 16;
+/// The fast path must match the plain model within this much, relative to the logits' scale
+/// (max(1, largest |logit|)).
+const PROBE_TOLERANCE: f64 = 1e-4;
+
+/// The CPU fast path: the model frozen with its zero pads folded into the convolutions
+/// (`base`), and per batch size a copy of it whose graph oneDNN Graph fused while warming up
+/// on that shape (a fused graph is specialised to the shape it saw: another batch size would
+/// run unfused). Copies are made the first time a batch size is used and checked against the
+/// batch-1 results of the probe input before they serve.
+struct FastModel {
+    base: CModule,
+    channels_last: bool,
+    kind: Kind,
+    hw: (u32, u32),
+    /// One probe image (CHW) and the batch-1 instance's outputs for it.
+    probe: Vec<f32>,
+    probe_out: Vec<f32>,
+    tolerance: f64,
+    /// Batch size -> its fused instance, or None when its check failed (then that batch size
+    /// runs image by image through the batch-1 instance). A cell is filled once, by the first
+    /// caller with that batch size, without holding up callers with other sizes.
+    instances: Mutex<HashMap<usize, Arc<Instance>>>,
+}
+
+type Instance = OnceLock<Option<Arc<CModule>>>;
+
+/// Runs `f` with oneDNN Graph fusion on for graphs this thread optimises.
+fn with_fusion<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let mut err = vec![0 as c_char; 512];
+    // SAFETY: the C++ side catches every exception and writes at most err.len() bytes.
+    if unsafe { ji_fusion_on_this_thread(1, err.as_mut_ptr(), err.len()) } != 0 {
+        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+        return Err(format!("oneDNN Graph fusion unavailable: {msg}"));
+    }
+    let out = f();
+    // SAFETY: as above; turning it off cannot fail once it could be turned on.
+    unsafe { ji_fusion_on_this_thread(0, err.as_mut_ptr(), err.len()) };
+    Ok(out)
+}
+
+impl FastModel {
+    /// The input tensor for the fast path: channels-last and in its precision.
+    fn input(&self, x: Tensor) -> std::result::Result<Tensor, tch::TchError> {
+        let x = if self.channels_last {
+            // NHWC in memory, NCHW in shape: what channels-last weights want.
+            x.f_permute([0, 2, 3, 1])?
+                .f_contiguous()?
+                .f_permute([0, 3, 1, 2])?
+        } else {
+            x
+        };
+        if self.kind == Kind::Float {
+            Ok(x)
+        } else {
+            x.f_to_kind(self.kind)
+        }
+    }
+
+    /// A fresh copy of the base module, fused while warming up on `batch` probe images;
+    /// returns it with its outputs on that warm-up batch.
+    fn new_instance(&self, batch: usize) -> std::result::Result<(CModule, Vec<f32>), String> {
+        let module = new_module(|err, len| unsafe {
+            // SAFETY: base is a live module; the C++ side catches every exception.
+            ji_module_clone(module_ptr(&self.base), err, len)
+        })?;
+        let input = self.probe.repeat(batch);
+        let (h, w) = self.hw;
+        let run = |m: &CModule| {
+            forward_module(m, &input, batch, h, w, Device::Cpu, |x| self.input(x))
+                .map_err(|e| e.to_string())
+        };
+        let out = with_fusion(|| {
+            for _ in 0..FUSION_WARMUP_CALLS - 1 {
+                run(&module)?;
+            }
+            run(&module)
+        })??;
+        Ok((module, out))
+    }
+
+    /// The fused instance for `batch`, made on first use; None when that batch size runs
+    /// image by image.
+    fn instance(&self, batch: usize) -> Option<Arc<CModule>> {
+        let cell = {
+            let mut map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            if !map.contains_key(&batch) && map.len() >= MAX_FUSED_SHAPES {
+                return None;
+            }
+            map.entry(batch).or_default().clone()
+        };
+        cell.get_or_init(|| self.make_instance(batch)).clone()
+    }
+
+    /// A checked fused instance for `batch`, or None (said on stderr) when there is none.
+    fn make_instance(&self, batch: usize) -> Option<Arc<CModule>> {
+        match self.new_instance(batch) {
+            Ok((module, out)) => {
+                let diff = max_abs_diff(&out, &self.probe_out.repeat(batch));
+                if diff <= self.tolerance {
+                    Some(Arc::new(module))
+                } else {
+                    eprintln!(
+                        "libji: the fused model for batch {batch} differs from batch 1 by \
+                         {diff:.3e} (limit {:.1e}); that batch size runs image by image",
+                        self.tolerance
+                    );
+                    None
+                }
+            }
+            Err(e) => {
+                eprintln!("libji: no fused model for batch {batch} ({e}); that batch size runs image by image");
+                None
+            }
+        }
+    }
+
+    fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+        if (h, w) == self.hw {
+            if let Some(m) = self.instance(batch) {
+                return forward_module(&m, input, batch, h, w, Device::Cpu, |x| self.input(x));
+            }
+        }
+        // Image by image through the batch-1 instance (checked at load, so always present).
+        let one = self
+            .instance(1)
+            .filter(|_| (h, w) == self.hw)
+            .ok_or_else(|| {
+                Error::Inference(format!(
+                    "the model was prepared for {}x{} inputs, got {h}x{w}",
+                    self.hw.0, self.hw.1
+                ))
+            })?;
+        let per = input.len() / batch.max(1);
+        let mut out = Vec::new();
+        for img in input.chunks_exact(per) {
+            out.extend(forward_module(&one, img, 1, h, w, Device::Cpu, |x| {
+                self.input(x)
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// Diagnostics: (oneDNN Graph fusion groups, zero pads) in the optimised graph the calling
+/// thread last ran through TorchScript's profiling executor; None before any.
+pub fn last_graph_stats() -> Option<(u32, u32)> {
+    let mut stats = [0 as c_int; 2];
+    // SAFETY: writes two ints; reads this thread's last optimised graph.
+    unsafe { ji_last_graph_stats(stats.as_mut_ptr()) };
+    (stats[0] >= 0).then(|| (stats[0] as u32, stats[1] as u32))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .fold(
+            0.0,
+            |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+        )
+}
+
+/// Deterministic probe images (CHW, roughly normalised-image statistics: a smooth pattern
+/// plus noise) for checking the fast path against the plain model.
+fn probe_image(h: u32, w: u32, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    let (h, w) = (h as usize, w as usize);
+    let mut v = Vec::with_capacity(3 * h * w);
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                let fx = x as f32 / w.max(1) as f32;
+                let fy = y as f32 / h.max(1) as f32;
+                let smooth = ((fx * (3.0 + c as f32) + seed as f32).sin()
+                    * (fy * 5.0 - c as f32).cos())
+                    * 1.5;
+                v.push(smooth + noise());
+            }
+        }
+    }
+    v
+}
+
+/// Does this CPU run bf16 natively (AVX512-BF16 or AMX-BF16)? Elsewhere oneDNN emulates it,
+/// slower than fp32.
+fn cpu_has_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| {
+            s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+                l.split_whitespace()
+                    .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `module` on `batch` CHW float32 images laid end to end in `input` (moved to `device`,
+/// then through `prepare`); returns the raw outputs, `batch` rows of equal width, as f32.
+fn forward_module(
+    module: &CModule,
+    input: &[f32],
+    batch: usize,
+    h: u32,
+    w: u32,
+    device: Device,
+    prepare: impl FnOnce(Tensor) -> std::result::Result<Tensor, tch::TchError>,
+) -> Result<Vec<f32>> {
+    let _guard = tch::no_grad_guard();
+    let shape = [batch as i64, 3, h as i64, w as i64];
+    let inference = |e: tch::TchError| Error::Inference(summarize_torch_error(&e.to_string()));
+    let numel = shape.iter().product::<i64>() as usize;
+    if input.len() != numel {
+        return Err(Error::Inference(format!(
+            "input holds {} values, {shape:?} needs {numel}",
+            input.len()
+        )));
+    }
+    let strides = [3 * h as i64 * w as i64, h as i64 * w as i64, w as i64, 1];
+    // SAFETY: a view of `input` (numel f32 values, checked above) without copying it;
+    // every tensor made here, including any output aliasing the input, is dropped or
+    // copied out before this function returns, while `input` is still borrowed.
+    let mut x = unsafe {
+        Tensor::f_from_blob(
+            input.as_ptr() as *const u8,
+            &shape,
+            &strides,
+            Kind::Float,
+            Device::Cpu,
+        )
+    }
+    .map_err(inference)?;
+    if device != Device::Cpu {
+        x = x.f_to_device(device).map_err(inference)?;
+    }
+    let x = prepare(x).map_err(inference)?;
+    let out = module.forward_is(&[IValue::Tensor(x)]).map_err(inference)?;
+    let out = first_tensor(out).ok_or_else(|| {
+        Error::Inference(
+            "the model returned no tensor (expected a [batch, classes] tensor, a tuple or \
+             list whose first item is one, or a dict with a \"logits\" entry)"
+                .into(),
+        )
+    })?;
+    let out = out
+        .f_to_kind(Kind::Float)
+        .and_then(|t| t.f_to_device(Device::Cpu))
+        .and_then(|t| t.f_contiguous())
+        .map_err(inference)?;
+    let numel = out.numel();
+    if numel == 0 || numel % batch != 0 {
+        return Err(Error::Inference(format!(
+            "model output shape {:?} does not split into {batch} rows",
+            out.size()
+        )));
+    }
+    let mut scores = vec![0f32; numel];
+    out.f_copy_data(&mut scores, numel).map_err(inference)?;
+    Ok(scores)
+}
+
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::Fp32 => "fp32",
+        Precision::Fp16 => "fp16",
+        Precision::Bf16 => "bf16",
+    }
 }
 
 impl Model {
-    /// Loads a TorchScript file and probes its output width with one forward pass on zeros
-    /// of the given input size (this is also the warm-up). With `optimize`, the model is
-    /// first run through `optimize_for_inference` (CPU) or `freeze` (CUDA).
+    /// Loads a TorchScript file and probes its output width with one forward pass (which
+    /// also warms it up). On the CPU with `optimize`, the fast path is prepared and checked
+    /// against the plain model on probe inputs; it falls back to the plain model, saying
+    /// why, when a step fails or the outputs differ. On CUDA, `cuda_freeze` freezes the model.
     pub fn load(
         path: &Path,
         device: Device,
         precision: Precision,
         input_hw: (u32, u32),
         optimize: bool,
+        cuda_freeze: bool,
     ) -> Result<Model> {
         if !path.is_file() {
             return Err(Error::ModelLoad(format!(
@@ -127,12 +500,31 @@ impl Model {
                 path.display()
             )));
         }
-        let half = precision == Precision::Fp16;
-        if half && device == Device::Cpu {
-            return Err(Error::Config(
-                "\"precision\": \"fp16\" needs CUDA, but the model runs on the CPU".into(),
-            ));
+        let on_cpu = device == Device::Cpu;
+        match precision {
+            Precision::Fp16 if on_cpu => {
+                return Err(Error::Config(
+                    "\"precision\": \"fp16\" needs CUDA, but the model runs on the CPU".into(),
+                ))
+            }
+            Precision::Bf16 if !on_cpu => return Err(Error::Config(
+                "\"precision\": \"bf16\" is for the CPU, but the model runs on CUDA (use \"fp16\")"
+                    .into(),
+            )),
+            Precision::Bf16 if !cpu_has_bf16() => {
+                return Err(Error::Config(
+                    "\"precision\": \"bf16\" needs a CPU with AVX512-BF16 or AMX-BF16 (this one \
+                     would emulate it, slower than fp32)"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
+        let kind = match precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Fp16 => Kind::Half,
+            Precision::Bf16 => Kind::BFloat16,
+        };
         let not_loadable = |e: tch::TchError| {
             Error::ModelLoad(format!(
                 "{} is not a loadable TorchScript model: {}",
@@ -140,42 +532,96 @@ impl Model {
                 summarize_torch_error(&e.to_string())
             ))
         };
-        let mut module = if optimize {
-            // Load it plainly first, so a bad file gets the usual message.
-            drop(CModule::load_on_device(path, Device::Cpu).map_err(not_loadable)?);
-            load_optimized(path, device, half)?
-        } else {
-            CModule::load_on_device(path, device).map_err(not_loadable)?
-        };
-        module
-            .f_set_eval()
-            .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
-        // The floating-point weights in the precision that runs: fp16, or fp32 (also for a
-        // model saved after `.half()` or `.double()`, which would otherwise fail on the fp32
-        // input). An optimized module was converted before freezing (its weights are now
-        // constants).
-        if !optimize {
-            module.to(device, if half { Kind::Half } else { Kind::Float }, false);
-        }
-        if let Device::Cuda(_) = device {
-            tch::Cuda::cudnn_set_benchmark(true);
-        }
-        let mut model = Model {
-            module,
-            device,
-            half,
-            num_classes: 0,
-        };
+        // Loaded plainly first in any case, so a bad file gets the usual message.
+        let plain = CModule::load_on_device(path, if cuda_freeze { Device::Cpu } else { device })
+            .map_err(not_loadable)?;
         let (h, w) = input_hw;
-        let mut probe = vec![0f32; 3 * h as usize * w as usize];
-        let out = model.forward(&mut probe, 1, h, w).map_err(|e| {
+        let forward_failed = |e: Error| {
             Error::ModelLoad(format!(
                 "{}: a forward pass on a 1x3x{h}x{w} input failed: {}",
                 path.display(),
                 e
             ))
-        })?;
-        model.num_classes = out.len();
+        };
+        if on_cpu && optimize {
+            let mut plain = plain;
+            prepare_plain(&mut plain, device, Kind::Float)?;
+            let reference = [probe_image(h, w, 1), probe_image(h, w, 2)];
+            let mut expected = Vec::new();
+            for p in &reference {
+                expected
+                    .push(forward_module(&plain, p, 1, h, w, device, Ok).map_err(forward_failed)?);
+            }
+            match FastModel::load(path, kind, input_hw, &reference, &expected) {
+                Ok((fast, report)) => {
+                    return Ok(Model {
+                        num_classes: expected[0].len(),
+                        runner: Runner::Fast(fast),
+                        report,
+                    })
+                }
+                Err(reason) => {
+                    eprintln!(
+                        "libji: {}: the CPU fast path is off, running the plain model: {reason}",
+                        path.display()
+                    );
+                    let precision = if kind == Kind::BFloat16 {
+                        // The plain model in bf16 (weights converted; input cast per call).
+                        prepare_plain(&mut plain, device, kind)?;
+                        "bf16"
+                    } else {
+                        "fp32"
+                    };
+                    let report = Optimization::plain("plain", precision, Some(reason));
+                    return Model::finish(
+                        Runner::Plain {
+                            module: plain,
+                            device,
+                            kind,
+                        },
+                        report,
+                        input_hw,
+                    )
+                    .map_err(forward_failed);
+                }
+            }
+        }
+        let (module, path_name) = if cuda_freeze && !on_cpu {
+            drop(plain);
+            let mut m = load_frozen_cuda(path, device, kind == Kind::Half)?;
+            m.f_set_eval()
+                .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
+            (m, "cuda_frozen")
+        } else {
+            let mut m = plain;
+            prepare_plain(&mut m, device, kind)?;
+            (m, "plain")
+        };
+        if let Device::Cuda(_) = device {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let report = Optimization::plain(path_name, precision_name(precision), None);
+        Model::finish(
+            Runner::Plain {
+                module,
+                device,
+                kind,
+            },
+            report,
+            input_hw,
+        )
+        .map_err(forward_failed)
+    }
+
+    /// Probes the output width with one forward pass on zeros.
+    fn finish(runner: Runner, report: Optimization, (h, w): (u32, u32)) -> Result<Model> {
+        let mut model = Model {
+            runner,
+            num_classes: 0,
+            report,
+        };
+        let probe = vec![0f32; 3 * h as usize * w as usize];
+        model.num_classes = model.forward(&probe, 1, h, w)?.len();
         Ok(model)
     }
 
@@ -183,69 +629,119 @@ impl Model {
         self.num_classes
     }
 
+    /// How the model runs (fast path, or plain and why).
+    pub fn optimization(&self) -> &Optimization {
+        &self.report
+    }
+
     /// Runs the model on `batch` CHW float32 images laid end to end in `input`;
     /// returns the raw outputs, `batch` rows of equal width, as f32.
-    /// `input` is borrowed mutably: the tensor is a view of it, and a model may write its input
-    /// in place (an in-place first op), so it must not be shared while the model runs.
-    pub fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
-        let _guard = tch::no_grad_guard();
-        let shape = [batch as i64, 3, h as i64, w as i64];
-        let inference = |e: tch::TchError| Error::Inference(summarize_torch_error(&e.to_string()));
-        let numel = shape.iter().product::<i64>() as usize;
-        if input.len() != numel {
-            return Err(Error::Inference(format!(
-                "input holds {} values, {shape:?} needs {numel}",
-                input.len()
-            )));
+    pub fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+        match &self.runner {
+            Runner::Plain {
+                module,
+                device,
+                kind,
+            } => forward_module(module, input, batch, h, w, *device, |x| {
+                if *kind == Kind::Float {
+                    Ok(x)
+                } else {
+                    x.f_to_kind(*kind)
+                }
+            }),
+            Runner::Fast(fast) => fast.forward(input, batch, h, w),
         }
-        let strides = [3 * h as i64 * w as i64, h as i64 * w as i64, w as i64, 1];
-        // SAFETY: a view of `input` (numel f32 values, checked above) without copying it;
-        // `input` is borrowed mutably, so a model writing its input in place writes memory
-        // nothing else reads meanwhile; every tensor made here, including any output aliasing
-        // the input, is dropped or copied out before this function returns, while `input` is
-        // still borrowed.
-        let mut x = unsafe {
-            Tensor::f_from_blob(
-                input.as_mut_ptr() as *const u8,
-                &shape,
-                &strides,
-                Kind::Float,
-                Device::Cpu,
+    }
+}
+
+/// Eval mode, and the floating-point weights in the precision that runs (also for a model
+/// saved after `.half()` or `.double()`, which would otherwise fail on the fp32 input).
+fn prepare_plain(module: &mut CModule, device: Device, kind: Kind) -> Result<()> {
+    module
+        .f_set_eval()
+        .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
+    module.to(device, kind, false);
+    Ok(())
+}
+
+impl FastModel {
+    /// Prepares the fast path and checks it on the `reference` probes against the plain
+    /// model's outputs `expected`. Err: why it cannot be used.
+    fn load(
+        path: &Path,
+        kind: Kind,
+        hw: (u32, u32),
+        reference: &[Vec<f32>],
+        expected: &[Vec<f32>],
+    ) -> std::result::Result<(FastModel, Optimization), String> {
+        let c_path = c_path(path).map_err(|e| e.to_string())?;
+        let channels_last = true;
+        let mut stats = [0 as c_int; 2];
+        let base = new_module(|err, len| unsafe {
+            // SAFETY: valid C string and a 2-int buffer; the C++ side catches every exception.
+            ji_fast_prepare(
+                c_path.as_ptr(),
+                channels_last as c_int,
+                (kind == Kind::BFloat16) as c_int,
+                stats.as_mut_ptr(),
+                err,
+                len,
             )
+        })
+        .map_err(|e| format!("freezing / pad folding failed: {e}"))?;
+        let scale = expected
+            .iter()
+            .flatten()
+            .fold(1f64, |m, v| m.max((*v as f64).abs()));
+        let tolerance = PROBE_TOLERANCE * scale;
+        let mut fast = FastModel {
+            base,
+            channels_last,
+            kind,
+            hw,
+            probe: reference[0].clone(),
+            probe_out: Vec::new(),
+            tolerance,
+            instances: Mutex::new(HashMap::new()),
+        };
+        let (one, warm_out) = fast.new_instance(1)?;
+        let mut graph = [0 as c_int; 2];
+        // SAFETY: writes two ints; reads this thread's last optimised graph.
+        unsafe { ji_last_graph_stats(graph.as_mut_ptr()) };
+        let (h, w) = hw;
+        let mut diff = max_abs_diff(&warm_out, &expected[0]);
+        for (p, e) in reference.iter().zip(expected).skip(1) {
+            let out = forward_module(&one, p, 1, h, w, Device::Cpu, |x| fast.input(x))
+                .map_err(|e| format!("the fused model failed: {e}"))?;
+            diff = diff.max(max_abs_diff(&out, e));
         }
-        .map_err(inference)?;
-        if self.device != Device::Cpu {
-            x = x.f_to_device(self.device).map_err(inference)?;
+        let bf16 = kind == Kind::BFloat16;
+        if !diff.is_finite() || (!bf16 && diff > tolerance) {
+            return Err(format!(
+                "the optimised model's logits differ from the plain model's by {diff:.3e} on \
+                 the probe inputs (limit {tolerance:.1e})"
+            ));
         }
-        if self.half {
-            x = x.f_to_kind(Kind::Half).map_err(inference)?;
+        if bf16 {
+            // Other batch sizes are checked against batch 1: allow them bf16's own error.
+            fast.tolerance += 2.0 * diff;
         }
-        let out = self
-            .module
-            .forward_is(&[IValue::Tensor(x)])
-            .map_err(inference)?;
-        let out = first_tensor(out).ok_or_else(|| {
-            Error::Inference(
-                "the model returned no tensor (expected a [batch, classes] tensor, a tuple or \
-                 list whose first item is one, or a dict with a \"logits\" entry)"
-                    .into(),
-            )
-        })?;
-        let out = out
-            .f_to_kind(Kind::Float)
-            .and_then(|t| t.f_to_device(Device::Cpu))
-            .and_then(|t| t.f_contiguous())
-            .map_err(inference)?;
-        let numel = out.numel();
-        if numel == 0 || numel % batch != 0 {
-            return Err(Error::Inference(format!(
-                "model output shape {:?} does not split into {batch} rows",
-                out.size()
-            )));
-        }
-        let mut scores = vec![0f32; numel];
-        out.f_copy_data(&mut scores, numel).map_err(inference)?;
-        Ok(scores)
+        fast.probe_out = warm_out;
+        fast.instances
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(1, Arc::new(OnceLock::from(Some(Arc::new(one)))));
+        let report = Optimization {
+            path: "cpu_fused",
+            fallback_reason: None,
+            pads_folded: stats[0].max(0) as u32,
+            fusion_groups: graph[0].max(0) as u32,
+            channels_last,
+            precision: if bf16 { "bf16" } else { "fp32" },
+            probe_max_abs_diff: Some(diff),
+            probe_tolerance: if bf16 { None } else { Some(tolerance) },
+        };
+        Ok((fast, report))
     }
 }
 

@@ -421,7 +421,9 @@ fn models_saved_in_fp16_or_fp64_run_on_fp32_input() {
 #[test]
 fn optimize_for_inference_keeps_the_predictions() {
     let fast = ji::Engine::from_config_path(Some(&fixture("conv_optimized.json"))).unwrap();
-    assert!(fast.config().optimize_for_inference);
+    // The older key still asks for the CPU fast path (and freezing on CUDA).
+    assert!(fast.config().optimize && fast.config().cuda_freeze);
+    assert_eq!(fast.optimization().path, "cpu_fused");
     assert_same_top3_as_conv("conv_optimized.json", 1e-4);
     // A file that is not TorchScript still fails with the usual message.
     let dir = std::env::temp_dir().join(format!("ji-opt-{}", std::process::id()));

@@ -2,22 +2,29 @@
 """End-to-end speed: the Python pipeline a contestant would otherwise ship against libji.so,
 same machine, same model, same images, same thread count, in one run.
 
-Usage: bench_inference.py [--models lite0,resnet50] [--images N] [--repeat R] [--threads T]
-                          [--batch B] [--device cpu|cuda] [--precision fp32|fp16] [--lib PATH]
+Usage: bench_inference.py [--models lite0,mobilenet,mobilenet_v3,resnet50,repvgg] [--images N]
+                          [--repeat R] [--threads T] [--batch B] [--device cpu|cuda]
+                          [--precision fp32|fp16] [--lib PATH] [--forward-bench PATH]
                           [--json OUT.json]
 
 For each model it measures images/s and p50/p99 latency per image for
   (a) Python: PIL decode + torchvision transforms + torch, eager (where the model exists
       eagerly) and TorchScript;
   (b) libji through its C API one image at a time (evsdk_process_image on the file bytes:
-      decode + preprocess + forward + JSON), called through ctypes; also with
-      "optimize_for_inference": true (b_libji_single_optimized);
+      decode + preprocess + forward + JSON), called through ctypes, with the default config
+      (on the CPU: the fast path, see README "Speed"); and with "optimize": false
+      (b_libji_single_plain: the plain TorchScript model);
   (c) libji batched: ji_calc_image with B BGR frames per call (frames decoded beforehand,
       so this is preprocess + batched forward + JSON);
   (d) the model's bare TorchScript forward on pre-made tensors (the floor);
-and the ratios (b)/(a) and (b)/(d) in images/s. Models: the demo's EfficientNet-Lite0
-(tools/make_demo.py; `lite0`), a torchvision MobileNetV2 (`mobilenet`) and ResNet-50
-(`resnet50`) with 146 classes (seeded random weights, traced). Images: scikit-image photos resized to common camera sizes, JPEG q90.
+and the ratios (b)/(a) and (b)/(d) in images/s; on the CPU also
+  (e) the forward pass alone, libji's fast path against the plain model in C++, interleaved
+      (examples/bench_forward.rs; built with `cargo build --release --example bench_forward`).
+Models: the demo's EfficientNet-Lite0 (tools/make_demo.py; `lite0`), torchvision MobileNetV2
+(`mobilenet`), MobileNetV3-Large (`mobilenet_v3`) and ResNet-50 (`resnet50`) with 146
+classes (seeded random weights, traced), and a RepVGG-A0 in deploy form (`repvgg`: 3x3
+conv + ReLU stacks, the re-parameterised network; random weights). Images: scikit-image
+photos resized to common camera sizes, JPEG q90.
 Also checks that (a) and (b) agree on the top-1 class for every image.
 """
 import argparse
@@ -122,10 +129,49 @@ def make_models(d, which):
         # of the same class.
         models["mobilenet_v2-146"] = torchvision_model(
             "mobilenet_v2", {"resize_mode": "shorter_side", "resize_size": 256})
+    if "mobilenet_v3" in which:
+        models["mobilenet_v3_large-146"] = torchvision_model(
+            "mobilenet_v3_large", {"resize_mode": "shorter_side", "resize_size": 256})
     if "resnet50" in which:
         models["resnet50-146"] = torchvision_model(
             "resnet50", {"resize_mode": "stretch", "resize_size": [224, 224]})
+    if "repvgg" in which:
+        torch.manual_seed(0)
+        eager = repvgg_a0_deploy(146).eval()
+        path = os.path.join(d, "repvgg_a0_deploy_146.pt")
+        with torch.no_grad():
+            torch.jit.trace(eager, torch.randn(1, 3, 224, 224)).save(path)
+        names = os.path.join(d, "class146.txt")
+        with open(names, "w", encoding="utf-8") as f:
+            f.write(repr({"类别_%03d" % i: i for i in range(146)}))
+        models["repvgg_a0_deploy-146"] = (
+            {"resize_mode": "shorter_side", "resize_size": 256, "model_path": path,
+             "class_names_path": names, "crop_size": [224, 224]}, eager)
     return models
+
+
+def repvgg_a0_deploy(classes):
+    """RepVGG-A0 after re-parameterisation (Ding et al. 2021): each block is one 3x3 conv with
+    bias + ReLU; stages of 1, 2, 4, 14, 1 blocks, widths 48, 48, 96, 192, 1280, the first
+    block of each stage with stride 2; global average pool + linear."""
+    layers, c_in = [], 3
+    for blocks, width in [(1, 48), (2, 48), (4, 96), (14, 192), (1, 1280)]:
+        for i in range(blocks):
+            layers += [torch.nn.Conv2d(c_in, width, 3, 2 if i == 0 else 1, 1), torch.nn.ReLU()]
+            c_in = width
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(c_in, classes))
+
+
+def forward_bench(exe, cfg, threads):
+    """(e): libji's fast path and the plain model, forward only, in C++ (bench_forward)."""
+    import subprocess
+    if not os.path.exists(exe):
+        print("(no %s: build it with `cargo build --release --example bench_forward`)" % exe)
+        return None
+    out = subprocess.run([exe, cfg["model_path"], "--threads", str(threads), "--rounds", "5",
+                          "--calls", "10"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def stats(times_ms, images):
@@ -145,6 +191,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
+    ap.add_argument("--forward-bench", default=os.path.join(ROOT, "target", "release", "examples",
+                                                            "bench_forward"))
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.device == "cuda":
@@ -152,7 +200,8 @@ def main():
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     lib = load_lib(a.lib)
-    results = {"device": a.device, "precision": a.precision, "threads": a.threads, "models": {}}
+    results = {"device": a.device, "precision": a.precision, "threads": a.threads, "models": {},
+               "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
         files = make_images(d, a.images)
         blobs = [open(f, "rb").read() for f in files]
@@ -187,9 +236,9 @@ def main():
                 return h
 
             h = open_handle(cfg_path)
-            opt_path = os.path.join(d, name + "_optimized.json")
-            json.dump(dict(cfg, optimize_for_inference=True), open(opt_path, "w"))
-            h_opt = open_handle(opt_path)
+            plain_path = os.path.join(d, name + "_plain.json")
+            json.dump(dict(cfg, optimize=False), open(plain_path, "w"))
+            h_plain = open_handle(plain_path)
             out = ctypes.c_void_p()
 
             def ours_one(blob, handle=h):
@@ -204,7 +253,7 @@ def main():
 
             methods = [("a_python_torchscript", lambda b: python_one(scripted, b)),
                        ("b_libji_single", ours_one),
-                       ("b_libji_single_optimized", lambda b: ours_one(b, h_opt)),
+                       ("b_libji_single_plain", lambda b: ours_one(b, h_plain)),
                        ("d_bare_forward", bare_one)]
             if eager_dev is not None:
                 methods.insert(0, ("a_python_eager", lambda b: python_one(eager_dev, b)))
@@ -225,12 +274,12 @@ def main():
                             else:
                                 top1[name_m].append(c)
             lib.evsdk_release(h)
-            lib.evsdk_release(h_opt)
+            lib.evsdk_release(h_plain)
             for name_m, _ in methods:
                 rows[name_m] = stats(times[name_m], len(blobs) * a.repeat)
             agree = sum(x == y for x, y in zip(top1["a_python_torchscript"], top1["b_libji_single"])) / len(blobs)
-            agree_opt = sum(x == y for x, y in zip(top1["a_python_torchscript"],
-                                                   top1["b_libji_single_optimized"])) / len(blobs)
+            agree_plain = sum(x == y for x, y in zip(top1["a_python_torchscript"],
+                                                     top1["b_libji_single_plain"])) / len(blobs)
 
             os.environ["EV_SDK_CONFIG"] = cfg_path
             pred = lib.ji_create_predictor(0)
@@ -264,17 +313,32 @@ def main():
             if "a_python_eager" in rows:
                 rows["ratio_b_over_a_eager"] = b / rows["a_python_eager"]["images_per_s"]
             rows["ratio_b_over_d"] = b / rows["d_bare_forward"]["images_per_s"]
-            rows["ratio_b_optimized_over_a"] = (rows["b_libji_single_optimized"]["images_per_s"]
-                                                / rows["a_python_torchscript"]["images_per_s"])
+            rows["ratio_b_plain_over_a"] = (rows["b_libji_single_plain"]["images_per_s"]
+                                            / rows["a_python_torchscript"]["images_per_s"])
             rows["top1_agreement_a_b"] = agree
-            rows["top1_agreement_a_b_optimized"] = agree_opt
+            rows["top1_agreement_a_b_plain"] = agree_plain
+            if a.device == "cpu":
+                fb = forward_bench(a.forward_bench, cfg, a.threads)
+                if fb:
+                    rows["e_forward_fast_ms"] = fb["fast_ms"]
+                    rows["e_forward_plain_ms"] = fb["plain_ms"]
+                    rows["e_forward_fast_ms_best_round"] = fb["fast_ms_best_round"]
+                    rows["e_forward_plain_ms_best_round"] = fb["plain_ms_best_round"]
+                    rows["e_fast_path"] = "%s, %d pads folded, %d fusion groups" % (
+                        fb["optimization"]["path"], fb["optimization"]["pads_folded"],
+                        fb["optimization"]["fusion_groups"])
             results["models"][name] = rows
             print("\n%s (%s, %s, %d threads)" % (name, a.device, a.precision, a.threads))
             for k, v in rows.items():
                 if isinstance(v, dict):
                     print("  %-30s %8.1f img/s   p50 %7.2f ms   p99 %7.2f ms" % (k, v["images_per_s"], v["p50_ms"], v["p99_ms"]))
+                elif isinstance(v, str):
+                    print("  %-30s %s" % (k, v))
                 else:
                     print("  %-30s %8.3f" % (k, v))
+    results["load_average_end"] = os.getloadavg()
+    print("\nload average (1, 5, 15 min): start %s, end %s (a busy machine makes every number noisy)"
+          % (results["load_average_start"], results["load_average_end"]))
     if a.json:
         json.dump(results, open(a.json, "w"), indent=1)
 

@@ -227,6 +227,35 @@ pub(crate) unsafe fn raw_frame<'a>(
     })
 }
 
+/// Describes how the handle's model runs, as JSON written to `*out_json` (free it with
+/// `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
+/// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
+/// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
+/// "probe_tolerance"}}` (README, "Speed").
+///
+/// # Safety
+/// `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_model_info(
+    handle: *const EvsdkHandle,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        let h = borrow_handle(handle)?;
+        check_out(out_json, "out_json")?;
+        let e = &h.engine;
+        write_json(
+            &serde_json::json!({
+                "device": e.device_name(),
+                "classes": e.num_classes(),
+                "optimization": e.optimization().to_json(),
+            }),
+            out_json,
+        );
+        Ok(())
+    })
+}
+
 /// Releases a handle. NULL is accepted and ignored. Never release a handle twice, and do not
 /// release it while another thread is still using it.
 ///

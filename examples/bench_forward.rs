@@ -1,0 +1,113 @@
+//! The model's forward pass alone, on a ready input tensor: libji's CPU fast path (the
+//! default) against the plain TorchScript model, interleaved round by round (used by
+//! tools/bench_inference.py; numbers go into BENCHMARKS.md).
+//!
+//! Usage: bench_forward MODEL.pt [--size H W] [--batch N] [--rounds R] [--calls C]
+//!                                [--precision fp32|bf16] [--threads T]
+//! Prints one JSON object: median of the round medians in ms per call for each variant (and
+//! the best round's median: on a shared machine, the closest to an idle one), and the fast
+//! path's report.
+
+use ji::config::Precision;
+use ji::model::Model;
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let model = PathBuf::from(
+        args.next()
+            .expect("usage: bench_forward MODEL.pt [options]"),
+    );
+    let (mut h, mut w, mut batch, mut rounds, mut calls) =
+        (224u32, 224u32, 1usize, 5usize, 10usize);
+    let mut precision = Precision::Fp32;
+    let mut threads = 0i32;
+    while let Some(a) = args.next() {
+        let mut num = || {
+            args.next()
+                .expect("a value")
+                .parse::<usize>()
+                .expect("a number")
+        };
+        match a.as_str() {
+            "--size" => {
+                h = num() as u32;
+                w = num() as u32;
+            }
+            "--batch" => batch = num(),
+            "--rounds" => rounds = num(),
+            "--calls" => calls = num(),
+            "--threads" => threads = num() as i32,
+            "--precision" => {
+                precision = match args.next().as_deref() {
+                    Some("bf16") => Precision::Bf16,
+                    _ => Precision::Fp32,
+                }
+            }
+            other => panic!("unknown option {other}"),
+        }
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    let t = Instant::now();
+    let fast = Model::load(&model, tch::Device::Cpu, precision, (h, w), true, false).unwrap();
+    let load_fast_s = t.elapsed().as_secs_f64();
+    let plain = Model::load(
+        &model,
+        tch::Device::Cpu,
+        Precision::Fp32,
+        (h, w),
+        false,
+        false,
+    )
+    .unwrap();
+    let input: Vec<f32> = (0..batch * 3 * h as usize * w as usize)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    let run = |m: &Model| {
+        let t = Instant::now();
+        m.forward(&input, batch, h, w).unwrap();
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    // Warm-up: the first batch-N call of the fast path makes and fuses its graph.
+    for _ in 0..3 {
+        run(&fast);
+        run(&plain);
+    }
+    let (mut fast_r, mut plain_r) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let (mut f, mut p) = (Vec::new(), Vec::new());
+        for i in 0..calls {
+            if (r + i) % 2 == 0 {
+                f.push(run(&fast));
+                p.push(run(&plain));
+            } else {
+                p.push(run(&plain));
+                f.push(run(&fast));
+            }
+        }
+        fast_r.push(median(&mut f));
+        plain_r.push(median(&mut p));
+    }
+    let best = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (fast_best, plain_best) = (best(&fast_r), best(&plain_r));
+    let out = serde_json::json!({
+        "fast_ms_best_round": fast_best,
+        "plain_ms_best_round": plain_best,
+        "model": model.display().to_string(),
+        "batch": batch,
+        "threads": tch::get_num_threads(),
+        "fast_ms": median(&mut fast_r),
+        "plain_ms": median(&mut plain_r),
+        "fast_load_s": load_fast_s,
+        "optimization": fast.optimization(),
+    });
+    println!("{out}");
+}

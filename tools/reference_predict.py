@@ -22,7 +22,7 @@ Config keys used (relative paths resolve against the config file's folder):
     exif_transpose                 apply ImageOps.exif_transpose before convert (default false)
 Ignored (they do not change the pipeline's numbers): device (this always runs on the CPU),
 thresh, topk, confidence_decimals, pillow_compat, max_image_pixels, warmup, num_threads,
-algo_version, precision, optimize_for_inference, and any key starting with "_". Other keys are errors, as in libji.so.
+algo_version, precision, optimize, optimize_for_inference, and any key starting with "_". Other keys are errors, as in libji.so.
 
 Per image: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB'), then
     stretch:      transforms.Resize([h, w])
@@ -54,7 +54,7 @@ USED_KEYS = {"model_path", "class_names_path", "resize_mode", "resize_size", "cr
              "mean", "std", "model_output", "exif_transpose"}
 IGNORED_KEYS = {"device", "thresh", "topk", "confidence_decimals", "pillow_compat",
                 "max_image_pixels", "warmup", "num_threads", "algo_version", "precision",
-                "optimize_for_inference"}
+                "optimize", "optimize_for_inference"}
 
 DEFAULTS = {
     "resize_mode": "stretch",

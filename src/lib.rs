@@ -13,6 +13,7 @@ pub mod error;
 pub mod ffi;
 pub mod frame;
 pub mod image;
+pub mod metadata;
 pub mod model;
 pub mod output;
 pub mod preprocess;

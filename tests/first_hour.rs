@@ -605,7 +605,15 @@ fn the_readme_walkthrough_runs_as_written() {
 
     // A checkout with the contestant's files in mine/ (the repository's own folders linked in).
     let t = temp_dir("walkthrough");
-    for link in ["tools", ".venv", "target", "include", "config", "Makefile", "Cargo.toml"] {
+    for link in [
+        "tools",
+        ".venv",
+        "target",
+        "include",
+        "config",
+        "Makefile",
+        "Cargo.toml",
+    ] {
         std::os::unix::fs::symlink(root().join(link), t.join(link)).unwrap();
     }
     let mine = t.join("mine");

@@ -78,11 +78,28 @@ fn names_from_dict(entries: Vec<(Literal, Literal)>) -> std::result::Result<Vec<
         }
     }
     let n = pairs.len();
+    let mut sorted: Vec<i64> = pairs.iter().map(|(i, _)| *i).collect();
+    sorted.sort_unstable();
+    // Class indices are the model's output positions: a file numbered from 1 would shift every
+    // name by one and still "work".
+    if n > 0 && sorted.iter().copied().eq(1..=n as i64) {
+        return Err(format!(
+            "the indices run 1..{n}, but class indices are the model's output positions and \
+             start at 0: subtract 1 from each"
+        ));
+    }
     let mut slots: Vec<Option<String>> = vec![None; n];
     for (i, name) in pairs {
         if i < 0 || i as usize >= n {
+            let missing: Vec<String> = (0..n as i64)
+                .filter(|k| sorted.binary_search(k).is_err())
+                .take(5)
+                .map(|k| k.to_string())
+                .collect();
             return Err(format!(
-                "index {i} of \"{name}\" is out of range: {n} classes need indices 0..{}",
+                "no class has index {}, so index {i} of \"{name}\" is out of range: {n} classes \
+                 need each index 0..{} once",
+                missing.join(", "),
                 n - 1
             ));
         }
@@ -305,9 +322,24 @@ mod tests {
 
     #[test]
     fn gaps_duplicates_and_garbage_are_errors() {
-        assert!(parse("{'a': 0, 'b': 2}")
-            .unwrap_err()
-            .contains("out of range"));
+        assert_eq!(
+            parse("{'a': 0, 'b': 2}").unwrap_err(),
+            "no class has index 1, so index 2 of \"b\" is out of range: 2 classes need each \
+             index 0..1 once"
+        );
+        // 146 classes with index 57 missing: the gap is named, not just the overflow.
+        let gap: Vec<String> = (0..147)
+            .filter(|&i| i != 57)
+            .map(|i| format!("'c{i}': {i}"))
+            .collect();
+        let err = parse(&format!("{{{}}}", gap.join(", "))).unwrap_err();
+        assert!(
+            err.starts_with("no class has index 57, so index 146"),
+            "{err}"
+        );
+        let one_based = parse("{'a': 1, 'b': 2, 'c': 3}").unwrap_err();
+        assert!(one_based.contains("the indices run 1..3"), "{one_based}");
+        assert!(one_based.contains("subtract 1 from each"), "{one_based}");
         assert!(parse("{'a': 0, 'b': 0}")
             .unwrap_err()
             .contains("used twice"));

@@ -39,6 +39,9 @@ pub enum ResizeMode {
     ShorterSide,
     /// The training write-up's black padding to the target aspect ratio, then `Resize`.
     Letterbox,
+    /// Paste centred on a black square of side `max(w, h)` (PIL `Image.paste` at
+    /// `((s - w) // 2, (s - h) // 2)`), then `Resize`.
+    PadSquare,
 }
 
 /// A size in torchvision order: height first.
@@ -119,7 +122,9 @@ impl PreprocessConfig {
         match self.crop_size {
             Some(crop) => crop,
             None => match self.resize_mode {
-                ResizeMode::Stretch | ResizeMode::Letterbox => self.resize_size,
+                ResizeMode::Stretch | ResizeMode::Letterbox | ResizeMode::PadSquare => {
+                    self.resize_size
+                }
                 // The shorter-side output depends on each image's aspect ratio.
                 ResizeMode::ShorterSide => Size {
                     height: 0,
@@ -134,7 +139,15 @@ impl PreprocessConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub model_path: PathBuf,
-    pub class_names_path: PathBuf,
+    /// The class file, when the config names one (the model's metadata may hold the names).
+    pub class_names_path: Option<PathBuf>,
+    /// Class names embedded in the model file by tools/export_torchscript.py.
+    pub embedded_class_names: Option<Vec<String>>,
+    /// Config keys whose values came from the model file's metadata.
+    pub keys_from_model: Vec<String>,
+    /// `"override_model_metadata": true`: the config's values win over the model's metadata
+    /// instead of a disagreement being an error.
+    pub override_model_metadata: bool,
     pub device: DeviceSpec,
     pub precision: Precision,
     pub model_output: ModelOutput,
@@ -209,6 +222,7 @@ const KNOWN_KEYS: &[&str] = &[
     "async_max_batch",
     "async_max_wait_ms",
     "async_out_frame",
+    "override_model_metadata",
 ];
 
 impl Config {
@@ -248,15 +262,64 @@ impl Config {
                 )));
             }
         }
-        let path_key = |key: &str| -> Result<PathBuf> {
-            let s = get_str(obj, key)?
-                .ok_or_else(|| Error::Config(format!("missing required key \"{key}\"")))?;
+        let path_key = |key: &str| -> Result<Option<PathBuf>> {
+            let Some(s) = get_str(obj, key)? else {
+                return Ok(None);
+            };
             if s.is_empty() {
                 return Err(Error::Config(format!("\"{key}\" must not be empty")));
             }
             let p = PathBuf::from(s);
-            Ok(if p.is_absolute() { p } else { base_dir.join(p) })
+            Ok(Some(if p.is_absolute() { p } else { base_dir.join(p) }))
         };
+        let model_path = path_key("model_path")?
+            .ok_or_else(|| Error::Config("missing required key \"model_path\"".into()))?;
+        let class_names_path = path_key("class_names_path")?;
+        let override_model_metadata = get_bool(obj, "override_model_metadata")?;
+        // The model's own description fills the keys the config leaves out; a key set in both
+        // must agree (unless overridden), or the model would silently run a pipeline other than
+        // the one it was exported with.
+        let meta = crate::metadata::read(&model_path).map_err(Error::Config)?;
+        let mut merged = obj.clone();
+        let mut keys_from_model = Vec::new();
+        if let Some(m) = &meta {
+            for (key, model_value) in &m.config {
+                match obj.get(key) {
+                    None => {
+                        merged.insert(key.clone(), model_value.clone());
+                        keys_from_model.push(key.clone());
+                    }
+                    Some(ours) if !override_model_metadata => {
+                        let model_norm = normalized(key, model_value).map_err(|e| {
+                            Error::Config(format!(
+                                "{}'s metadata: {}",
+                                model_path.display(),
+                                strip_prefix(&e)
+                            ))
+                        })?;
+                        if normalized(key, ours)? != model_norm {
+                            return Err(Error::Config(format!(
+                                "\"{key}\" is {ours} in the config but {model_value} in {}'s \
+                                 metadata (written by tools/export_torchscript.py): remove \
+                                 \"{key}\" from the config to use the model's value, or set \
+                                 \"override_model_metadata\": true to use the config's",
+                                model_path.display()
+                            )));
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let embedded_class_names = meta.and_then(|m| m.class_names);
+        if class_names_path.is_none() && embedded_class_names.is_none() {
+            return Err(Error::Config(format!(
+                "missing required key \"class_names_path\" ({} has no embedded class names; \
+                 export it with tools/export_torchscript.py --classes class.txt to embed them)",
+                model_path.display()
+            )));
+        }
+        let obj = &merged;
         let defaults = PreprocessConfig::default();
         let device = match get_str(obj, "device")? {
             None => DeviceSpec::Auto,
@@ -288,10 +351,11 @@ impl Config {
             None | Some("stretch") => ResizeMode::Stretch,
             Some("shorter_side") => ResizeMode::ShorterSide,
             Some("letterbox") => ResizeMode::Letterbox,
+            Some("pad_square") => ResizeMode::PadSquare,
             Some(other) => {
                 return Err(bad_value(
                     "resize_mode",
-                    "\"stretch\", \"shorter_side\" or \"letterbox\"",
+                    "\"stretch\", \"shorter_side\", \"letterbox\" or \"pad_square\"",
                     other,
                 ))
             }
@@ -332,6 +396,8 @@ impl Config {
                 std[i]
             )));
         }
+        check_unit_scale("mean", &mean)?;
+        check_unit_scale("std", &std)?;
         let model_output = match get_str(obj, "model_output")? {
             None | Some("logits") => ModelOutput::Logits,
             Some("probabilities") => ModelOutput::Probabilities,
@@ -394,8 +460,11 @@ impl Config {
             }
         }
         Ok(Config {
-            model_path: path_key("model_path")?,
-            class_names_path: path_key("class_names_path")?,
+            model_path,
+            class_names_path,
+            embedded_class_names,
+            keys_from_model,
+            override_model_metadata,
             device,
             precision,
             model_output,
@@ -418,6 +487,102 @@ impl Config {
             asynchronous,
         })
     }
+}
+
+impl Config {
+    /// The class names: from the class file, from the model's metadata, or from both when
+    /// they agree (a disagreement is an error unless `override_model_metadata`).
+    pub fn class_names(&self) -> Result<Vec<String>> {
+        let embedded = self.embedded_class_names.as_ref();
+        let Some(path) = &self.class_names_path else {
+            return embedded
+                .cloned()
+                .ok_or_else(|| Error::Config("no class names: set \"class_names_path\"".into()));
+        };
+        let from_file = crate::class_names::load(path)?;
+        if let (Some(model), false) = (embedded, self.override_model_metadata) {
+            let what = if model.len() != from_file.len() {
+                Some(format!(
+                    "{} lists {} classes but the model's metadata {}",
+                    path.display(),
+                    from_file.len(),
+                    model.len()
+                ))
+            } else {
+                from_file
+                    .iter()
+                    .zip(model)
+                    .position(|(a, b)| a != b)
+                    .map(|i| {
+                        format!(
+                            "class {i} is \"{}\" in {} but \"{}\" in the model's metadata",
+                            from_file[i],
+                            path.display(),
+                            model[i]
+                        )
+                    })
+            };
+            if let Some(what) = what {
+                return Err(Error::Config(format!(
+                    "{what} ({}): remove \"class_names_path\" to use the model's names, or set \
+                     \"override_model_metadata\": true to use the file's",
+                    self.model_path.display()
+                )));
+            }
+        }
+        Ok(from_file)
+    }
+
+    /// Where the class names come from, for messages.
+    pub fn class_names_source(&self) -> String {
+        match &self.class_names_path {
+            Some(p) => p.display().to_string(),
+            None => format!("{}'s metadata", self.model_path.display()),
+        }
+    }
+}
+
+/// `mean` / `std` apply to `ToTensor()`'s 0..1 pixels; values above 1 are the 0-255 scale
+/// (`[123.675, 116.28, 103.53]`), which would run and give wrong confidences.
+fn check_unit_scale(key: &str, v: &[f32; 3]) -> Result<()> {
+    if v.iter().all(|x| x.abs() <= 1.0) {
+        return Ok(());
+    }
+    let list = |xs: Vec<String>| format!("[{}]", xs.join(", "));
+    let given = list(v.iter().map(|x| x.to_string()).collect());
+    let scaled = list(
+        v.iter()
+            .map(|&x| {
+                let s = format!("{:.6}", x as f64 / 255.0);
+                s.trim_end_matches('0').trim_end_matches('.').to_owned()
+            })
+            .collect(),
+    );
+    Err(Error::Config(format!(
+        "\"{key}\" {given} is on the 0-255 scale, but it applies to pixels that ToTensor() has \
+         scaled to 0..1: divide by 255 ({scaled})"
+    )))
+}
+
+/// A config value in a canonical form, so `224` and `[224, 224]` compare equal.
+fn normalized(key: &str, v: &Value) -> Result<Value> {
+    Ok(match key {
+        "resize_size" => size_value(parse_size(key, v)?),
+        "crop_size" if v.is_null() => Value::Null,
+        "crop_size" => size_value(parse_size(key, v)?),
+        "mean" | "std" => Value::from(parse_triple(key, v)?.map(f64::from).to_vec()),
+        "pillow_compat" => Value::from(
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_u64().map(|n| n.to_string()))
+                .unwrap_or_else(|| v.to_string()),
+        ),
+        _ => v.clone(),
+    })
+}
+
+fn size_value(s: Size) -> Value {
+    Value::from(vec![s.height, s.width])
 }
 
 impl RunOptions {
@@ -615,7 +780,8 @@ mod tests {
         let c = parse(r#"{"model_path": "../model/m.pt", "class_names_path": "/abs/class.txt"}"#)
             .unwrap();
         assert_eq!(c.model_path, PathBuf::from("/cfg/../model/m.pt"));
-        assert_eq!(c.class_names_path, PathBuf::from("/abs/class.txt"));
+        assert_eq!(c.class_names_path, Some(PathBuf::from("/abs/class.txt")));
+        assert_eq!(c.embedded_class_names, None);
         assert_eq!(c.device, DeviceSpec::Auto);
         assert_eq!(c.preprocess, PreprocessConfig::default());
         assert_eq!(c.run, RunOptions::default());
@@ -725,6 +891,19 @@ mod tests {
             (
                 r#"{"model_path": "m", "class_names_path": "c", "resize_mode": "shorter_side", "resize_size": [1, 2]}"#,
                 "resize_size",
+            ),
+            (r#"{"model_path": "m"}"#, "class_names_path"),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "mean": [123.675, 116.28, 103.53]}"#,
+                "\"mean\" [123.675, 116.28, 103.53] is on the 0-255 scale",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "std": [58.395, 57.12, 57.375]}"#,
+                "divide by 255 ([0.229, 0.224, 0.225])",
+            ),
+            (
+                r#"{"model_path": "m", "class_names_path": "c", "resize_mode": "pad"}"#,
+                "\"pad_square\"",
             ),
             (r#"[1]"#, "object"),
             (r#"{"model_path": "m""#, "invalid JSON"),

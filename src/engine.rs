@@ -2,7 +2,6 @@
 //! together. It is `Send + Sync`: calls on one engine may run concurrently from any thread
 //! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
 
-use crate::class_names;
 use crate::config::{Config, ModelOutput, RunOptions, Size};
 use crate::decode::{decode_image, decode_image_reusing, DecodeOptions};
 use crate::error::{Error, Result};
@@ -71,7 +70,7 @@ impl Engine {
 
     /// Loads class names and the model described by `config`, checks they agree, warms up.
     pub fn new(config: Config) -> Result<Engine> {
-        let names = class_names::load(&config.class_names_path)?;
+        let names = config.class_names()?;
         if config.num_threads > 0 {
             tch::set_num_threads(config.num_threads as i32);
         }
@@ -90,10 +89,11 @@ impl Engine {
                 "{} outputs {} scores per image but {} lists {} classes",
                 config.model_path.display(),
                 model.num_classes(),
-                config.class_names_path.display(),
+                config.class_names_source(),
                 names.len()
             )));
         }
+        check_output_kind(&config, &model)?;
         let mut probe = vec![0f32; 3 * size.height as usize * size.width as usize];
         for _ in 1..config.warmup {
             model.forward(&mut probe, 1, size.height, size.width)?;
@@ -363,6 +363,43 @@ impl Engine {
     pub fn pooled_bytes(&self) -> usize {
         let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.iter().map(Work::retained_bytes).sum()
+    }
+}
+
+/// `"probabilities"` on a model that outputs logits would report raw scores as confidences
+/// (3.6 and worse); `"logits"` on a model that ends in softmax would flatten them. The probe's
+/// outputs (zeros in, at load) tell which the model gives.
+fn check_output_kind(config: &Config, model: &Model) -> Result<()> {
+    let p = model.probe_scores();
+    if p.len() < 2 {
+        return Ok(());
+    }
+    let sum: f64 = p.iter().map(|&x| x as f64).sum();
+    let (lo, hi) = p
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    // fp16 outputs round to about 1e-3.
+    let tol = if model.is_half() { 1e-2 } else { 1e-4 };
+    let distribution = lo >= -(tol as f32) && hi <= 1.0 + tol as f32 && (sum - 1.0).abs() <= tol;
+    let stats = format!(
+        "on an all-zeros probe input its {} outputs range from {lo} to {hi} and sum to {sum:.6}",
+        p.len()
+    );
+    match (config.model_output, distribution) {
+        (ModelOutput::Probabilities, false) => Err(Error::ModelLoad(format!(
+            "\"model_output\" is \"probabilities\" but {} does not output probabilities: {stats}. \
+             It outputs logits: remove \"model_output\" (or set it to \"logits\") so softmax is applied",
+            config.model_path.display()
+        ))),
+        (ModelOutput::Logits, true) => Err(Error::ModelLoad(format!(
+            "{} already outputs probabilities ({stats}: the model ends in softmax), but \
+             \"model_output\" is \"logits\", which would apply softmax a second time and \
+             flatten the confidences: set \"model_output\": \"probabilities\"",
+            config.model_path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 

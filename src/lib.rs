@@ -18,6 +18,7 @@ pub mod error;
 pub mod ffi;
 pub mod frame;
 pub mod image;
+pub mod metadata;
 pub mod model;
 pub mod output;
 pub mod preprocess;

@@ -12,6 +12,8 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 pub struct Model {
     runner: Runner,
     num_classes: usize,
+    /// The outputs of the load-time probe, for checks on the output kind.
+    probe_scores: Vec<f32>,
     report: Optimization,
 }
 
@@ -500,6 +502,10 @@ impl Model {
                 path.display()
             )));
         }
+        // A checkpoint, state dict or pickled model is not "corrupted": say how to export it.
+        if let Some(msg) = crate::metadata::not_torchscript_message(path) {
+            return Err(Error::ModelLoad(msg));
+        }
         let on_cpu = device == Device::Cpu;
         match precision {
             Precision::Fp16 if on_cpu => {
@@ -556,6 +562,7 @@ impl Model {
                 Ok((fast, report)) => {
                     return Ok(Model {
                         num_classes: expected[0].len(),
+                        probe_scores: expected[0].clone(),
                         runner: Runner::Fast(fast),
                         report,
                     })
@@ -618,15 +625,24 @@ impl Model {
         let mut model = Model {
             runner,
             num_classes: 0,
+            probe_scores: Vec::new(),
             report,
         };
         let probe = vec![0f32; 3 * h as usize * w as usize];
-        model.num_classes = model.forward(&probe, 1, h, w)?.len();
+        let out = model.forward(&probe, 1, h, w)?;
+        model.num_classes = out.len();
+        model.probe_scores = out;
         Ok(model)
     }
 
     pub fn num_classes(&self) -> usize {
         self.num_classes
+    }
+
+    /// The model's outputs for the load-time probe (all zeros; the first probe image on the
+    /// CPU fast path), for checks on the output kind.
+    pub fn probe_scores(&self) -> &[f32] {
+        &self.probe_scores
     }
 
     /// How the model runs (fast path, or plain and why).
@@ -768,9 +784,25 @@ fn first_tensor(v: IValue) -> Option<Tensor> {
     }
 }
 
-/// libtorch errors are long tracebacks: keep the first line and the last (the actual cause).
-fn summarize_torch_error(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+/// libtorch errors are long tracebacks: keep the first line and the last (the actual cause),
+/// never the C++ stack (`Exception raised from ...`, `frame #N: ...`), which means nothing to a
+/// contestant.
+pub(crate) fn summarize_torch_error(s: &str) -> String {
+    let lines: Vec<&str> = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            let stack = l.starts_with("Exception raised from")
+                || (l.starts_with("frame #") && l.contains(':'));
+            !l.is_empty() && !stack
+        })
+        .map(|l| {
+            // miniz's advice for a torch.load user ("your checkpoint file is corrupted") is
+            // wrong here: the file is a model, and usually not corrupted but of another kind.
+            l.find(" This is an internal miniz error")
+                .map_or(l, |i| &l[..i])
+        })
+        .collect();
     match lines.as_slice() {
         [] => String::new(),
         [one] => (*one).to_owned(),
@@ -797,5 +829,20 @@ mod tests {
         assert!(p[3] > 0.999);
         let p = softmax(&[1.0, 3.0, 2.0]);
         assert!(p[1] > p[2] && p[2] > p[0]);
+    }
+
+    #[test]
+    fn torch_errors_lose_the_cpp_stack() {
+        let raw = "Internal torch error: PytorchStreamReader failed locating file constants.pkl: \
+                   file not found\nException raised from valid at inline_container.cc:236 \
+                   (most recent call first):\nframe #0: c10::Error::Error(...) + 0x9c\n\
+                   frame #26: <unknown function> + 0xf5001\n";
+        let s = summarize_torch_error(raw);
+        assert_eq!(
+            s,
+            "Internal torch error: PytorchStreamReader failed locating file constants.pkl: file not found"
+        );
+        let s = summarize_torch_error("first\nframe #3: x\nthe cause\nframe #4: y");
+        assert_eq!(s, "first ... the cause");
     }
 }

@@ -42,6 +42,10 @@ impl Preprocessor {
                 letterbox_canvas_into(img, target, cfg.max_image_pixels, canvas)?;
                 (&*canvas, target.width, target.height)
             }
+            ResizeMode::PadSquare => {
+                pad_square_canvas_into(img, cfg.max_image_pixels, canvas)?;
+                (&*canvas, target.width, target.height)
+            }
         };
         check_pixels(w as u64, h as u64, cfg.max_image_pixels)?;
         Ok((src, w, h))
@@ -161,6 +165,22 @@ pub fn letterbox_canvas_into(
         (0, -p, w, h + p)
     };
     crop_with_fill(img, left, top, right, bottom, max_pixels, out)
+}
+
+/// The common square padding: `img` pasted on a black square of side `s = max(w, h)` at
+/// `((s - w) // 2, (s - h) // 2)`, as `Image.new("RGB", (s, s)).paste(img, offset)` does.
+pub fn pad_square_canvas(img: &RgbImage, max_pixels: u64) -> Result<RgbImage> {
+    let mut out = RgbImage::default();
+    pad_square_canvas_into(img, max_pixels, &mut out)?;
+    Ok(out)
+}
+
+/// [`pad_square_canvas`] into a reusable image.
+pub fn pad_square_canvas_into(img: &RgbImage, max_pixels: u64, out: &mut RgbImage) -> Result<()> {
+    let (w, h) = (img.width as i64, img.height as i64);
+    let s = w.max(h);
+    let (left, top) = (-((s - w) / 2), -((s - h) / 2));
+    crop_with_fill(img, left, top, left + s, top + s, max_pixels, out)
 }
 
 /// PIL `Image.crop(box)`: the part of the box outside the image is black.
@@ -413,6 +433,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, img);
+    }
+
+    #[test]
+    fn pad_square_pastes_at_pil_offsets() {
+        // 5x2: s = 5, offset (0, (5 - 2) // 2 = 1); 2x5: offset ((5 - 2) // 2 = 1, 0).
+        let img = RgbImage {
+            width: 5,
+            height: 2,
+            data: (1..=30).collect(),
+        };
+        let c = pad_square_canvas(&img, u64::MAX).unwrap();
+        assert_eq!((c.width, c.height), (5, 5));
+        assert!(c.data[..15].iter().all(|&v| v == 0));
+        assert_eq!(&c.data[15..45], &img.data[..]);
+        assert!(c.data[45..].iter().all(|&v| v == 0));
+        let tall = RgbImage {
+            width: 2,
+            height: 5,
+            data: (1..=30).collect(),
+        };
+        let c = pad_square_canvas(&tall, u64::MAX).unwrap();
+        assert_eq!((c.width, c.height), (5, 5));
+        for y in 0..5 {
+            let row = &c.data[y * 15..(y + 1) * 15];
+            assert_eq!(&row[..3], &[0, 0, 0]);
+            assert_eq!(&row[3..9], &tall.data[y * 6..(y + 1) * 6]);
+            assert!(row[9..].iter().all(|&v| v == 0));
+        }
+        assert!(pad_square_canvas(&tall, 24).is_err());
     }
 
     #[test]

@@ -38,16 +38,19 @@ check calc_image_batch 0 'rc=0' '"frames":\[' '"model_data":\{"frames":3\}' -- -
 check calc_image_async 0 'async: requests=6 callbacks=6' 'summary: failures=0 alarms=6' \
   'red.bmp rc=0 code=0' '"class_id":0' '"class_id":1' '"class_id":2' '"confidence":1.0' \
   -- -f async -r 2 -i "$img/red.bmp,$img/green.bmp,$img/blue.bmp"
+# A file the frame reader cannot read is a failure: counted, and the exit status says so.
+check frame_unreadable_fails 1 'cannot read .*red.jpg as BMP/PPM' 'summary: failures=1 alarms=1' -- -f frame -i "$img/red.jpg,$img/red.bmp"
+check threads_failures_counted 1 'threads=5 shared=0 calls=5 failures=5' 'summary: failures=5 alarms=0' -- -f threads -i "$img/not_an_image.jpg"
 check calc_image_single 0 'rc=0 code=0' '"class_id":2' -- -f image -i "$img/blue.bmp"
 check args_topk 0 '"topk":\[' -- -f file -i "$img/red.jpg" -a '{"topk": 3}'
 check args_thresh_normal 0 'rc=0 code=1' '"target_info":null' 'normals=1' -- -f file -i "$img/red.jpg" -a '{"thresh": 1.5}'
-check args_invalid 0 'rc=-3 code=-1' '"error":\{' -- -f file -i "$img/red.jpg" -a '{oops'
-check bad_image 0 'rc=-1 code=-1' 'not_an_image.jpg' '"kind":"decode"' -- -f file -i "$img/not_an_image.jpg"
-check missing_file 0 'rc=-1 code=-1' '"kind":"io"' -- -f file -i "$img/does_not_exist.jpg"
-check video_unused 0 'rc=-2' -- -f video -i "$img/red.jpg"
+check args_invalid 1 'rc=-3 code=-1' '"error":\{' -- -f file -i "$img/red.jpg" -a '{oops'
+check bad_image 1 'rc=-1 code=-1' 'summary: failures=1 alarms=0' 'not_an_image.jpg' '"kind":"decode"' -- -f file -i "$img/not_an_image.jpg"
+check missing_file 1 'rc=-1 code=-1' '"kind":"io"' -- -f file -i "$img/does_not_exist.jpg"
+check video_unused 1 'rc=-2' 'summary: failures=1' -- -f video -i "$img/red.jpg"
 check version 0 '"sdk_version":"[0-9.]+"' -- -f version
 check create_destroy_loop 0 'loop=20 failures=0' -- -f loop -n 20 -i "$img/red.jpg"
-check threads_own_predictors 0 'threads=5 shared=0 calls=50 failures=0' -- -f threads -r 10 -i "$img/red.jpg"
+check threads_own_predictors 0 'threads=5 shared=0 calls=50 failures=0' 'summary: failures=0 alarms=50 normals=0' -- -f threads -r 10 -i "$img/red.jpg"
 check threads_shared_predictor 0 'threads=5 shared=1 calls=50 failures=0' -- -f shared -r 10 -i "$img/green.jpg"
 EV_SDK_CONFIG=$fx/missing_model.json check create_fails_cleanly 1 'ji_create_predictor failed: .*nope.pt' -- -f file -i "$img/red.jpg"
 "$here/build/example_evsdk" "$fx/colour.json" "$img/blue.png" '{"topk": 2}' >"$out/example.log" 2>&1 &&

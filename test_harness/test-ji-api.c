@@ -161,6 +161,7 @@ static int run_one(void *pred, const char *func, const char *path, Options *o, i
         Image img;
         if (load_image(path, &img) != 0) {
             fprintf(stderr, "cannot read %s as BMP/PPM\n", path);
+            o->failures++;
             return -1;
         }
         JI_CV_FRAME in = {img.rows, img.cols, img.channels == 4 ? JI_CV_8UC4 : JI_CV_8UC3, img.data, img.step};
@@ -184,6 +185,7 @@ static int run_one(void *pred, const char *func, const char *path, Options *o, i
         unsigned char *buf = read_file(path, &len);
         if (!buf) {
             fprintf(stderr, "cannot read %s\n", path);
+            o->failures++;
             return -1;
         }
         t0 = now_ms();
@@ -359,7 +361,7 @@ static int run_async(void *pred, Options *o) {
 typedef struct {
     Options *o;
     void *shared;
-    int failures;
+    int failures, alarms, normals;
 } ThreadArg;
 
 static void *thread_main(void *p) {
@@ -375,6 +377,8 @@ static void *thread_main(void *p) {
         for (int i = 0; i < local.ninputs; i++) run_one(pred, "file", local.inputs[i], &local, 1);
     if (!t->shared) ji_destroy_predictor(pred);
     t->failures = local.failures;
+    t->alarms = local.alarms;
+    t->normals = local.normals;
     return NULL;
 }
 
@@ -383,17 +387,23 @@ static int run_threads(Options *o, int shared) {
     pthread_t th[N];
     ThreadArg args[N];
     void *pred = shared ? ji_create_predictor(JISDK_PREDICTOR_DEFAULT) : NULL;
-    if (shared && !pred) return 1;
+    if (shared && !pred) {
+        o->failures++;
+        return 1;
+    }
     double t0 = now_ms();
     for (int i = 0; i < N; i++) {
-        args[i] = (ThreadArg){o, pred, 0};
+        args[i] = (ThreadArg){o, pred, 0, 0, 0};
         pthread_create(&th[i], NULL, thread_main, &args[i]);
     }
     int failures = 0;
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
         failures += args[i].failures;
+        o->alarms += args[i].alarms;
+        o->normals += args[i].normals;
     }
+    o->failures += failures;
     printf("threads=%d shared=%d calls=%d failures=%d time=%.3fms\n", N, shared, N * o->repeat * o->ninputs, failures,
            now_ms() - t0);
     ji_destroy_predictor(pred);
@@ -462,7 +472,7 @@ int main(int argc, char **argv) {
         printf("loop=%d failures=%d time=%.3fms\n", o.loops, o.failures, now_ms() - t0);
         if (o.failures) status = 1;
     } else if (strcmp(o.func, "threads") == 0 || strcmp(o.func, "shared") == 0) {
-        status = run_threads(&o, strcmp(o.func, "shared") == 0) != 0;
+        run_threads(&o, strcmp(o.func, "shared") == 0);
     } else {
         void *pred = ji_create_predictor(JISDK_PREDICTOR_DEFAULT);
         if (!pred) {
@@ -483,6 +493,8 @@ int main(int argc, char **argv) {
         }
     }
     printf("summary: failures=%d alarms=%d normals=%d\n", o.failures, o.alarms, o.normals);
+    /* A failed call is a failure: the exit status says so, as the summary does. */
+    if (o.failures) status = 1;
     for (int i = 0; i < o.ninputs; i++) free(o.inputs[i]);
     free(o.inputs);
     ji_reinit();

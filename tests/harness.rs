@@ -255,15 +255,27 @@ fn mislabelled_garbage_and_unknown_folder_are_reported() {
         assert_eq!(lines.len(), 13, "{ctx}: {rows}");
         assert_eq!(
             lines[0],
-            "path,label,predicted,confidence,top5,latency_ms,error"
+            "path,label,predicted,confidence,latency_ms,error,top1_class,top1_confidence,\
+             top2_class,top2_confidence,top3_class,top3_confidence"
         );
         let bad = lines.iter().find(|l| l.contains("garbage.jpg")).unwrap();
         assert!(bad.split(',').nth(2).unwrap().is_empty(), "{bad}");
         let wrong = lines.iter().find(|l| l.contains("red_in_green")).unwrap();
         let f: Vec<&str> = wrong.split(',').collect();
         assert_eq!((f[1], f[2]), (GREEN, RED));
-        assert_eq!(f[4].split('|').count(), 3);
-        assert!(f[6].is_empty());
+        assert!(f[5].is_empty());
+        // Every class of the top-k with its confidence, in full precision (not 3 decimals),
+        // ranked, summing to 1 over the three classes.
+        assert_eq!((f[6], f[3]), (RED, f[7]));
+        let confs: Vec<f64> = [7, 9, 11].iter().map(|&i| f[i].parse().unwrap()).collect();
+        assert!(confs.windows(2).all(|w| w[0] >= w[1]), "{wrong}");
+        assert!((confs.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{wrong}");
+        assert!(f[7].len() > 5, "full precision: {wrong}");
+        let mut classes = vec![f[6], f[8], f[10]];
+        classes.sort();
+        let mut all = vec![RED, GREEN, BLUE];
+        all.sort();
+        assert_eq!(classes, all);
         // The matrix as SVG (tests/report_html.rs checks it in detail): a cell per non-zero
         // count, the class names as text.
         let text = std::fs::read_to_string(&svg).unwrap();

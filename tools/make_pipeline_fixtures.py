@@ -33,12 +33,17 @@ MODES = {
     "shorter_side": {"resize_mode": "shorter_side", "resize_size": 256, "crop_size": 224},
     "letterbox": {"resize_mode": "letterbox", "resize_size": [256, 256], "crop_size": 224},
     "letterbox_rect": {"resize_mode": "letterbox", "resize_size": [240, 320], "crop_size": [224, 288]},
+    "pad_square": {"resize_mode": "pad_square", "resize_size": [256, 256], "crop_size": 224},
+    "pad_square_rect": {"resize_mode": "pad_square", "resize_size": [240, 320], "crop_size": None},
     "crop_pads": {"resize_mode": "stretch", "resize_size": [100, 120], "crop_size": [128, 136]},
     "no_crop": {"resize_mode": "stretch", "resize_size": [64, 48], "crop_size": None},
 }
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
-PHOTO_MODES = ["stretch", "shorter_side", "letterbox"]
+PHOTO_MODES = ["stretch", "shorter_side", "letterbox", "pad_square"]
+# Bumped whenever what this script writes changes: the Makefile and tests/parity_pipeline.rs
+# regenerate a folder that lacks this file (CI starts fresh, developers' trees do not).
+STAMP = "version-2"
 
 
 def skimage_photo(name):
@@ -119,6 +124,7 @@ def main(out):
                 json.dump(ref, f, ensure_ascii=False, indent=1)
     with open(os.path.join(tmp, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
+    open(os.path.join(tmp, STAMP), "w").close()
     if os.path.isdir(out):
         shutil.rmtree(out, ignore_errors=True)
     try:

@@ -4,6 +4,8 @@ the same algo_config.json as libji.so: the reference our Rust implementation mus
 
 Usage:
     reference_predict.py --config CONFIG.json VAL_DIR --out reference.json [--topk 5]
+    reference_predict.py --model model.pt VAL_DIR --out reference.json
+        (a model exported with its metadata by tools/export_torchscript.py: no config needed)
 
 VAL_DIR is an ImageFolder tree (VAL_DIR/<class name>/...: the first-level folder is the label,
 deeper files keep it) or a flat folder of images (label null), walked in sorted order with the
@@ -13,13 +15,18 @@ Config keys used (relative paths resolve against the config file's folder):
     model_path, class_names_path   TorchScript model; class names as a Python dict literal
                                    {'name': idx} (the training code's class.txt), a JSON object
                                    ({name: idx} or {idx: name}), a JSON/Python list, or one
-                                   name per line
-    resize_mode                    stretch (default) | shorter_side | letterbox
+                                   name per line. class_names_path may be left out when the
+                                   model embeds its class names.
+    resize_mode                    stretch (default) | shorter_side | letterbox | pad_square
     resize_size                    [h, w] or an int (default [224, 224]); an int for shorter_side
     crop_size                      [h, w], an int or null (default [224, 224])
     mean, std                      3 numbers or one (default ImageNet's)
     model_output                   logits (softmax applied; default) | probabilities
     exif_transpose                 apply ImageOps.exif_transpose before convert (default false)
+    override_model_metadata        the config's values win over the model's metadata
+A model exported by tools/export_torchscript.py carries its class names, preprocessing and
+output kind (the TorchScript extra file ji_metadata.json): they fill the keys the config leaves
+out, and a key set in both that disagrees is an error, as in libji.so.
 Ignored (they do not change the pipeline's numbers): device (this always runs on the CPU),
 thresh, topk, confidence_decimals, pillow_compat, max_image_pixels, warmup, num_threads,
 algo_version, precision, optimize, optimize_for_inference, and any key starting with "_". Other keys are errors, as in libji.so.
@@ -28,7 +35,9 @@ Per image: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB'), then
     stretch:      transforms.Resize([h, w])
     shorter_side: transforms.Resize(n)
     letterbox:    the training write-up's black padding to the (W, H) aspect ratio, then
-                  img.resize((W, H), Image.BILINEAR)   (the training code's letterbox)
+                  img.resize((W, H), Image.BILINEAR)   (the README gives the arithmetic)
+    pad_square:   s = max(w, h); Image.new("RGB", (s, s)).paste(img, ((s - w) // 2,
+                  (s - h) // 2)), then img.resize((W, H), Image.BILINEAR)
 then CenterCrop(crop_size) if set, ToTensor(), Normalize(mean, std); the model runs one image at
 a time on the CPU (torch.jit.load, eval, no_grad).
 
@@ -51,10 +60,15 @@ import sys
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 USED_KEYS = {"model_path", "class_names_path", "resize_mode", "resize_size", "crop_size",
-             "mean", "std", "model_output", "exif_transpose"}
+             "mean", "std", "model_output", "exif_transpose", "override_model_metadata"}
 IGNORED_KEYS = {"device", "thresh", "topk", "confidence_decimals", "pillow_compat",
                 "max_image_pixels", "warmup", "num_threads", "algo_version", "precision",
                 "optimize", "optimize_for_inference"}
+RESIZE_MODES = ("stretch", "shorter_side", "letterbox", "pad_square")
+# What tools/export_torchscript.py may store in a model (src/metadata.rs reads the same).
+METADATA_NAME = "ji_metadata.json"
+METADATA_KEYS = ("resize_mode", "resize_size", "crop_size", "mean", "std", "pillow_compat",
+                 "exif_transpose", "model_output")
 
 DEFAULTS = {
     "resize_mode": "stretch",
@@ -99,28 +113,20 @@ def _triple(key, v):
     raise ConfigError('"%s" must be 3 numbers (or one), got %r' % (key, v))
 
 
-def load_config(path):
-    """Parses algo_config.json into the effective settings (paths made absolute)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError("cannot read config %s: %s" % (path, e))
-    if not isinstance(raw, dict):
-        raise ConfigError("config %s: top level must be a JSON object" % path)
-    for k in raw:
-        if not k.startswith("_") and k not in USED_KEYS | IGNORED_KEYS:
-            raise ConfigError('config %s: unknown key "%s"' % (path, k))
-    base = os.path.dirname(os.path.abspath(path))
-    cfg = {"file": os.path.abspath(path)}
-    for k in ("model_path", "class_names_path"):
-        v = raw.get(k)
-        if not isinstance(v, str) or not v:
-            raise ConfigError('config %s: "%s" must be a non-empty string' % (path, k))
-        cfg[k] = os.path.normpath(os.path.join(base, v))
+def _unit_scale(key, vals):
+    if any(abs(v) > 1.0 for v in vals):
+        raise ConfigError('"%s" %s is on the 0-255 scale, but it applies to pixels that '
+                          'ToTensor() has scaled to 0..1: divide by 255 (%s)'
+                          % (key, vals, [round(v / 255.0, 6) for v in vals]))
+
+
+def validate_keys(raw):
+    """The preprocessing keys of a config (or a model's metadata), validated and with
+    defaults filled in."""
+    cfg = {}
     mode = raw.get("resize_mode", DEFAULTS["resize_mode"])
-    if mode not in ("stretch", "shorter_side", "letterbox"):
-        raise ConfigError('"resize_mode" must be stretch, shorter_side or letterbox, got %r' % mode)
+    if mode not in RESIZE_MODES:
+        raise ConfigError('"resize_mode" must be one of %s, got %r' % (", ".join(RESIZE_MODES), mode))
     cfg["resize_mode"] = mode
     cfg["resize_size"] = _size("resize_size", raw.get("resize_size", DEFAULTS["resize_size"]))
     if mode == "shorter_side" and cfg["resize_size"][0] != cfg["resize_size"][1]:
@@ -133,6 +139,8 @@ def load_config(path):
     cfg["std"] = _triple("std", raw.get("std", DEFAULTS["std"]))
     if any(s <= 0 for s in cfg["std"]):
         raise ConfigError('"std" values must be > 0')
+    _unit_scale("mean", cfg["mean"])
+    _unit_scale("std", cfg["std"])
     out = raw.get("model_output", DEFAULTS["model_output"])
     if out not in ("logits", "probabilities"):
         raise ConfigError('"model_output" must be logits or probabilities, got %r' % out)
@@ -141,7 +149,110 @@ def load_config(path):
     if not isinstance(ex, bool):
         raise ConfigError('"exif_transpose" must be true or false, got %r' % ex)
     cfg["exif_transpose"] = ex
+    pc = raw.get("pillow_compat", "13")
+    if str(pc) not in ("13", "12"):
+        raise ConfigError('"pillow_compat" must be "13" or "12", got %r' % pc)
     return cfg
+
+
+def read_model_metadata(model_path):
+    """The metadata tools/export_torchscript.py embeds in a model, or None."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            for n in z.namelist():
+                if n.endswith("/extra/" + METADATA_NAME):
+                    meta = json.loads(z.read(n).decode("utf-8"))
+                    break
+            else:
+                return None
+    except (OSError, zipfile.BadZipFile):
+        return None
+    except ValueError as e:
+        raise ConfigError("%s: metadata %s is not valid JSON: %s" % (model_path, METADATA_NAME, e))
+    if not isinstance(meta, dict) or meta.get("version") != 1:
+        raise ConfigError("%s: metadata %s has an unknown version" % (model_path, METADATA_NAME))
+    return meta
+
+
+def _canonical(key, v):
+    if key in ("resize_size", "crop_size"):
+        return None if v is None else _size(key, v)
+    if key in ("mean", "std"):
+        import struct
+        # libji compares float32 values.
+        return [struct.unpack("f", struct.pack("f", x))[0] for x in _triple(key, v)]
+    if key == "pillow_compat":
+        return str(v)
+    return v
+
+
+def load_config(path=None, model_path=None):
+    """Parses algo_config.json (or a bare model with metadata) into the effective settings
+    (paths made absolute, the model's metadata merged in)."""
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError("cannot read config %s: %s" % (path, e))
+        if not isinstance(raw, dict):
+            raise ConfigError("config %s: top level must be a JSON object" % path)
+        base = os.path.dirname(os.path.abspath(path))
+    else:
+        raw = {"model_path": os.path.abspath(model_path)}
+        path, base = model_path, os.getcwd()
+    for k in raw:
+        if not k.startswith("_") and k not in USED_KEYS | IGNORED_KEYS:
+            raise ConfigError('config %s: unknown key "%s"' % (path, k))
+    cfg = {"file": os.path.abspath(path)}
+    v = raw.get("model_path")
+    if not isinstance(v, str) or not v:
+        raise ConfigError('config %s: "model_path" must be a non-empty string' % path)
+    cfg["model_path"] = os.path.normpath(os.path.join(base, v))
+    v = raw.get("class_names_path")
+    if v is not None and (not isinstance(v, str) or not v):
+        raise ConfigError('config %s: "class_names_path" must be a non-empty string' % path)
+    cfg["class_names_path"] = None if v is None else os.path.normpath(os.path.join(base, v))
+    override = raw.get("override_model_metadata", False)
+    meta = read_model_metadata(cfg["model_path"])
+    merged = dict(raw)
+    cfg["keys_from_model"] = []
+    if meta is not None:
+        for k, mv in (meta.get("config") or {}).items():
+            if k not in METADATA_KEYS:
+                raise ConfigError('%s: unknown key "%s" in its metadata' % (cfg["model_path"], k))
+            if k not in raw:
+                merged[k] = mv
+                cfg["keys_from_model"].append(k)
+            elif not override and _canonical(k, raw[k]) != _canonical(k, mv):
+                raise ConfigError('"%s" is %s in the config but %s in %s\'s metadata (written by '
+                                  'tools/export_torchscript.py): remove "%s" from the config to '
+                                  'use the model\'s value, or set "override_model_metadata": '
+                                  'true to use the config\'s'
+                                  % (k, json.dumps(raw[k]), json.dumps(mv), cfg["model_path"], k))
+    cfg.update(validate_keys(merged))
+    cfg["override_model_metadata"] = bool(override)
+    cfg["_embedded_class_names"] = meta.get("class_names") if meta is not None else None
+    if cfg["class_names_path"] is None and cfg["_embedded_class_names"] is None:
+        raise ConfigError('config %s: missing "class_names_path" (%s has no embedded class '
+                          'names; export it with tools/export_torchscript.py --classes)'
+                          % (path, cfg["model_path"]))
+    return cfg
+
+
+def class_names(cfg):
+    """The class names: the class file's, the model's metadata's, or both when they agree."""
+    embedded = cfg["_embedded_class_names"]
+    if cfg["class_names_path"] is None:
+        return list(embedded)
+    names = load_class_names(cfg["class_names_path"])
+    if embedded is not None and not cfg["override_model_metadata"] and names != embedded:
+        raise ConfigError("%s and %s's metadata list different class names: remove "
+                          '"class_names_path" to use the model\'s names, or set '
+                          '"override_model_metadata": true to use the file\'s'
+                          % (cfg["class_names_path"], cfg["model_path"]))
+    return names
 
 
 # ---------------------------------------------------------------------------- class names
@@ -170,12 +281,20 @@ def parse_class_names(text):
                 else:
                     raise ConfigError("expected name: index pairs, got %r: %r" % (k, v))
             n = len(pairs)
+            indices = sorted(i for i, _ in pairs)
+            if indices == list(range(1, n + 1)):
+                raise ConfigError("the indices run 1..%d: class indices are the model's output "
+                                  "positions and start at 0; subtract 1 from each" % n)
             names = [None] * n
             for i, name in pairs:
-                if not 0 <= i < n:
-                    raise ConfigError("index %d of %r is out of range 0..%d" % (i, name, n - 1))
-                if names[i] is not None:
+                if 0 <= i < n and names[i] is not None:
                     raise ConfigError("index %d is used twice (%r and %r)" % (i, names[i], name))
+                if not 0 <= i < n:
+                    missing = [k for k in range(n) if k not in set(indices)]
+                    raise ConfigError("no class has index %s, so index %d of %r is out of range: "
+                                      "%d classes need each index 0..%d once"
+                                      % (", ".join(map(str, missing[:5])) or "?", i, name, n,
+                                         n - 1))
                 names[i] = name
         elif isinstance(obj, list):
             if not all(isinstance(x, str) for x in obj):
@@ -257,6 +376,17 @@ def letterbox(img, size_hw):
     return img.resize((W, H), Image.BILINEAR)
 
 
+def pad_square(img, size_hw):
+    """The common padding: paste centred on a black max(w, h) square, then resize."""
+    from PIL import Image
+    H, W = size_hw
+    w, h = img.size
+    s = max(w, h)
+    canvas = Image.new("RGB", (s, s))
+    canvas.paste(img, ((s - w) // 2, (s - h) // 2))
+    return canvas.resize((W, H), Image.BILINEAR)
+
+
 def make_transform(cfg):
     """PIL image (RGB) -> normalised CHW float tensor."""
     from torchvision import transforms
@@ -266,6 +396,8 @@ def make_transform(cfg):
         steps.append(transforms.Resize([h, w]))
     elif cfg["resize_mode"] == "shorter_side":
         steps.append(transforms.Resize(h))
+    elif cfg["resize_mode"] == "pad_square":
+        steps.append(transforms.Lambda(lambda img: pad_square(img, (h, w))))
     else:
         steps.append(transforms.Lambda(lambda img: letterbox(img, (h, w))))
     if cfg["crop_size"] is not None:
@@ -289,8 +421,8 @@ def predict(config_path, val_dir, topk=5, log=None):
     """Runs the pipeline over val_dir; returns the result dict (see the module docstring)."""
     import torch
 
-    cfg = load_config(config_path)
-    names = load_class_names(cfg["class_names_path"])
+    cfg = load_config(config_path) if isinstance(config_path, str) else config_path
+    names = class_names(cfg)
     try:
         model = torch.jit.load(cfg["model_path"], map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any load failure is a config problem here
@@ -325,7 +457,8 @@ def predict(config_path, val_dir, topk=5, log=None):
             "label": label,
             "topk": [{"class": names[i], "class_id": i, "confidence": p[i]} for i in order],
         })
-    return {"config": cfg, "images": images, "errors": errors}
+    public = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    return {"config": public, "images": images, "errors": errors}
 
 
 def accuracy(result):
@@ -339,7 +472,9 @@ def accuracy(result):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="algo_config.json")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="algo_config.json")
+    src.add_argument("--model", help="a model exported with its metadata (no config needed)")
     ap.add_argument("val_dir", help="ImageFolder tree or flat folder of images")
     ap.add_argument("--out", required=True, help="where to write the JSON results")
     ap.add_argument("--topk", type=int, default=5, help="classes listed per image (default 5)")
@@ -349,7 +484,8 @@ def main(argv=None):
     if not os.path.isdir(args.val_dir):
         ap.error("not a folder: %s" % args.val_dir)
     try:
-        result = predict(args.config, args.val_dir, args.topk,
+        cfg = load_config(args.config, args.model)
+        result = predict(cfg, args.val_dir, args.topk,
                          log=lambda m: print(m, file=sys.stderr))
     except ConfigError as e:
         print("reference_predict: %s" % e, file=sys.stderr)

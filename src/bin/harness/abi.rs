@@ -314,10 +314,9 @@ impl<'a> JiPredictor<'a> {
         // SAFETY: any predictor type is accepted.
         let handle = unsafe { create(0) };
         if handle.is_null() {
-            return Err(format!(
-                "ji_create_predictor returned NULL: {}",
-                lib.last_error()
-            ));
+            // ji_create_predictor has already printed the reason to stderr (the platform's
+            // judge has no other way to learn it): say it once.
+            return Err("ji_create_predictor returned NULL (the library's reason is above)".into());
         }
         Ok(JiPredictor {
             lib,

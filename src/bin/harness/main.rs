@@ -49,6 +49,10 @@ struct Cli {
     /// $EV_SDK_CONFIG or /usr/local/ev_sdk/config/algo_config.json].
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// A model exported with its class names and preprocessing (tools/export_torchscript.py):
+    /// runs it with the config {"model_path": PATH} instead of --config.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    model: Option<PathBuf>,
     /// Per-call args JSON object, merged over {"topk": 5}.
     #[arg(long, value_name = "JSON")]
     args: Option<String>,
@@ -83,7 +87,8 @@ struct Cli {
     /// Write the full report as JSON.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Write one CSV row per image: path,label,predicted,confidence,top5,latency_ms,error.
+    /// Write one CSV row per image: path,label,predicted,confidence,latency_ms,error, then
+    /// top1_class,top1_confidence,... for the top 5, confidences in full precision.
     #[arg(long, value_name = "FILE")]
     predictions: Option<PathBuf>,
     /// Write the confusion matrix as an SVG (class names on both axes, colour scale, counts on
@@ -149,12 +154,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The per-call args: {"topk": 5} (plus full-precision confidences for --compare) under the
-/// user's JSON object.
-fn call_args(user: Option<&str>, compare: bool) -> Result<String, String> {
+/// The per-call args: {"topk": 5} (plus full-precision confidences for --compare and
+/// --predictions) under the user's JSON object.
+fn call_args(user: Option<&str>, full_precision: bool) -> Result<String, String> {
     let mut obj = Map::new();
     obj.insert("topk".into(), TOPK.into());
-    if compare {
+    if full_precision {
         obj.insert("confidence_decimals".into(), Value::Null);
     }
     if let Some(text) = user {
@@ -183,7 +188,7 @@ fn read_config(path: &Path) -> ConfigInfo {
         Ok(cfg) => {
             info.decode.exif_transpose = cfg.preprocess.exif_transpose;
             info.decode.max_pixels = cfg.preprocess.max_image_pixels;
-            match ji::class_names::load(&cfg.class_names_path) {
+            match cfg.class_names() {
                 Ok(n) => info.class_names = Some(n),
                 Err(e) => eprintln!("harness: warning: {e}; labels are not checked"),
             }
@@ -191,6 +196,32 @@ fn read_config(path: &Path) -> ConfigInfo {
         Err(e) => eprintln!("harness: warning: {e}; labels are not checked"),
     }
     info
+}
+
+/// `--model model.pt`: a one-line config beside nothing, in a private temporary folder
+/// (removed on drop), so both APIs read it as they read any config.
+struct ModelOnlyConfig {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl ModelOnlyConfig {
+    fn new(model: &Path) -> Result<Self, String> {
+        let model = std::fs::canonicalize(model)
+            .map_err(|e| format!("--model {}: {e}", model.display()))?;
+        let dir = std::env::temp_dir().join(format!("ji-harness-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join("algo_config.json");
+        let text = serde_json::json!({ "model_path": model }).to_string();
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(ModelOnlyConfig { dir, path })
+    }
+}
+
+impl Drop for ModelOnlyConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// `--confusion` writes SVG: refuse another name before running.
@@ -246,10 +277,14 @@ fn from_report(cli: &Cli, path: &Path) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(mut cli: Cli) -> Result<ExitCode, String> {
     check_outputs(&cli)?;
     if let Some(r) = &cli.from_report {
         return from_report(&cli, r);
+    }
+    let model_config = cli.model.as_deref().map(ModelOnlyConfig::new).transpose()?;
+    if let Some(m) = &model_config {
+        cli.config = Some(m.path.clone());
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (val_dir, config) = match &cli.val_dir {
@@ -281,7 +316,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             return Err(format!("--split must be in (0, 1], got {f}"));
         }
     }
-    let args = call_args(cli.args.as_deref(), cli.compare.is_some())?;
+    let args = call_args(
+        cli.args.as_deref(),
+        cli.compare.is_some() || cli.predictions.is_some(),
+    )?;
     let reference = cli
         .compare
         .as_deref()
@@ -445,7 +483,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         report::write_json(p, &rep.json).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     if let Some(p) = &cli.predictions {
-        report::write_predictions(p, &records).map_err(|e| format!("{}: {e}", p.display()))?;
+        record::write_predictions(p, &records).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     write_views(&cli, &rep, &val_dir)?;
     if interrupted {

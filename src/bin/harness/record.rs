@@ -1,7 +1,10 @@
 //! What one image's run produced: the parsed result JSON or the error, and its latency.
 
 use crate::dataset::Sample;
+use crate::report::csv_field;
 use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
 
 /// The parts of a result JSON the harness uses (see src/output.rs).
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +117,56 @@ impl Record {
     pub fn error(&self) -> Option<&(i32, String)> {
         self.outcome.as_ref().and_then(|o| o.result.as_ref().err())
     }
+}
+
+/// One row per image that ran: `path,label,predicted,confidence,latency_ms,error`, then
+/// `topN_class,topN_confidence` for each ranked class (as many as the widest row has).
+/// Confidences are written as the library returned them: full precision when the call asked
+/// for `"confidence_decimals": null`, as the harness does for this file.
+pub fn write_predictions(path: &Path, records: &[Record]) -> std::io::Result<()> {
+    let k = records
+        .iter()
+        .filter_map(Record::parsed)
+        .map(|p| p.ranked.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut header = vec!["path,label,predicted,confidence,latency_ms,error".to_owned()];
+    for i in 1..=k {
+        header.push(format!("top{i}_class,top{i}_confidence"));
+    }
+    writeln!(w, "{}", header.join(","))?;
+    for r in records {
+        let Some(o) = &r.outcome else {
+            continue;
+        };
+        let mut fields = vec![
+            r.sample.rel.clone(),
+            r.sample.label.clone().unwrap_or_default(),
+        ];
+        let ranked: &[(String, f64)] = match &o.result {
+            Ok(p) => {
+                fields.extend([p.class.clone(), p.confidence.to_string()]);
+                fields.extend([format!("{:.3}", o.latency_ms), String::new()]);
+                &p.ranked
+            }
+            Err((code, msg)) => {
+                fields.extend([String::new(), String::new()]);
+                fields.extend([format!("{:.3}", o.latency_ms), format!("{code}: {msg}")]);
+                &[]
+            }
+        };
+        for i in 0..k {
+            match ranked.get(i) {
+                Some((c, p)) => fields.extend([c.clone(), p.to_string()]),
+                None => fields.extend([String::new(), String::new()]),
+            }
+        }
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        writeln!(w, "{}", line.join(","))?;
+    }
+    w.flush()
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use crate::metrics::{self, Eval};
 use crate::record::Record;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
 
 /// How the run was made (echoed in the report).
@@ -601,54 +600,12 @@ pub fn write_json(path: &Path, v: &Value) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
     }
-}
-
-/// One row per image that ran: path,label,predicted,confidence,top5,latency_ms,error.
-pub fn write_predictions(path: &Path, records: &[Record]) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(w, "path,label,predicted,confidence,top5,latency_ms,error")?;
-    for r in records {
-        let Some(o) = &r.outcome else {
-            continue;
-        };
-        let (pred, conf, top, err) = match &o.result {
-            Ok(p) => (
-                p.class.clone(),
-                p.confidence.to_string(),
-                p.ranked
-                    .iter()
-                    .take(5)
-                    .map(|(c, _)| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-                String::new(),
-            ),
-            Err((code, msg)) => (
-                String::new(),
-                String::new(),
-                String::new(),
-                format!("{code}: {msg}"),
-            ),
-        };
-        let fields = [
-            r.sample.rel.clone(),
-            r.sample.label.clone().unwrap_or_default(),
-            pred,
-            conf,
-            top,
-            format!("{:.3}", o.latency_ms),
-            err,
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        writeln!(w, "{}", line.join(","))?;
-    }
-    w.flush()
 }
 
 /// YlOrRd-like colour for t in [0, 1] (the off-diagonal cells: confusions).

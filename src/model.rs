@@ -146,8 +146,7 @@ extern "C" {
 // pins tch to exactly 0.24.0: re-check src/wrappers/jit.rs (`pub struct CModule { pub(crate)
 // c_module: *mut CModule_ }`, freed by `atm_free`) before moving the pin. The size is checked
 // here at compile time; tests/robustness.rs creates and drops optimized modules.
-const _: () =
-    assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut c_void>());
+const _: () = assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut c_void>());
 
 /// Calls a C++ function of optimize.cpp that returns a new module or NULL with a message.
 fn new_module(

@@ -7,8 +7,9 @@
 //! with `delete` and `delete []`.
 
 use super::ji::{
-    combine_results, event_code, image_frame, ji_code, predictor, JI_MAX_IN_COUNT, JiCallBack, JiData, JiEvent,
+    combine_results, event_code, image_frame, ji_code, predictor, JiCallBack, JiData, JiEvent,
     JiImageInfo, JISDK_CODE_FAILED, JISDK_RET_FAILED, JISDK_RET_OVERMAXQPS, JISDK_RET_SUCCEED,
+    JI_MAX_IN_COUNT,
 };
 use super::{catch, json_cstring, opt_str, set_last_error};
 use crate::config::{AsyncConfig, RunOptions};

@@ -71,7 +71,8 @@ install: build
 	@case "$(LIBTORCH)" in cpu|cuda|none) ;; *) echo "make install: set LIBTORCH=cpu, cuda or none (README, \"Install\")"; exit 2 ;; esac
 	@if [ -z "$(MODEL)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
 	$(PY) tools/install.py --prefix "$(PREFIX)" --libtorch $(LIBTORCH) \
-	  --model "$(or $(MODEL),demo/model/model.pt)" --classes "$(or $(CLASSES),demo/model/class.txt)" \
+	  --model "$(or $(MODEL),demo/model/model.pt)" \
+	  $(if $(CLASSES),--classes "$(CLASSES)",$(if $(MODEL),,--classes demo/model/class.txt)) \
 	  --config "$(or $(CONFIG),$(if $(MODEL),config/algo_config.json,demo/config/algo_config.json))"
 
 # The demo's judge tree in dist/ev_sdk (libji.so only; add LIBTORCH=cpu|cuda for a standalone one).

@@ -68,12 +68,12 @@ fn main() {
         false,
     )
     .unwrap();
-    let input: Vec<f32> = (0..batch * 3 * h as usize * w as usize)
+    let mut input: Vec<f32> = (0..batch * 3 * h as usize * w as usize)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
-    let run = |m: &Model| {
+    let mut run = |m: &Model| {
         let t = Instant::now();
-        m.forward(&input, batch, h, w).unwrap();
+        m.forward(&mut input, batch, h, w).unwrap();
         t.elapsed().as_secs_f64() * 1e3
     };
     // Warm-up: the first batch-N call of the fast path makes and fuses its graph.
@@ -107,7 +107,7 @@ fn main() {
         "fast_ms": median(&mut fast_r),
         "plain_ms": median(&mut plain_r),
         "fast_load_s": load_fast_s,
-        "optimization": fast.optimization(),
+        "optimization": fast.optimization().to_json(),
     });
     println!("{out}");
 }

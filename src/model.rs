@@ -271,8 +271,10 @@ impl FastModel {
         let input = self.probe.repeat(batch);
         let (h, w) = self.hw;
         let run = |m: &CModule| {
-            forward_module(m, &input, batch, h, w, Device::Cpu, |x| self.input(x))
-                .map_err(|e| e.to_string())
+            forward_module(m, &mut input.clone(), batch, h, w, Device::Cpu, |x| {
+                self.input(x)
+            })
+            .map_err(|e| e.to_string())
         };
         let out = with_fusion(|| {
             for _ in 0..FUSION_WARMUP_CALLS - 1 {
@@ -319,7 +321,7 @@ impl FastModel {
         }
     }
 
-    fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+    fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
         if (h, w) == self.hw {
             if let Some(m) = self.instance(batch) {
                 return forward_module(&m, input, batch, h, w, Device::Cpu, |x| self.input(x));
@@ -337,7 +339,7 @@ impl FastModel {
             })?;
         let per = input.len() / batch.max(1);
         let mut out = Vec::new();
-        for img in input.chunks_exact(per) {
+        for img in input.chunks_exact_mut(per) {
             out.extend(forward_module(&one, img, 1, h, w, Device::Cpu, |x| {
                 self.input(x)
             })?);
@@ -414,7 +416,7 @@ fn cpu_has_bf16() -> bool {
 /// then through `prepare`); returns the raw outputs, `batch` rows of equal width, as f32.
 fn forward_module(
     module: &CModule,
-    input: &[f32],
+    input: &mut [f32],
     batch: usize,
     h: u32,
     w: u32,
@@ -433,11 +435,13 @@ fn forward_module(
     }
     let strides = [3 * h as i64 * w as i64, h as i64 * w as i64, w as i64, 1];
     // SAFETY: a view of `input` (numel f32 values, checked above) without copying it;
-    // every tensor made here, including any output aliasing the input, is dropped or
-    // copied out before this function returns, while `input` is still borrowed.
+    // `input` is borrowed mutably, so a model writing its input in place (an in-place first
+    // op) writes memory nothing else reads meanwhile; every tensor made here, including any
+    // output aliasing the input, is dropped or copied out before this function returns,
+    // while `input` is still borrowed.
     let mut x = unsafe {
         Tensor::f_from_blob(
-            input.as_ptr() as *const u8,
+            input.as_mut_ptr() as *const u8,
             &shape,
             &strides,
             Kind::Float,
@@ -554,8 +558,10 @@ impl Model {
             let reference = [probe_image(h, w, 1), probe_image(h, w, 2)];
             let mut expected = Vec::new();
             for p in &reference {
-                expected
-                    .push(forward_module(&plain, p, 1, h, w, device, Ok).map_err(forward_failed)?);
+                expected.push(
+                    forward_module(&plain, &mut p.clone(), 1, h, w, device, Ok)
+                        .map_err(forward_failed)?,
+                );
             }
             match FastModel::load(path, kind, input_hw, &reference, &expected) {
                 Ok((fast, report)) => {
@@ -627,8 +633,8 @@ impl Model {
             probe_scores: Vec::new(),
             report,
         };
-        let probe = vec![0f32; 3 * h as usize * w as usize];
-        let out = model.forward(&probe, 1, h, w)?;
+        let mut probe = vec![0f32; 3 * h as usize * w as usize];
+        let out = model.forward(&mut probe, 1, h, w)?;
         model.num_classes = out.len();
         model.probe_scores = out;
         Ok(model)
@@ -651,7 +657,9 @@ impl Model {
 
     /// Runs the model on `batch` CHW float32 images laid end to end in `input`;
     /// returns the raw outputs, `batch` rows of equal width, as f32.
-    pub fn forward(&self, input: &[f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+    /// `input` is borrowed mutably: the tensor is a view of it, and a model may write its input
+    /// in place, so it must not be shared while the model runs.
+    pub fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
         match &self.runner {
             Runner::Plain {
                 module,
@@ -726,8 +734,10 @@ impl FastModel {
         let (h, w) = hw;
         let mut diff = max_abs_diff(&warm_out, &expected[0]);
         for (p, e) in reference.iter().zip(expected).skip(1) {
-            let out = forward_module(&one, p, 1, h, w, Device::Cpu, |x| fast.input(x))
-                .map_err(|e| format!("the fused model failed: {e}"))?;
+            let out = forward_module(&one, &mut p.clone(), 1, h, w, Device::Cpu, |x| {
+                fast.input(x)
+            })
+            .map_err(|e| format!("the fused model failed: {e}"))?;
             diff = diff.max(max_abs_diff(&out, e));
         }
         let bf16 = kind == Kind::BFloat16;

@@ -60,7 +60,7 @@ fn engine(config: &Path, optimize: bool) -> Engine {
 
 /// Every class's confidence, by class id.
 fn confidences(e: &Engine, images: &[&RgbImage]) -> Vec<Vec<f32>> {
-    let n = e.class_names().len();
+    let n = e.num_classes();
     e.classify_batch(images, n)
         .unwrap()
         .into_iter()

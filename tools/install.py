@@ -166,9 +166,11 @@ def main():
             shutil.copy2(f, prefix / "model" / f.name)
     cfg = json.loads(a.config.read_text(encoding="utf-8"))
     cfg["model_path"] = "../model/" + (a.model.name if a.model else Path(cfg.get("model_path", "model.pt")).name)
-    cfg["class_names_path"] = "../model/" + (
-        a.classes.name if a.classes else Path(cfg.get("class_names_path", "class.txt")).name
-    )
+    # A model that carries its class names (tools/export_torchscript.py) needs no class file.
+    if a.classes is not None or cfg.get("class_names_path"):
+        cfg["class_names_path"] = "../model/" + (
+            a.classes.name if a.classes else Path(cfg["class_names_path"]).name
+        )
     (prefix / "config" / "algo_config.json").write_text(
         json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

@@ -64,7 +64,7 @@ fn info(data: &[u8], w: u32, h: u32, pad: u32) -> JiImageInfo {
         nFrameRate: 25,
         dwTimeStamp: 1234,
         pData: data.as_ptr() as *mut c_void,
-        nDataLen: w * h,
+        nDataLen: data.len() as u32,
         nFormat: JI_IMAGE_TYPE_BGR,
         nDataType: JI_UNSIGNED_CHAR,
         nFrameNo: 7,

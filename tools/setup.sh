@@ -37,7 +37,9 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
-torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+# The real path: a checkout whose .venv is a link to another one's (a worktree, the README
+# walk-through test's copy) must not re-point the shared link to a path through itself.
+torch_dir=$(readlink -f "$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')")
 if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$torch_dir" ]; then
   ln -sfn "$torch_dir" .venv/libtorch
 fi

@@ -18,14 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::ptr;
 
-/// A fresh, empty temporary folder for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ji-first-hour-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -74,7 +66,7 @@ fn export_ok(dir: &Path, args: &[&str]) -> String {
 /// A contestant's folder: their model code, class.txt (the training code's dict, not in
 /// index order) and the checkpoints they might hand over.
 fn contestant(name: &str) -> PathBuf {
-    let d = temp_dir(name);
+    let d = temp_dir("first-hour", name);
     std::fs::copy(
         root().join("tests/fixtures/tinyrep.py"),
         d.join("tinyrep.py"),
@@ -210,7 +202,7 @@ fn the_harness_prints_a_load_error_once() {
 
 #[test]
 fn mean_std_on_the_0_255_scale_and_the_wrong_output_kind_are_refused() {
-    let d = temp_dir("mistakes");
+    let d = temp_dir("first-hour", "mistakes");
     let base = json!({
         "model_path": fixture("model/colour.pt"),
         "class_names_path": fixture("model/class.txt"),
@@ -604,7 +596,7 @@ fn the_readme_walkthrough_runs_as_written() {
     assert!(block.contains("tools/export_torchscript.py"), "{block}");
 
     // A checkout with the contestant's files in mine/ (the repository's own folders linked in).
-    let t = temp_dir("walkthrough");
+    let t = temp_dir("first-hour", "walkthrough");
     for link in [
         "tools",
         ".venv",

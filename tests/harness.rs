@@ -20,27 +20,6 @@ fn config() -> PathBuf {
     fixture("colour.json")
 }
 
-/// A fresh, empty temporary folder for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ji-harness-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -81,7 +60,7 @@ fn assert_all_correct(v: &Value, images: u64) {
 
 #[test]
 fn clean_folder_is_all_correct_through_both_apis() {
-    let dir = temp_dir("clean");
+    let dir = temp_dir("harness", "clean");
     let val = fixture("val");
     let cfg = config();
     for api in ["ji", "evsdk"] {
@@ -126,7 +105,7 @@ fn clean_folder_is_all_correct_through_both_apis() {
 
 #[test]
 fn batch_and_threads_give_the_same_answers() {
-    let dir = temp_dir("batch");
+    let dir = temp_dir("harness", "batch");
     let val = fixture("val");
     let cfg = config();
     let (_, v) = run_with_report(
@@ -172,7 +151,7 @@ fn batch_and_threads_give_the_same_answers() {
 
 #[test]
 fn mislabelled_garbage_and_unknown_folder_are_reported() {
-    let dir = temp_dir("dirty");
+    let dir = temp_dir("harness", "dirty");
     let val = dir.join("val");
     copy_tree(&fixture("val"), &val);
     // A red image filed as green, a file of garbage bytes, a folder that is no class.
@@ -288,7 +267,7 @@ fn mislabelled_garbage_and_unknown_folder_are_reported() {
 
 #[test]
 fn labels_csv_for_a_flat_folder() {
-    let dir = temp_dir("labels");
+    let dir = temp_dir("harness", "labels");
     let flat = dir.join("flat");
     std::fs::create_dir_all(&flat).unwrap();
     let mut csv = String::from("path,class\n");
@@ -358,7 +337,7 @@ fn split_paths(train: &Path, seed: u64, dir: &Path) -> Vec<String> {
 
 #[test]
 fn split_is_deterministic_per_seed() {
-    let dir = temp_dir("split");
+    let dir = temp_dir("harness", "split");
     let train = dir.join("train");
     for (class, colour) in [(RED, "red"), (GREEN, "green"), (BLUE, "blue")] {
         std::fs::create_dir_all(train.join(class)).unwrap();
@@ -387,7 +366,7 @@ fn split_is_deterministic_per_seed() {
 
 #[test]
 fn compare_lists_the_disagreement() {
-    let dir = temp_dir("compare");
+    let dir = temp_dir("harness", "compare");
     let mut images = Vec::new();
     for (class, id, colour) in [(RED, 0, "red"), (GREEN, 1, "green"), (BLUE, 2, "blue")] {
         for i in 0..3 {
@@ -451,7 +430,7 @@ fn compare_lists_the_disagreement() {
 
 #[test]
 fn failures_to_run_exit_non_zero() {
-    let dir = temp_dir("fail");
+    let dir = temp_dir("harness", "fail");
     let cfg = config();
     let val = fixture("val");
     let cases: Vec<(Vec<PathBuf>, &str)> = vec![
@@ -509,7 +488,7 @@ fn failures_to_run_exit_non_zero() {
 
 #[test]
 fn ctrl_c_stops_with_a_partial_report() {
-    let dir = temp_dir("sigint");
+    let dir = temp_dir("harness", "sigint");
     let report = dir.join("report.json");
     let child = harness()
         .args(["--repeat", "1000000", "--config"])

@@ -25,26 +25,6 @@ fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ji-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
     assert!(
@@ -95,7 +75,7 @@ fn check_thumbnail(src: &str) {
 
 #[test]
 fn html_report_matches_the_json_and_escapes_names() {
-    let dir = temp_dir("html");
+    let dir = temp_dir("report", "html");
     let val = dir.join("val");
     copy_tree(&fixture("val"), &val);
     // Red is called EVIL; a red image filed as green; a file that is not an image.
@@ -292,7 +272,7 @@ fn html_report_matches_the_json_and_escapes_names() {
 
 #[test]
 fn bad_output_options_fail_before_running() {
-    let dir = temp_dir("opts");
+    let dir = temp_dir("report", "opts");
     let png = dir.join("m.png");
     let out = harness()
         .arg("--config")
@@ -334,7 +314,7 @@ fn bad_output_options_fail_before_running() {
 
 #[test]
 fn gallery_is_capped_with_a_thumbnail_for_every_shown_image() {
-    let dir = temp_dir("cap");
+    let dir = temp_dir("report", "cap");
     let val = dir.join("val");
     copy_tree(&fixture("val"), &val);
     let n = CAP + 5;
@@ -594,7 +574,7 @@ fn renders_in_chromium() {
 
 #[test]
 fn compare_disagreements_are_shown_with_thumbnails() {
-    let dir = temp_dir("compare");
+    let dir = temp_dir("report", "compare");
     let val = fixture("val");
     // The Python side says green for red_1 and agrees on everything else.
     let mut images = Vec::new();

@@ -67,3 +67,25 @@ pub fn take_json(p: *mut std::os::raw::c_char) -> serde_json::Value {
     assert!(!text.contains("\\u"), "JSON must be raw UTF-8: {text}");
     serde_json::from_str(&text).unwrap()
 }
+
+/// A fresh, empty temporary folder for one test: `ji-<suite>-<pid>-<name>` in the temp dir.
+pub fn temp_dir(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ji-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Copies the folder tree `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}

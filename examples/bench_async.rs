@@ -56,6 +56,28 @@ fn frame(w: u32, h: u32, seed: u32) -> Vec<u8> {
     v
 }
 
+/// One synchronous one-frame `ji_calc_image` call; returns the event JSON (owned by `pred`).
+fn calc_sync(pred: *mut c_void, frame: &[u8], w: u32, h: u32) -> *const std::ffi::c_char {
+    let inf = info(frame, w, h);
+    let mut ev = JiEvent {
+        code: 0,
+        json: ptr::null(),
+    };
+    let rc = unsafe {
+        ji_calc_image(
+            pred,
+            &inf,
+            1,
+            ptr::null(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut ev,
+        )
+    };
+    assert_eq!(rc, 0);
+    ev.json
+}
+
 fn info(data: &[u8], w: u32, h: u32) -> JiImageInfo {
     JiImageInfo {
         nWidth: w,
@@ -157,24 +179,7 @@ fn main() {
     let reference: Vec<String> = frames
         .iter()
         .map(|f| {
-            let inf = info(f, w, h);
-            let mut ev = JiEvent {
-                code: 0,
-                json: ptr::null(),
-            };
-            let rc = unsafe {
-                ji_calc_image(
-                    sync_pred,
-                    &inf,
-                    1,
-                    ptr::null(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    &mut ev,
-                )
-            };
-            assert_eq!(rc, 0);
-            unsafe { CStr::from_ptr(ev.json) }
+            unsafe { CStr::from_ptr(calc_sync(sync_pred, f, w, h)) }
                 .to_string_lossy()
                 .into_owned()
         })
@@ -203,24 +208,7 @@ fn main() {
             match modes[j] {
                 None => {
                     for k in 0..n {
-                        let f = &frames[k % frames.len()];
-                        let inf = info(f, w, h);
-                        let mut ev = JiEvent {
-                            code: 0,
-                            json: ptr::null(),
-                        };
-                        let rc = unsafe {
-                            ji_calc_image(
-                                sync_pred,
-                                &inf,
-                                1,
-                                ptr::null(),
-                                ptr::null_mut(),
-                                ptr::null_mut(),
-                                &mut ev,
-                            )
-                        };
-                        assert_eq!(rc, 0);
+                        calc_sync(sync_pred, &frames[k % frames.len()], w, h);
                     }
                 }
                 Some((_, p)) => {

@@ -41,6 +41,7 @@ test: build fixtures lint
 # Installs the cpu and cuda profiles into a temporary folder and runs the C programs against
 # the cpu one with the build's .venv hidden and LD_LIBRARY_PATH unset (test_harness/install_check.sh).
 install-check: build fixtures
+	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) all
 	@bash test_harness/install_check.sh
 
 # Formatting and clippy (warnings are errors) on every target, as part of `make test`.

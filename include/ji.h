@@ -20,6 +20,11 @@
 
 
 /**
+ * More lanes than this only adds threads that wait for a core.
+ */
+#define MAX_ASYNC_WORKERS 64
+
+/**
  * A caller's scratch holding more than this is dropped when its call ends instead of being
  * pooled: one burst of huge images must not pin their buffers for the life of the process.
  * (A 20-megapixel photo's buffers fit.)
@@ -537,8 +542,8 @@ int ji_get_version(char *pVersion);
 /**
  * ev_sdk 4.x asynchronous mode: sets the callback that answers this predictor's later
  * `ji_calc_image_asyn` requests (each request keeps the callback set when it was submitted;
- * NULL turns the mode off for later requests) and starts the predictor's worker thread.
- * Returns 0, or -3 for a NULL predictor.
+ * NULL turns the mode off for later requests) and starts the predictor's `async_workers`
+ * worker threads. Returns 0, or -3 for a NULL predictor.
  *
  * # Safety
  * `predictor` from `ji_create_predictor`; `callback` NULL or a function that may be called
@@ -557,11 +562,11 @@ JiErrorCode ji_set_callback(void *predictor, JiCallBack callback);
  * its queue is full (waiting there would wait for itself).
  *
  * **Queue**: at most `async_queue` requests (config) wait; a call that finds the queue full
- * waits until the worker takes requests from it. The frames are copied before the call
+ * waits until a worker takes requests from it. The frames are copied before the call
  * returns: the caller's memory may be reused at once. `args` apply as at submission time.
  *
- * **Callback** `cb(output, pUserData)`: from the predictor's worker thread, in submission
- * order, with `pUserData` unchanged. `output->event` is what `ji_calc_image` would give
+ * **Callback** `cb(output, pUserData)`: from one of the predictor's worker threads, one
+ * callback at a time, in submission order, with `pUserData` unchanged. `output->event` is what `ji_calc_image` would give
  * (code 0 alarm, 1 normal, -1 failed; `json` the result or the error JSON, for example an
  * image over `max_image_pixels` or a failing model); `output->event.json` stays valid until
  * the callback returns (copy it to keep it). `output->outPic`: for a successful one-frame
@@ -573,9 +578,13 @@ JiErrorCode ji_set_callback(void *predictor, JiCallBack callback);
  * *)output->outPic.pData; delete output;` (as the platform's test program does). C callers
  * may instead pass them to `ji_free_async_result` (not to `free`).
  *
- * **Batching**: the worker runs up to `async_max_batch` frames of waiting requests as one
- * forward pass (waiting up to `async_max_wait_ms` for them); results are the same as one
- * request at a time (a batch that fails is rerun request by request).
+ * **Lanes and batching**: `async_workers` threads (default 2) run requests concurrently,
+ * each as a synchronous call would (the same graph, the same libtorch thread count), so the
+ * results are byte for byte those of `ji_calc_image`. With `async_max_batch` > 1 (default 1)
+ * a worker runs up to that many frames of waiting requests as one forward pass (waiting up
+ * to `async_max_wait_ms` for them; a batch that fails is rerun request by request): the
+ * classes are the same, but libtorch sums in another order for another batch size, so a
+ * confidence may differ by float rounding (about 1e-6) and hence in its last printed digit.
  *
  * **Threads**: any thread may submit. A callback may call this library, including
  * `ji_calc_image` and `ji_calc_image_asyn` on the same predictor, but not

@@ -174,8 +174,11 @@ pub struct Config {
 pub struct AsyncConfig {
     /// Requests that may wait in a predictor's queue; a call that finds it full waits.
     pub queue: u32,
-    /// Frames the worker runs as one forward pass, taken from the waiting requests (1 = no
-    /// cross-call batching).
+    /// Worker threads ("lanes") that run requests concurrently; callbacks still come one at a
+    /// time, in submission order.
+    pub workers: u32,
+    /// Frames a worker runs as one forward pass, taken from the waiting requests (1 = no
+    /// cross-call batching: results bit-identical to synchronous calls).
     pub max_batch: u32,
     /// How long the worker waits for a batch to fill before running what it has (0 = never
     /// waits: it batches only what queued while the previous batch ran).
@@ -184,11 +187,15 @@ pub struct AsyncConfig {
     pub out_frame: bool,
 }
 
+/// More lanes than this only adds threads that wait for a core.
+pub const MAX_ASYNC_WORKERS: u32 = 64;
+
 impl Default for AsyncConfig {
     fn default() -> Self {
         AsyncConfig {
             queue: 32,
-            max_batch: 2,
+            workers: 2,
+            max_batch: 1,
             max_wait_ms: 0,
             out_frame: true,
         }
@@ -219,6 +226,7 @@ const KNOWN_KEYS: &[&str] = &[
     "optimize",
     "optimize_for_inference",
     "async_queue",
+    "async_workers",
     "async_max_batch",
     "async_max_wait_ms",
     "async_out_frame",
@@ -443,6 +451,7 @@ impl Config {
         let async_defaults = AsyncConfig::default();
         let asynchronous = AsyncConfig {
             queue: get_u32(obj, "async_queue", async_defaults.queue)?,
+            workers: get_u32(obj, "async_workers", async_defaults.workers)?,
             max_batch: get_u32(obj, "async_max_batch", async_defaults.max_batch)?,
             max_wait_ms: get_u32(obj, "async_max_wait_ms", async_defaults.max_wait_ms)?,
             out_frame: match obj.get("async_out_frame") {
@@ -453,11 +462,19 @@ impl Config {
         };
         for (key, v) in [
             ("async_queue", asynchronous.queue),
+            ("async_workers", asynchronous.workers),
             ("async_max_batch", asynchronous.max_batch),
         ] {
             if v == 0 {
                 return Err(bad_value(key, "an integer 1..=1024", v));
             }
+        }
+        if asynchronous.workers > MAX_ASYNC_WORKERS {
+            return Err(bad_value(
+                "async_workers",
+                &format!("an integer 1..={MAX_ASYNC_WORKERS}"),
+                asynchronous.workers,
+            ));
         }
         Ok(Config {
             model_path,
@@ -802,15 +819,16 @@ mod tests {
     #[test]
     fn async_settings_parse_and_reject() {
         let c = parse(
-            r#"{"model_path": "m", "class_names_path": "c", "async_queue": 4, "async_max_batch": 1,
-                "async_max_wait_ms": 5, "async_out_frame": false}"#,
+            r#"{"model_path": "m", "class_names_path": "c", "async_queue": 4, "async_max_batch": 3,
+                "async_workers": 3, "async_max_wait_ms": 5, "async_out_frame": false}"#,
         )
         .unwrap();
         assert_eq!(
             c.asynchronous,
             AsyncConfig {
                 queue: 4,
-                max_batch: 1,
+                workers: 3,
+                max_batch: 3,
                 max_wait_ms: 5,
                 out_frame: false
             }
@@ -819,6 +837,8 @@ mod tests {
             (r#""async_queue": 0"#, "async_queue"),
             (r#""async_max_batch": 0"#, "async_max_batch"),
             (r#""async_max_batch": 5000"#, "async_max_batch"),
+            (r#""async_workers": 0"#, "async_workers"),
+            (r#""async_workers": 65"#, "async_workers"),
             (r#""async_max_wait_ms": -1"#, "async_max_wait_ms"),
             (r#""async_out_frame": 1"#, "async_out_frame"),
         ] {

@@ -14,24 +14,9 @@ fn setup() {
     ONCE.call_once(|| std::env::set_var("EV_SDK_CONFIG", fixture("colour.json")));
 }
 
-struct Pred(*mut c_void);
-unsafe impl Send for Pred {}
-unsafe impl Sync for Pred {}
-
-impl Pred {
-    fn new() -> Pred {
-        setup();
-        assert_eq!(unsafe { ji_init(0, ptr::null_mut()) }, JISDK_RET_SUCCEED);
-        let p = ji_create_predictor(JISDK_PREDICTOR_DEFAULT);
-        assert!(!p.is_null(), "{}", last_error());
-        Pred(p)
-    }
-}
-
-impl Drop for Pred {
-    fn drop(&mut self) {
-        unsafe { ji_destroy_predictor(self.0) };
-    }
+/// Every predictor of this binary reads colour.json.
+fn pred() -> Pred {
+    Pred::with_config(&fixture("colour.json"))
 }
 
 fn event_json(ev: &JI_EVENT) -> serde_json::Value {
@@ -53,7 +38,7 @@ fn frame_bytes(w: usize, h: usize, bgr: [u8; 3], pad: usize) -> Vec<u8> {
 
 #[test]
 fn calc_frame_bgr_bgra_gray_with_step_and_out_frame_copy() {
-    let p = Pred::new();
+    let p = pred();
     let (w, h, pad) = (20usize, 10usize, 12usize);
     let mut data = frame_bytes(w, h, [200, 20, 20], pad); // blue in BGR
     let original = data.clone();
@@ -123,7 +108,7 @@ fn calc_frame_bgr_bgra_gray_with_step_and_out_frame_copy() {
 
 #[test]
 fn calc_frame_rejects_bad_frames_with_minus_3_and_an_error_event() {
-    let p = Pred::new();
+    let p = pred();
     let mut data = vec![0u8; 300];
     let good = || JI_CV_FRAME {
         rows: 10,
@@ -213,7 +198,7 @@ fn calc_frame_rejects_bad_frames_with_minus_3_and_an_error_event() {
 
 #[test]
 fn calc_buffer_and_calc_file() {
-    let p = Pred::new();
+    let p = pred();
     let bytes = std::fs::read(fixture("images/green.jpg")).unwrap();
     let mut ev = JI_EVENT {
         code: 99,
@@ -299,7 +284,7 @@ fn info(data: &mut [u8], w: u32, h: u32) -> JiImageInfo {
 
 #[test]
 fn calc_image_single_and_batch_in_order() {
-    let p = Pred::new();
+    let p = pred();
     let mut red = frame_bytes(16, 12, [20, 20, 200], 0);
     let mut green = frame_bytes(30, 8, [20, 200, 20], 0);
     let mut blue = frame_bytes(9, 9, [200, 20, 20], 0);
@@ -419,7 +404,7 @@ impl CloneBits for JiImageInfo {
 
 #[test]
 fn update_config_changes_later_calls_and_version_is_json() {
-    let p = Pred::new();
+    let p = pred();
     let path = cstring(&fixture("images/red.jpg"));
     let mut ev = JI_EVENT {
         code: 99,
@@ -460,7 +445,7 @@ fn update_config_changes_later_calls_and_version_is_json() {
 
 #[test]
 fn event_json_is_per_thread_and_predictors_work_in_parallel() {
-    let shared = std::sync::Arc::new(Pred::new());
+    let shared = std::sync::Arc::new(pred());
     let files = ["images/red.jpg", "images/green.jpg", "images/blue.jpg"];
     let handles: Vec<_> = (0..6)
         .map(|i| {
@@ -468,7 +453,7 @@ fn event_json_is_per_thread_and_predictors_work_in_parallel() {
             let path = cstring(&fixture(files[i % 3]));
             std::thread::spawn(move || {
                 // Half the threads use the shared predictor, half their own.
-                let own = if i % 2 == 0 { Some(Pred::new()) } else { None };
+                let own = if i % 2 == 0 { Some(pred()) } else { None };
                 let p = own.as_ref().map_or(shared.0, |o| o.0);
                 for _ in 0..20 {
                     let mut ev = JI_EVENT {
@@ -581,7 +566,7 @@ fn calc_one(p: &Pred, info: &JiImageInfo) -> (i32, serde_json::Value, Option<Vec
 
 #[test]
 fn calc_image_stride_in_pixels_or_bytes_never_reads_past_data_len() {
-    let p = Pred::new();
+    let p = pred();
     let (w, h) = (10usize, 6usize);
     let packed = padded_red(w, h, w * 3);
     let frame = |data: &mut Vec<u8>, stride: usize, len: usize| JiImageInfo {
@@ -690,7 +675,7 @@ fn calc_image_stride_in_pixels_or_bytes_never_reads_past_data_len() {
 
 #[test]
 fn calc_image_checks_data_type_format_and_frame_count() {
-    let p = Pred::new();
+    let p = pred();
     let mut red = frame_bytes(8, 8, [20, 20, 200], 0);
     for (dtype, name) in [
         (JI_UINT32_T, "uint32"),
@@ -742,7 +727,7 @@ fn calc_image_checks_data_type_format_and_frame_count() {
 
 #[test]
 fn calc_buffer_of_length_0_is_an_invalid_parameter() {
-    let p = Pred::new();
+    let p = pred();
     let bytes = [0xFFu8, 0xD8];
     let mut ev = JI_EVENT {
         code: 99,
@@ -764,7 +749,7 @@ fn calc_buffer_of_length_0_is_an_invalid_parameter() {
 
 #[test]
 fn a_failed_calc_frame_clears_out_frame_like_calc_image() {
-    let p = Pred::new();
+    let p = pred();
     let mut data = frame_bytes(4, 4, [20, 20, 200], 0);
     let inp = JI_CV_FRAME {
         rows: 4,

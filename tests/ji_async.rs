@@ -1,7 +1,8 @@
 //! The ev_sdk 4.x asynchronous mode (`ji_set_callback`, `ji_calc_image_asyn`) through the
 //! exported functions. Every predictor here reads `small_limit.json` (the colour model, with
 //! `max_image_pixels` 10,000, so a large frame fails inside the worker and its error must come
-//! through the callback). Default async settings: queue 32, batches of up to 2 frames.
+//! through the callback). Default async settings: queue 32, 2 lanes, no cross-call batching;
+//! one test runs batches of up to 4 frames.
 
 mod common;
 
@@ -12,31 +13,12 @@ use serde_json::Value;
 use std::ffi::{c_void, CStr, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-fn setup() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::env::set_var("EV_SDK_CONFIG", fixture("small_limit.json")));
-}
-
-struct Pred(*mut c_void);
-unsafe impl Send for Pred {}
-unsafe impl Sync for Pred {}
-
-impl Pred {
-    fn new() -> Pred {
-        setup();
-        let p = ji_create_predictor(JISDK_PREDICTOR_DEFAULT);
-        assert!(!p.is_null(), "{}", last_error());
-        Pred(p)
-    }
-}
-
-impl Drop for Pred {
-    fn drop(&mut self) {
-        unsafe { ji_destroy_predictor(self.0) };
-    }
+/// A predictor of small_limit.json (the defaults: 2 lanes, no cross-call batching).
+fn pred() -> Pred {
+    Pred::with_config(&fixture("small_limit.json"))
 }
 
 /// A BGR frame of `w` x `h` pixels, colour varying with position (so crops and resizes
@@ -92,6 +74,9 @@ struct Collector {
     cv: Condvar,
     pred: AtomicPtr<c_void>,
     hook: Mutex<Option<Hook>>,
+    /// Callbacks running now, and how often one started while another ran.
+    running: AtomicUsize,
+    overlaps: AtomicUsize,
 }
 
 impl Collector {
@@ -121,6 +106,11 @@ fn ticket(c: &Arc<Collector>, tag: usize) -> *mut c_void {
 
 unsafe extern "C" fn on_result(output: *mut JiData, user: *mut c_void) {
     let t = Box::from_raw(user as *mut Ticket);
+    if t.collector.running.fetch_add(1, Ordering::SeqCst) > 0 {
+        t.collector.overlaps.fetch_add(1, Ordering::SeqCst);
+    }
+    // Long enough for another lane's callback to overlap, were they not serialised.
+    std::thread::sleep(Duration::from_micros(300));
     let out = &*output;
     let json = CStr::from_ptr(out.event.json).to_str().unwrap().to_owned();
     let p = &out.outPic;
@@ -146,6 +136,7 @@ unsafe extern "C" fn on_result(output: *mut JiData, user: *mut c_void) {
     if let Some(hook) = t.collector.hook.lock().unwrap().as_mut() {
         hook(&got);
     }
+    t.collector.running.fetch_sub(1, Ordering::SeqCst);
     t.collector.got.lock().unwrap().push(got);
     t.collector.cv.notify_all();
 }
@@ -175,7 +166,56 @@ fn sync_json(p: &Pred, infos: &[JiImageInfo], args: *const std::ffi::c_char) -> 
 
 #[test]
 fn async_results_equal_the_synchronous_path_for_every_frame_in_order() {
-    let p = Pred::new();
+    // No cross-call batching (the default): every JSON byte for byte.
+    check_against_sync(&pred(), Match::Bytes);
+}
+
+#[test]
+fn batched_async_results_equal_the_synchronous_path_within_rounding() {
+    // Batches of up to 4 frames: libtorch's kernels sum in another order for another batch
+    // size, so a confidence may move in its last printed digit (3 decimals) or by float
+    // rounding (unrounded), never more; everything else is identical.
+    let dir = temp_dir("ji_async", "batched");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("small_limit.json")).unwrap())
+            .unwrap();
+    for key in ["model_path", "class_names_path"] {
+        let abs = fixture(cfg[key].as_str().unwrap());
+        cfg[key] = Value::from(abs.to_str().unwrap());
+    }
+    cfg["async_max_batch"] = Value::from(4);
+    cfg["async_workers"] = Value::from(1);
+    let path = dir.join("batched.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    check_against_sync(&Pred::with_config(&path), Match::Rounding(1.0001e-3));
+}
+
+enum Match {
+    Bytes,
+    /// Same JSON but for numbers, which may differ by this much.
+    Rounding(f64),
+}
+
+/// Equal JSON values, numbers within `tol`.
+fn close(a: &Value, b: &Value, tol: f64) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= tol
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y, tol))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| close(v, w, tol)))
+        }
+        _ => a == b,
+    }
+}
+
+/// 60 requests of every kind through `p`'s async mode, each compared with the synchronous call.
+fn check_against_sync(p: &Pred, want: Match) {
     let c = Arc::new(Collector::default());
     assert_eq!(unsafe { ji_set_callback(p.0, Some(on_result)) }, 0);
     let args_variants = [
@@ -233,18 +273,31 @@ fn async_results_equal_the_synchronous_path_for_every_frame_in_order() {
         (0..reqs.len()).collect::<Vec<_>>(),
         "submission order"
     );
-    let worker = got[0].thread;
-    assert_ne!(worker, std::thread::current().id());
+    assert_eq!(
+        c.overlaps.load(Ordering::SeqCst),
+        0,
+        "callbacks one at a time"
+    );
     let mut errors = 0;
     for (g, r) in got.iter().zip(&reqs) {
-        assert_eq!(g.thread, worker, "one worker answers a predictor");
+        assert_ne!(g.thread, std::thread::current().id(), "a library thread");
         let infos: Vec<JiImageInfo> = r
             .frames
             .iter()
             .map(|(d, w, h, pad)| info(d, *w, *h, *pad))
             .collect();
-        let (rc, code, json) = sync_json(&p, &infos, args_variants[r.args].as_ptr());
-        assert_eq!((g.code, &g.json), (code, &json), "request {}", g.tag);
+        let (rc, code, json) = sync_json(p, &infos, args_variants[r.args].as_ptr());
+        assert_eq!(g.code, code, "request {}", g.tag);
+        match want {
+            Match::Bytes => assert_eq!(g.json, json, "request {}", g.tag),
+            Match::Rounding(tol) => {
+                let (a, b): (Value, Value) = (
+                    serde_json::from_str(&g.json).unwrap(),
+                    serde_json::from_str(&json).unwrap(),
+                );
+                assert!(close(&a, &b, tol), "request {}: {a} vs {b}", g.tag);
+            }
+        }
         if rc != 0 {
             errors += 1;
             assert_eq!(g.code, JISDK_CODE_FAILED);
@@ -274,7 +327,7 @@ fn async_results_equal_the_synchronous_path_for_every_frame_in_order() {
 
 #[test]
 fn invalid_requests_fail_at_once_without_a_callback() {
-    let p = Pred::new();
+    let p = pred();
     let c = Arc::new(Collector::default());
     let data = frame(8, 8, 1, 0);
     let good = info(&data, 8, 8, 0);
@@ -338,7 +391,7 @@ unsafe extern "C" fn slow_counting(output: *mut JiData, user: *mut c_void) {
 
 #[test]
 fn destroy_answers_every_queued_request_and_none_after() {
-    let p = Pred::new();
+    let p = pred();
     assert_eq!(unsafe { ji_set_callback(p.0, Some(slow_counting)) }, 0);
     let data = frame(40, 30, 3, 0);
     let inf = info(&data, 40, 30, 0);
@@ -389,7 +442,7 @@ unsafe extern "C" fn gated(output: *mut JiData, _user: *mut c_void) {
 
 #[test]
 fn a_full_queue_makes_the_caller_wait() {
-    let p = Pred::new();
+    let p = pred();
     GATED_PRED.store(p.0, Ordering::SeqCst);
     assert_eq!(unsafe { ji_set_callback(p.0, Some(gated)) }, 0);
     let returned = Arc::new(AtomicUsize::new(0));
@@ -410,7 +463,7 @@ fn a_full_queue_makes_the_caller_wait() {
             std::mem::forget(pred); // not ours to destroy
         })
     };
-    // Wait until the submitter stalls: the worker holds one batch (<= 2 requests), the queue
+    // Wait until the submitter stalls: the 2 lanes hold one request each, the queue
     // holds 32, then the next call must wait.
     let mut last = usize::MAX;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -437,7 +490,7 @@ fn a_full_queue_makes_the_caller_wait() {
 
 #[test]
 fn callbacks_may_call_back_into_the_predictor_and_threads_share_it() {
-    let p = Pred::new();
+    let p = pred();
     let c = Arc::new(Collector::default());
     c.pred.store(p.0, Ordering::SeqCst);
     // Inside each callback: a synchronous call on the same predictor, whose JSON must equal the
@@ -505,4 +558,79 @@ fn callbacks_may_call_back_into_the_predictor_and_threads_share_it() {
     assert!(got.iter().any(|g| g.tag == 1_000_000));
     drop(got);
     *c.hook.lock().unwrap() = None;
+}
+
+/// A copy of the demo's config (EfficientNet-Lite0 on the CPU fast path) with `extra` keys.
+fn demo_config(name: &str, extra: &[(&str, Value)]) -> std::path::PathBuf {
+    let demo = generated("demo", "make_demo.py", "model/model.pt");
+    let mut cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(demo.join("config/algo_config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["model_path"] = Value::from(demo.join("model/model.pt").to_str().unwrap());
+    cfg["class_names_path"] = Value::from(demo.join("model/class.txt").to_str().unwrap());
+    cfg["device"] = Value::from("cpu");
+    for (k, v) in extra {
+        cfg[*k] = v.clone();
+    }
+    let path = temp_dir("ji_async", name).join("algo_config.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    path
+}
+
+/// 16 one-frame requests through `p`'s async mode, unrounded confidences; returns how many
+/// JSON answers differ from the synchronous call's and the largest difference of a number.
+fn lite0_differences(p: &Pred) -> (usize, f64) {
+    let c = Arc::new(Collector::default());
+    assert_eq!(unsafe { ji_set_callback(p.0, Some(on_result)) }, 0);
+    let args = CString::new(r#"{"confidence_decimals": null, "topk": 5}"#).unwrap();
+    let frames: Vec<Vec<u8>> = (0..16).map(|i| frame(160, 120, i * 37 + 5, 0)).collect();
+    for (tag, f) in frames.iter().enumerate() {
+        let inf = info(f, 160, 120, 0);
+        let rc = unsafe { ji_calc_image_asyn(p.0, &inf, 1, args.as_ptr(), ticket(&c, tag)) };
+        assert_eq!(rc, 0, "{}", last_error());
+    }
+    let got = c.wait_for(frames.len());
+    let (mut differing, mut max) = (0, 0f64);
+    for (g, f) in got.iter().zip(&frames) {
+        let (rc, _, json) = sync_json(p, &[info(f, 160, 120, 0)], args.as_ptr());
+        assert_eq!(rc, 0);
+        if g.json != json {
+            differing += 1;
+            let (a, b): (Value, Value) = (
+                serde_json::from_str(&g.json).unwrap(),
+                serde_json::from_str(&json).unwrap(),
+            );
+            let mut tol = 0.0;
+            while !close(&a, &b, tol) {
+                tol = if tol == 0.0 { 1e-9 } else { tol * 2.0 };
+                assert!(tol < 1.0, "{a} vs {b}");
+            }
+            max = max.max(tol);
+        }
+    }
+    (differing, max)
+}
+
+#[test]
+fn lite0_lanes_are_byte_identical_to_sync_and_batches_within_rounding() {
+    // The default: 2 lanes, each running the batch-1 graph with the synchronous call's thread
+    // count, so the float sums are the same.
+    let p = Pred::with_config(&demo_config("lanes", &[]));
+    assert_eq!(lite0_differences(&p), (0, 0.0), "lanes: byte for byte");
+    drop(p);
+    // Batches of 4: another fused graph, which sums in another order.
+    let p = Pred::with_config(&demo_config(
+        "batched",
+        &[
+            ("async_max_batch", Value::from(4)),
+            ("async_workers", Value::from(1)),
+        ],
+    ));
+    let (differing, max) = lite0_differences(&p);
+    eprintln!("batches of 4: {differing} of 16 answers differ, numbers by up to {max:.1e}");
+    assert!(
+        max <= 1e-5,
+        "batched: confidences within float rounding, got {max:.1e}"
+    );
 }

@@ -1,6 +1,10 @@
 //! The ev_sdk 4.x asynchronous mode behind `ji_set_callback` / `ji_calc_image_asyn`: a bounded
-//! queue per predictor and one worker thread that answers requests in submission order,
-//! running the frames of several waiting requests as one forward pass.
+//! queue per predictor and `async_workers` worker threads ("lanes") that take requests in
+//! submission order, run them concurrently, and answer them in submission order. Each lane
+//! runs the same batch-1 graph with the same intra-op thread count as a synchronous call, so
+//! its results are bit-identical to `ji_calc_image`'s; with `async_max_batch` > 1 a lane runs
+//! the frames of several waiting requests as one forward pass (faster on some models, equal
+//! only within float rounding: libtorch's CPU kernels sum in another order per batch size).
 //!
 //! What the callback receives is allocated by `alloc.cpp` with C++ `new` (the `JiData`) and
 //! `new unsigned char[]` (the out-frame pixels), because the platform's test program frees it
@@ -106,10 +110,15 @@ unsafe impl Send for Request {}
 struct State {
     queue: VecDeque<Request>,
     callback: JiCallBack,
-    /// Set by `shutdown`: the worker drains the queue and exits; submissions fail.
+    /// Set by `shutdown`: the workers drain the queue and exit; submissions fail.
     stop: bool,
-    worker: Option<JoinHandle<()>>,
-    worker_id: Option<ThreadId>,
+    workers: Vec<JoinHandle<()>>,
+    worker_ids: Vec<ThreadId>,
+    /// Batches taken from the queue so far: the next batch's turn number.
+    taken: u64,
+    /// The turn number of the batch whose callbacks come next (callbacks are answered in
+    /// the order their batches were taken, which is submission order).
+    answering: u64,
 }
 
 struct Shared {
@@ -118,13 +127,21 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a request arrives or `stop` is set.
     work: Condvar,
-    /// Signalled when the worker takes requests from the queue.
+    /// Signalled when a worker takes requests from the queue.
     space: Condvar,
+    /// Signalled when a batch's callbacks are done (the next batch's turn).
+    turn: Condvar,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn on_worker_thread(&self) -> bool {
+        self.worker_ids.contains(&std::thread::current().id())
     }
 }
 
@@ -144,32 +161,35 @@ impl AsyncQueue {
                     queue: VecDeque::new(),
                     callback: None,
                     stop: false,
-                    worker: None,
-                    worker_id: None,
+                    workers: Vec::new(),
+                    worker_ids: Vec::new(),
+                    taken: 0,
+                    answering: 0,
                 }),
                 work: Condvar::new(),
                 space: Condvar::new(),
+                turn: Condvar::new(),
             }),
         }
     }
 
-    /// True on this queue's worker thread (that is, inside one of its callbacks).
+    /// True on one of this queue's worker threads (that is, inside one of its callbacks).
     pub(crate) fn on_worker_thread(&self) -> bool {
-        self.shared.lock().worker_id == Some(std::thread::current().id())
+        self.shared.lock().on_worker_thread()
     }
 
-    /// Answers every queued request, then stops the worker. Idempotent.
+    /// Answers every queued request, then stops the workers. Idempotent.
     pub(crate) fn shutdown(&self) {
-        let worker = {
+        let workers = {
             let mut st = self.shared.lock();
             st.stop = true;
-            st.worker.take()
+            std::mem::take(&mut st.workers)
         };
         self.shared.work.notify_all();
         self.shared.space.notify_all();
-        if let Some(w) = worker {
-            // The worker catches panics around each batch and callbacks cannot unwind into it,
-            // so it always exits normally.
+        for w in workers {
+            // A worker catches panics around each batch, callbacks cannot unwind into it and
+            // its turn is passed on even if one did, so it always exits normally.
             let _ = w.join();
         }
     }
@@ -182,14 +202,29 @@ impl AsyncQueue {
             ));
         }
         st.callback = callback;
-        if callback.is_some() && st.worker.is_none() {
-            let shared = Arc::clone(&self.shared);
-            let handle = std::thread::Builder::new()
-                .name("ji-async".into())
-                .spawn(move || worker(&shared))
-                .map_err(|e| Error::Inference(format!("cannot start the async worker: {e}")))?;
-            st.worker_id = Some(handle.thread().id());
-            st.worker = Some(handle);
+        if callback.is_some() && st.workers.is_empty() {
+            for lane in 0..self.shared.settings.workers.max(1) {
+                let shared = Arc::clone(&self.shared);
+                let handle = std::thread::Builder::new()
+                    .name(format!("ji-async-{lane}"))
+                    .spawn(move || worker(&shared));
+                match handle {
+                    Ok(h) => {
+                        st.worker_ids.push(h.thread().id());
+                        st.workers.push(h);
+                    }
+                    // The lanes already running serve the queue; none at all is an error.
+                    Err(e) if st.workers.is_empty() => {
+                        return Err(Error::Inference(format!(
+                            "cannot start the async worker: {e}"
+                        )))
+                    }
+                    Err(e) => {
+                        eprintln!("libji: async lane {lane} not started ({e}); {lane} serve");
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -294,7 +329,7 @@ unsafe fn enqueue(
         if st.queue.len() < shared.settings.queue as usize {
             break;
         }
-        if st.worker_id == Some(std::thread::current().id()) {
+        if st.on_worker_thread() {
             set_last_error(
                 "ji_calc_image_asyn: the queue is full and this is the predictor's own callback",
             );
@@ -308,12 +343,14 @@ unsafe fn enqueue(
     Ok(JISDK_RET_SUCCEED)
 }
 
-/// The worker: takes batches of requests and answers them, until stopped and drained.
+/// A worker (lane): takes a batch of requests in queue order, runs it while other lanes run
+/// theirs, then waits for its turn to call the callbacks, so they come in submission order and
+/// never two at a time. Runs until stopped and drained.
 fn worker(shared: &Shared) {
     let max_batch = shared.settings.max_batch.max(1) as usize;
     let max_wait = Duration::from_millis(shared.settings.max_wait_ms as u64);
     loop {
-        let batch = {
+        let (turn, batch) = {
             let mut st = shared.lock();
             while st.queue.is_empty() && !st.stop {
                 st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -334,6 +371,9 @@ fn worker(shared: &Shared) {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
+                if st.queue.is_empty() {
+                    continue; // another lane took them while this one waited
+                }
             }
             let mut batch = vec![st.queue.pop_front().expect("queue is not empty")];
             let mut frames = batch[0].frames.len();
@@ -344,7 +384,8 @@ fn worker(shared: &Shared) {
                 frames += next.frames.len();
                 batch.extend(st.queue.pop_front());
             }
-            batch
+            st.taken += 1;
+            (st.taken - 1, batch)
         };
         shared.space.notify_all();
         let results = catch(|| Ok(run_batch(&shared.engine, &batch))).unwrap_or_else(|e| {
@@ -354,9 +395,25 @@ fn worker(shared: &Shared) {
                 .map(|_| Err(Error::Panic(msg.clone())))
                 .collect()
         });
+        let mut st = shared.lock();
+        while st.answering != turn {
+            st = shared.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(st);
+        // Passes the turn on when the callbacks are done (even if one unwound).
+        let _next = NextTurn(shared);
         for (request, result) in batch.into_iter().zip(results) {
             deliver(request, result, shared.settings.out_frame);
         }
+    }
+}
+
+struct NextTurn<'a>(&'a Shared);
+
+impl Drop for NextTurn<'_> {
+    fn drop(&mut self) {
+        self.0.lock().answering += 1;
+        self.0.turn.notify_all();
     }
 }
 

@@ -89,3 +89,36 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+static CONFIG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A ji_* predictor (`ji_init` + `ji_create_predictor`), destroyed on drop.
+pub struct Pred(pub *mut std::ffi::c_void);
+// SAFETY: the ji_* API may be called on one predictor from any thread.
+unsafe impl Send for Pred {}
+unsafe impl Sync for Pred {}
+
+impl Pred {
+    /// A predictor of the config file `config`. `ji_create_predictor` reads the config named
+    /// by `EV_SDK_CONFIG`, so predictors are made one at a time under a lock, each after
+    /// setting the variable: tests of one binary may use different configs.
+    pub fn with_config(config: &Path) -> Pred {
+        use ji::ffi::ji::*;
+        let _one_at_a_time = CONFIG_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var("EV_SDK_CONFIG", config);
+        assert_eq!(
+            unsafe { ji_init(0, std::ptr::null_mut()) },
+            JISDK_RET_SUCCEED
+        );
+        let p = ji_create_predictor(JISDK_PREDICTOR_DEFAULT);
+        assert!(!p.is_null(), "{}", last_error());
+        Pred(p)
+    }
+}
+
+impl Drop for Pred {
+    fn drop(&mut self) {
+        // SAFETY: a live predictor from ji_create_predictor, destroyed once.
+        unsafe { ji::ffi::ji::ji_destroy_predictor(self.0) };
+    }
+}

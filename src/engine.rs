@@ -8,9 +8,8 @@ use crate::error::{Error, Result};
 use crate::frame::RawFrame;
 use crate::image::RgbImage;
 use crate::model::{self, softmax, Model};
-use crate::output::{self, Classification};
+use crate::output::{self, Classification, Rendered};
 use crate::preprocess::Preprocessor;
-use serde_json::Value;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
@@ -273,7 +272,7 @@ impl Engine {
         bytes: &[u8],
         path: Option<&Path>,
         args: Option<&str>,
-    ) -> Result<Value> {
+    ) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
         let mut work = self.take_work();
         let result = match decode_image_reusing(
@@ -300,7 +299,7 @@ impl Engine {
     /// Converts a raw frame into this engine's pooled buffer, classifies it and renders the
     /// result JSON (the path of `ji_calc_frame`, `evsdk_process_bgr` and one-frame
     /// `ji_calc_image`): no per-call allocation for the RGB copy.
-    pub fn run_frame_json(&self, frame: &RawFrame, args: Option<&str>) -> Result<Value> {
+    pub fn run_frame_json(&self, frame: &RawFrame, args: Option<&str>) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
         let mut work = self.take_work();
         let result = match frame.to_rgb_reusing(
@@ -320,21 +319,25 @@ impl Engine {
     }
 
     /// Classifies and renders the result JSON object for one image with the call's `args`.
-    pub fn run_json(&self, img: &RgbImage, args: Option<&str>) -> Result<Value> {
+    pub fn run_json(&self, img: &RgbImage, args: Option<&str>) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
         let cls = self.classify(img, opts.topk.max(1))?;
         Ok(self.render(&cls, &opts))
     }
 
     /// Classifies a batch and renders one JSON object per image.
-    pub fn run_batch_json(&self, images: &[&RgbImage], args: Option<&str>) -> Result<Vec<Value>> {
+    pub fn run_batch_json(
+        &self,
+        images: &[&RgbImage],
+        args: Option<&str>,
+    ) -> Result<Vec<Rendered>> {
         let opts = self.run_defaults().with_args(args)?;
         let results = self.classify_batch(images, opts.topk.max(1))?;
         Ok(results.iter().map(|c| self.render(c, &opts)).collect())
     }
 
-    pub fn render(&self, cls: &Classification, opts: &RunOptions) -> Value {
-        output::result_json(cls, &self.names, opts, &self.device_name)
+    pub fn render(&self, cls: &Classification, opts: &RunOptions) -> Rendered {
+        output::render(cls, &self.names, opts, &self.device_name)
     }
 
     fn take_work(&self) -> Work {

@@ -60,13 +60,46 @@ pub fn round_confidence(c: f32, decimals: Option<u32>) -> f64 {
     }
 }
 
-/// Builds the result object for one image.
-pub fn result_json(
-    cls: &Classification,
-    names: &[String],
-    opts: &RunOptions,
-    device: &str,
-) -> Value {
+/// A rendered result: the alarm decision and the target, typed, next to the JSON they were
+/// written into, so the ji_* layer maps them to event codes without reading its JSON back.
+/// The default (no alarm, null JSON) stands for calls that render nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    /// `algorithm_data.is_alert`: the platform's alarm (`JISDK_CODE_ALARM`).
+    pub alert: bool,
+    /// `algorithm_data.target_info`: the top-1 class and confidence when `alert`, else null
+    /// (for combined frames: one entry per frame).
+    pub target_info: Value,
+    /// The whole result object.
+    pub json: Value,
+}
+
+impl Rendered {
+    /// The result of one call on several frames: one frame's result as it is; several as
+    /// `{"algorithm_data": {"is_alert": any, "target_info": [per frame]}, "model_data":
+    /// {"frames": n}, "frames": [per-frame results in order]}`.
+    pub fn combine(mut results: Vec<Rendered>) -> Rendered {
+        if results.len() == 1 {
+            return results.remove(0);
+        }
+        let alert = results.iter().any(|r| r.alert);
+        let target_info = Value::Array(results.iter().map(|r| r.target_info.clone()).collect());
+        let n = results.len();
+        let frames: Vec<Value> = results.into_iter().map(|r| r.json).collect();
+        Rendered {
+            alert,
+            json: json!({
+                "algorithm_data": {"is_alert": alert, "target_info": target_info},
+                "model_data": {"frames": n},
+                "frames": frames,
+            }),
+            target_info,
+        }
+    }
+}
+
+/// Renders the result for one image.
+pub fn render(cls: &Classification, names: &[String], opts: &RunOptions, device: &str) -> Rendered {
     let top = cls.top1();
     let name = names.get(top.class_id).map(String::as_str).unwrap_or("");
     let conf = round_confidence(top.confidence, opts.confidence_decimals);
@@ -93,12 +126,16 @@ pub fn result_json(
         model_data["topk"] = Value::Array(topk);
     }
     model_data["device"] = Value::String(device.to_owned());
-    json!({
-        "class": name,
-        "confidence": conf,
-        "algorithm_data": {"is_alert": alert, "target_info": target_info},
-        "model_data": model_data,
-    })
+    Rendered {
+        alert,
+        json: json!({
+            "class": name,
+            "confidence": conf,
+            "algorithm_data": {"is_alert": alert, "target_info": target_info},
+            "model_data": model_data,
+        }),
+        target_info,
+    }
 }
 
 /// The JSON object the ji_* API puts in `event->json` when a call fails; `code` is the
@@ -126,7 +163,7 @@ mod tests {
             topk: 2,
             ..Default::default()
         };
-        let v = result_json(&cls, &names(), &opts, "cpu");
+        let v = render(&cls, &names(), &opts, "cpu").json;
         assert_eq!(v["class"], "有害垃圾_杀虫剂");
         assert_eq!(v["confidence"], 0.912);
         assert_eq!(v["algorithm_data"]["is_alert"], true);
@@ -149,11 +186,45 @@ mod tests {
             thresh: 0.6,
             ..Default::default()
         };
-        let v = result_json(&cls, &names(), &opts, "cpu");
+        let v = render(&cls, &names(), &opts, "cpu").json;
         assert_eq!(v["class"], "b");
         assert_eq!(v["algorithm_data"]["is_alert"], false);
         assert!(v["algorithm_data"]["target_info"].is_null());
         assert!(v["model_data"].get("topk").is_none());
+    }
+
+    #[test]
+    fn typed_fields_match_the_json_and_combine() {
+        let opts = RunOptions {
+            thresh: 0.6,
+            ..Default::default()
+        };
+        let hi = render(
+            &Classification::from_probabilities(&[0.9, 0.1], 1),
+            &names(),
+            &opts,
+            "cpu",
+        );
+        let lo = render(
+            &Classification::from_probabilities(&[0.45, 0.55], 1),
+            &names(),
+            &opts,
+            "cpu",
+        );
+        for r in [&hi, &lo] {
+            assert_eq!(r.json["algorithm_data"]["is_alert"], r.alert);
+            assert_eq!(r.json["algorithm_data"]["target_info"], r.target_info);
+        }
+        assert!(hi.alert && !lo.alert);
+        let both = Rendered::combine(vec![lo.clone(), hi.clone()]);
+        assert!(both.alert);
+        assert_eq!(both.json["algorithm_data"]["is_alert"], true);
+        assert_eq!(both.target_info, json!([null, hi.target_info]));
+        assert_eq!(both.json["algorithm_data"]["target_info"], both.target_info);
+        assert_eq!(both.json["frames"], json!([lo.json, hi.json]));
+        assert_eq!(both.json["model_data"]["frames"], 2);
+        assert!(!Rendered::combine(vec![lo.clone(), lo.clone()]).alert);
+        assert_eq!(Rendered::combine(vec![hi.clone()]), hi);
     }
 
     #[test]

@@ -362,12 +362,17 @@ fn a_batch_gives_exactly_the_single_image_results_in_order() {
     .collect();
     let args = Some(r#"{"topk": 3, "confidence_decimals": null}"#);
     let refs: Vec<&ji::image::RgbImage> = images.iter().collect();
-    let batch = engine.run_batch_json(&refs, args).unwrap();
+    let batch: Vec<serde_json::Value> = engine
+        .run_batch_json(&refs, args)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.json)
+        .collect();
     assert_eq!(batch.len(), images.len());
     for (img, b) in images.iter().zip(&batch) {
         // The same classes in the same order; confidences equal up to float rounding (libtorch
         // may pick other kernels for another batch size).
-        let single = engine.run_json(img, args).unwrap();
+        let single = engine.run_json(img, args).unwrap().json;
         let s = single["model_data"]["topk"].as_array().unwrap();
         let b = b["model_data"]["topk"].as_array().unwrap();
         assert_eq!(s.len(), b.len());
@@ -391,8 +396,8 @@ fn assert_same_top3_as_conv(other: &str, tol: f64) {
     for f in ["red.jpg", "green.png", "blue.bmp", "one_by_500.jpg"] {
         let img = plain.decode(&read(&format!("images/{f}"))).unwrap();
         let (a, b) = (
-            plain.run_json(&img, args).unwrap(),
-            other.run_json(&img, args).unwrap(),
+            plain.run_json(&img, args).unwrap().json,
+            other.run_json(&img, args).unwrap().json,
         );
         let (a, b) = (
             a["model_data"]["topk"].as_array().unwrap(),

@@ -43,7 +43,7 @@ fn missing_cuda_backend_falls_back_or_names_the_library() {
         .decode(&std::fs::read(fixture("images/blue.png")).unwrap())
         .unwrap();
     assert_eq!(
-        auto.run_json(&img, None).unwrap()["model_data"]["device"],
+        auto.run_json(&img, None).unwrap().json["model_data"]["device"],
         "cpu"
     );
     let backend = ji::cuda::describe()["backend"].as_str().unwrap().to_owned();

@@ -25,7 +25,7 @@ fn cuda_backend_is_loaded_on_demand_and_cpu_work_first_does_not_disable_it() {
     let img = cpu
         .decode(&std::fs::read(fixture("images/red.jpg")).unwrap())
         .unwrap();
-    let before = cpu.run_json(&img, None).unwrap();
+    let before = cpu.run_json(&img, None).unwrap().json;
     assert_eq!(before["model_data"]["device"], "cpu");
     assert!(
         ji::cuda::status().is_none(),
@@ -51,7 +51,7 @@ fn cuda_backend_is_loaded_on_demand_and_cpu_work_first_does_not_disable_it() {
     assert_eq!(described["backend"], "loaded");
     assert_eq!(described["devices"], 0);
     assert_eq!(
-        auto.run_json(&img, None).unwrap()["model_data"],
+        auto.run_json(&img, None).unwrap().json["model_data"],
         before["model_data"],
         "auto on the CPU must give the CPU predictor's result"
     );

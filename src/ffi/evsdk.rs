@@ -121,7 +121,10 @@ pub unsafe extern "C" fn evsdk_process_image(
         let args = unsafe { opt_str(args, "args") }?;
         // SAFETY: non-NULL and `len` readable bytes (caller contract).
         let bytes = unsafe { std::slice::from_raw_parts(data, len) };
-        write_json(&h.engine.run_encoded_json(bytes, None, args)?, out_json);
+        write_json(
+            &h.engine.run_encoded_json(bytes, None, args)?.json,
+            out_json,
+        );
         Ok(())
     })
 }
@@ -147,7 +150,7 @@ pub unsafe extern "C" fn evsdk_process_file(
         let args = unsafe { opt_str(args, "args") }?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         write_json(
-            &h.engine.run_encoded_json(&bytes, Some(path), args)?,
+            &h.engine.run_encoded_json(&bytes, Some(path), args)?.json,
             out_json,
         );
         Ok(())
@@ -189,7 +192,7 @@ pub unsafe extern "C" fn evsdk_process_bgr(
                 h.engine.max_image_pixels(),
             )
         }?;
-        write_json(&h.engine.run_frame_json(&frame, args)?, out_json);
+        write_json(&h.engine.run_frame_json(&frame, args)?.json, out_json);
         Ok(())
     })
 }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ffi::evsdk::raw_frame;
 use crate::frame::RawFrame;
 use crate::image::RgbImage;
-use crate::output;
+use crate::output::{self, Rendered};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::hash_map::{Entry, HashMap};
@@ -231,9 +231,9 @@ pub(super) fn ji_code(e: &Error) -> c_int {
     }
 }
 
-/// The event for a successful result: alarm when `is_alert`.
-pub(super) fn event_code(v: &Value) -> c_int {
-    if v["algorithm_data"]["is_alert"] == Value::Bool(true) {
+/// The event for a successful result: alarm when the result raised it.
+pub(super) fn event_code(r: &Rendered) -> c_int {
+    if r.alert {
         JISDK_CODE_ALARM
     } else {
         JISDK_CODE_NORMAL
@@ -244,11 +244,11 @@ pub(super) fn event_code(v: &Value) -> c_int {
 fn run_call(
     p: *mut c_void,
     event: Option<(&mut c_int, &mut *const c_char)>,
-    f: impl FnOnce(&Predictor) -> Result<Value>,
+    f: impl FnOnce(&Predictor) -> Result<Rendered>,
 ) -> c_int {
     let result = catch(|| f(predictor(p)?));
     let (rc, code, value) = match result {
-        Ok(v) => (JISDK_RET_SUCCEED, event_code(&v), v),
+        Ok(r) => (JISDK_RET_SUCCEED, event_code(&r), r.json),
         Err(e) => (
             ji_code(&e),
             JISDK_CODE_FAILED,
@@ -727,7 +727,7 @@ pub unsafe extern "C" fn ji_calc_image(
                 images.push(pred.engine.frame_to_rgb(frame)?);
             }
             let refs: Vec<&RgbImage> = images.iter().collect();
-            combine_results(pred.engine.run_batch_json(&refs, args)?)
+            Rendered::combine(pred.engine.run_batch_json(&refs, args)?)
         };
         if !pOutFrames.is_null() {
             let (ptr, n) = pred.with_outputs(|o| {
@@ -759,23 +759,6 @@ pub unsafe extern "C" fn ji_calc_image(
     })
 }
 
-/// The event JSON of a 4.x call: one frame's result as it is, several combined in order.
-pub(super) fn combine_results(mut results: Vec<Value>) -> Value {
-    if results.len() == 1 {
-        return results.remove(0);
-    }
-    let alert = results.iter().any(|r| event_code(r) == JISDK_CODE_ALARM);
-    let targets: Vec<Value> = results
-        .iter()
-        .map(|r| r["algorithm_data"]["target_info"].clone())
-        .collect();
-    json!({
-        "algorithm_data": {"is_alert": alert, "target_info": targets},
-        "model_data": {"frames": results.len()},
-        "frames": results,
-    })
-}
-
 /// Changes the predictor's defaults for later calls: a JSON object with `thresh`, `topk`,
 /// `confidence_decimals` (other keys ignored; keys not given keep their values). Returns 0,
 /// or -3 for invalid JSON / values.
@@ -791,7 +774,7 @@ pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c
         // SAFETY: NULL or NUL-terminated (caller contract).
         let args = unsafe { opt_str(args, "args") }?;
         pred.engine.update_config(args)?;
-        Ok(Value::Null)
+        Ok(Rendered::default()) // no event: nothing is rendered
     })
 }
 

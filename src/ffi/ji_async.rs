@@ -11,9 +11,8 @@
 //! with `delete` and `delete []`.
 
 use super::ji::{
-    combine_results, event_code, image_frame, ji_code, predictor, JiCallBack, JiData, JiEvent,
-    JiImageInfo, JISDK_CODE_FAILED, JISDK_RET_FAILED, JISDK_RET_OVERMAXQPS, JISDK_RET_SUCCEED,
-    JI_MAX_IN_COUNT,
+    event_code, image_frame, ji_code, predictor, JiCallBack, JiData, JiEvent, JiImageInfo,
+    JISDK_CODE_FAILED, JISDK_RET_FAILED, JISDK_RET_OVERMAXQPS, JISDK_RET_SUCCEED, JI_MAX_IN_COUNT,
 };
 use super::{catch, json_cstring, opt_str, set_last_error};
 use crate::config::{AsyncConfig, RunOptions};
@@ -21,8 +20,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::RawFrame;
 use crate::image::RgbImage;
-use crate::output;
-use serde_json::Value;
+use crate::output::{self, Rendered};
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -424,8 +422,8 @@ fn frames_in(queue: &VecDeque<Request>) -> usize {
 /// Runs the requests' frames as one forward pass; one result JSON (or error) per request.
 /// When the pass fails and there was more than one request, each is rerun alone, so a request
 /// gets what it would have got on its own.
-fn run_batch(engine: &Engine, batch: &[Request]) -> Vec<Result<Value>> {
-    let mut results: Vec<Option<Result<Value>>> = batch.iter().map(|_| None).collect();
+fn run_batch(engine: &Engine, batch: &[Request]) -> Vec<Result<Rendered>> {
+    let mut results: Vec<Option<Result<Rendered>>> = batch.iter().map(|_| None).collect();
     let mut ok: Vec<(usize, Vec<RgbImage>)> = Vec::with_capacity(batch.len());
     for (i, request) in batch.iter().enumerate() {
         match to_rgb(engine, request) {
@@ -449,7 +447,7 @@ fn run_batch(engine: &Engine, batch: &[Request]) -> Vec<Result<Value>> {
                         .by_ref()
                         .take(imgs.len())
                         .map(|c| engine.render(&c, opts));
-                    results[*i] = Some(Ok(combine_results(values.collect())));
+                    results[*i] = Some(Ok(Rendered::combine(values.collect())));
                 }
             }
             Err(e) if ok.len() == 1 => results[ok[0].0] = Some(Err(e)),
@@ -458,7 +456,7 @@ fn run_batch(engine: &Engine, batch: &[Request]) -> Vec<Result<Value>> {
                     let opts = &batch[*i].opts;
                     let refs: Vec<&RgbImage> = imgs.iter().collect();
                     results[*i] = Some(engine.classify_batch(&refs, opts.topk.max(1)).map(|cls| {
-                        combine_results(cls.iter().map(|c| engine.render(c, opts)).collect())
+                        Rendered::combine(cls.iter().map(|c| engine.render(c, opts)).collect())
                     }));
                 }
             }
@@ -487,18 +485,20 @@ fn to_rgb(engine: &Engine, request: &Request) -> Result<Vec<RgbImage>> {
 }
 
 /// Builds the request's `JiData` and calls its callback, which takes ownership of it.
-fn deliver(request: Request, result: Result<Value>, out_frame: bool) {
+fn deliver(request: Request, result: Result<Rendered>, out_frame: bool) {
     let Request {
         mut frames,
         callback,
         user_data,
         ..
     } = request;
-    let (code, value) = match &result {
-        Ok(v) => (event_code(v), None),
-        Err(e) => (JISDK_CODE_FAILED, Some(output::error_json(e, ji_code(e)))),
+    let (code, json) = match &result {
+        Ok(r) => (event_code(r), json_cstring(&r.json)),
+        Err(e) => (
+            JISDK_CODE_FAILED,
+            json_cstring(&output::error_json(e, ji_code(e))),
+        ),
     };
-    let json = json_cstring(value.as_ref().unwrap_or_else(|| result.as_ref().unwrap()));
     // SAFETY: the shim returns NULL or a value-initialised (all zero) JiData from `new`.
     let data = unsafe { ji_rs_jidata_new() };
     if data.is_null() {

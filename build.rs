@@ -4,10 +4,14 @@
 use std::env;
 use std::path::PathBuf;
 
+#[path = "build_support/header.rs"]
+mod header;
+
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build_support");
     println!("cargo:rerun-if-changed=src/optimize.cpp");
     println!("cargo:rerun-if-changed=src/cuda.cpp");
 
@@ -67,39 +71,5 @@ fn compile_optimizer(lib: &std::path::Path) {
 
 fn generate_header() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let out = crate_dir.join("include").join("ji.h");
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("cbindgen.toml is readable");
-    // A failure fails the build: with a warning only, the old header stayed in place and the
-    // header check (`git diff` of include/ji.h) passed on a header that no longer matched.
-    let bindings = cbindgen::Builder::new()
-        .with_crate(&crate_dir)
-        .with_config(config)
-        .generate()
-        .unwrap_or_else(|e| panic!("cbindgen could not generate include/ji.h: {e}"));
-    let mut text = Vec::new();
-    bindings.write(&mut text);
-    let text =
-        parenthesise_negative_macros(&String::from_utf8(text).expect("cbindgen writes UTF-8"));
-    // Written only when it changes, so an unchanged header keeps its timestamp.
-    if std::fs::read_to_string(&out).ok().as_deref() != Some(text.as_str()) {
-        std::fs::write(&out, text).expect("include/ji.h is writable");
-    }
-}
-
-/// `#define JISDK_RET_FAILED -1` becomes `#define JISDK_RET_FAILED (-1)`, as the platform's
-/// header writes it: unparenthesised, `-JISDK_RET_FAILED` would read `--1`.
-fn parenthesise_negative_macros(header: &str) -> String {
-    let mut out = String::with_capacity(header.len() + 256);
-    for line in header.lines() {
-        let parts: Vec<&str> = line.split(' ').collect();
-        match parts.as_slice() {
-            ["#define", name, value] if value.starts_with('-') && value.parse::<i64>().is_ok() => {
-                out.push_str(&format!("#define {name} ({value})"));
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
+    header::write_header(&crate_dir);
 }

@@ -81,20 +81,7 @@ fn calc_sync(pred: *mut c_void, frame: &[u8], w: u32, h: u32) -> *const std::ffi
 }
 
 fn info(data: &[u8], w: u32, h: u32) -> JiImageInfo {
-    JiImageInfo {
-        nWidth: w,
-        nHeight: h,
-        nWidthStride: w,
-        nHeightStride: h,
-        nFrameRate: 0,
-        dwTimeStamp: 0,
-        pData: data.as_ptr() as *mut c_void,
-        nDataLen: w * h,
-        nFormat: JI_IMAGE_TYPE_BGR,
-        nDataType: JI_UNSIGNED_CHAR,
-        nFrameNo: 0,
-        byRes: [0; 4],
-    }
+    JiImageInfo::packed_bgr(data, w, h)
 }
 
 fn create(config: &std::path::Path) -> *mut c_void {

@@ -16,15 +16,9 @@ use std::ffi::{c_void, CStr, CString};
 use std::ptr;
 use std::time::Instant;
 
-fn rss_mb() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / 1e6
-}
+#[path = "../tests/common/process.rs"]
+mod process;
+use process::rss_mb;
 
 struct Pred(*mut c_void);
 unsafe impl Send for Pred {}
@@ -204,20 +198,7 @@ fn main() {
     let (w, h) = (1920u32, 1080u32);
     let frame = vec![128u8; w as usize * h as usize * 3];
     let one_call = |p: &Pred| {
-        let info = JiImageInfo {
-            nWidth: w,
-            nHeight: h,
-            nWidthStride: w,
-            nHeightStride: h,
-            nFrameRate: 0,
-            dwTimeStamp: 0,
-            pData: frame.as_ptr() as *mut c_void,
-            nDataLen: frame.len() as u32,
-            nFormat: JI_IMAGE_TYPE_BGR,
-            nDataType: JI_UNSIGNED_CHAR,
-            nFrameNo: 0,
-            byRes: [0; 4],
-        };
+        let info = JiImageInfo::packed_bgr(&frame, w, h);
         let mut ev = JiEvent {
             code: 0,
             json: ptr::null(),

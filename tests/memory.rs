@@ -7,48 +7,15 @@ mod common;
 use common::*;
 use ji::ffi::evsdk::*;
 use ji::ffi::ji::*;
-use std::ffi::c_void;
 use std::ptr;
 
-/// Resident memory of this process, in MB.
-fn rss_mb() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096.0 / 1e6
-}
-
-struct Pred(*mut c_void);
-unsafe impl Send for Pred {}
-unsafe impl Sync for Pred {}
-
-impl Pred {
-    fn ptr(&self) -> *mut c_void {
-        self.0
-    }
-}
-
 fn thread_churn_frees_each_threads_outputs() {
-    std::env::set_var("EV_SDK_CONFIG", fixture("colour.json"));
-    let p = Pred(ji_create_predictor(JISDK_PREDICTOR_DEFAULT));
-    assert!(!p.0.is_null(), "{}", last_error());
+    let p = Pred::with_config(&fixture("colour.json"));
     // 640x480: each thread's out frame is 0.9 MB; 2,000 leaked slots would be 1.8 GB.
     let (w, h) = (640u32, 480u32);
     let frame = vec![90u8; w as usize * h as usize * 3];
     let one_call = || {
-        let info = JiImageInfo {
-            nWidth: w,
-            nHeight: h,
-            nWidthStride: w,
-            nHeightStride: h,
-            nFrameRate: 0,
-            dwTimeStamp: 0,
-            pData: frame.as_ptr() as *mut c_void,
-            nDataLen: w * h,
-            nFormat: JI_IMAGE_TYPE_BGR,
-            nDataType: JI_UNSIGNED_CHAR,
-            nFrameNo: 0,
-            byRes: [0; 4],
-        };
+        let info = JiImageInfo::packed_bgr(&frame, w, h);
         let mut ev = JiEvent {
             code: 99,
             json: ptr::null(),
@@ -77,7 +44,7 @@ fn thread_churn_frees_each_threads_outputs() {
         "2,000 short-lived threads grew resident memory by {:.0} MB",
         after - before
     );
-    unsafe { ji_destroy_predictor(p.0) };
+    drop(p); // destroys the predictor
 }
 
 fn one_huge_image_does_not_stay_pooled() {

@@ -174,8 +174,7 @@ fn write_model(dir: &Path, source: &str) -> PathBuf {
 /// the report says why.
 #[test]
 fn a_model_that_does_not_match_falls_back_to_the_plain_model() {
-    let dir = std::env::temp_dir().join(format!("ji-optimize-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("optimize", "fallback");
     let cfg = write_model(
         &dir,
         r#"
@@ -327,8 +326,7 @@ fn a_plain_model_next_to_a_fast_one_stays_plain() {
 /// convolutions are folded, and the result still matches the plain model.
 #[test]
 fn only_zero_pads_before_convolutions_are_folded() {
-    let dir = std::env::temp_dir().join(format!("ji-optimize-pads-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("optimize", "pads");
     let cfg = write_model(
         &dir,
         r#"

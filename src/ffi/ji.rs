@@ -102,6 +102,28 @@ pub struct JiImageInfo {
     pub byRes: [u8; 4],
 }
 
+impl JiImageInfo {
+    /// For Rust callers (the harness, tests, examples): a packed BGR frame of `width` x
+    /// `height` pixels over `data` (`nWidthStride` = `width`, `nDataLen` = `data.len()` bytes,
+    /// the rest zero). The frame borrows `data`'s memory: keep `data` alive while it is used.
+    pub fn packed_bgr(data: &[u8], width: u32, height: u32) -> JiImageInfo {
+        JiImageInfo {
+            nWidth: width,
+            nHeight: height,
+            nWidthStride: width,
+            nHeightStride: height,
+            nFrameRate: 0,
+            dwTimeStamp: 0,
+            pData: data.as_ptr() as *mut c_void,
+            nDataLen: c_uint::try_from(data.len()).unwrap_or(c_uint::MAX),
+            nFormat: JI_IMAGE_TYPE_BGR,
+            nDataType: JI_UNSIGNED_CHAR,
+            nFrameNo: 0,
+            byRes: [0; 4],
+        }
+    }
+}
+
 /// ev_sdk 4.x event.
 #[repr(C)]
 pub struct JiEvent {

@@ -2,6 +2,10 @@
 //! .venv, once, on first use) and small helpers around the C API.
 #![allow(dead_code)]
 
+mod process;
+#[allow(unused_imports)] // not every test binary measures memory
+pub use process::rss_mb;
+
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -99,6 +103,11 @@ unsafe impl Send for Pred {}
 unsafe impl Sync for Pred {}
 
 impl Pred {
+    /// The predictor (a method, so closures capture the whole `Pred`, which is Sync).
+    pub fn ptr(&self) -> *mut std::ffi::c_void {
+        self.0
+    }
+
     /// A predictor of the config file `config`. `ji_create_predictor` reads the config named
     /// by `EV_SDK_CONFIG`, so predictors are made one at a time under a lock, each after
     /// setting the variable: tests of one binary may use different configs.

@@ -40,7 +40,7 @@ type JiGetVersion = unsafe extern "C" fn(*mut c_char) -> c_int;
 
 // The ABI's types and constants come from the library crate itself (what cbindgen turns into
 // include/ji.h); only the functions are resolved from the loaded libji.so.
-use ji::ffi::ji::{JiEvent, JiImageInfo, JI_IMAGE_TYPE_BGR, JI_UNSIGNED_CHAR};
+use ji::ffi::ji::{JiEvent, JiImageInfo};
 
 /// Which C API the harness drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -395,18 +395,8 @@ impl<'a> JiPredictor<'a> {
             .iter()
             .enumerate()
             .map(|(i, f)| JiImageInfo {
-                nWidth: f.width,
-                nHeight: f.height,
-                nWidthStride: f.width,
-                nHeightStride: f.height,
-                nFrameRate: 0,
-                dwTimeStamp: 0,
-                pData: f.data.as_ptr() as *mut c_void,
-                nDataLen: f.data.len() as c_uint,
-                nFormat: JI_IMAGE_TYPE_BGR,
-                nDataType: JI_UNSIGNED_CHAR,
                 nFrameNo: i as c_uint,
-                byRes: [0; 4],
+                ..JiImageInfo::packed_bgr(&f.data, f.width, f.height)
             })
             .collect();
         let mut event = JiEvent {

@@ -36,15 +36,12 @@ impl RawFrame<'_> {
         channels: u32,
         max_pixels: u64,
     ) -> Result<usize> {
-        let bad = |m: String| Err(Error::InvalidArgument(m));
-        if width == 0 || height == 0 {
-            return bad(format!("frame size {width}x{height} is empty"));
-        }
-        if !matches!(channels, 1 | 3 | 4) {
-            return bad(format!(
-                "unsupported channel count {channels} (1 = gray, 3 = BGR, 4 = BGRA)"
-            ));
-        }
+        Self::check_pixel_limit(width, height, max_pixels)?;
+        Self::check_shape(width, height, stride, channels)
+    }
+
+    /// The image-size limit alone: `width * height` at most `max_pixels`.
+    pub fn check_pixel_limit(width: u32, height: u32, max_pixels: u64) -> Result<()> {
         let pixels = width as u64 * height as u64;
         if pixels > max_pixels {
             return Err(Error::ImageTooLarge {
@@ -53,6 +50,21 @@ impl RawFrame<'_> {
                 pixels,
                 limit: max_pixels,
             });
+        }
+        Ok(())
+    }
+
+    /// The geometry without the pixel limit: size, channels, stride. Returns the bytes the
+    /// frame spans.
+    pub fn check_shape(width: u32, height: u32, stride: usize, channels: u32) -> Result<usize> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if width == 0 || height == 0 {
+            return bad(format!("frame size {width}x{height} is empty"));
+        }
+        if !matches!(channels, 1 | 3 | 4) {
+            return bad(format!(
+                "unsupported channel count {channels} (1 = gray, 3 = BGR, 4 = BGRA)"
+            ));
         }
         let row = width as usize * channels as usize;
         if stride < row {
@@ -68,13 +80,13 @@ impl RawFrame<'_> {
     /// Checks the geometry and that the buffer spans it; `max_pixels` guards against absurd
     /// sizes.
     pub fn validate(&self, max_pixels: u64) -> Result<()> {
-        let need = Self::check_geometry(
-            self.width,
-            self.height,
-            self.stride,
-            self.channels,
-            max_pixels,
-        )?;
+        Self::check_pixel_limit(self.width, self.height, max_pixels)?;
+        self.validate_shape()
+    }
+
+    /// [`validate`](Self::validate) without the pixel limit.
+    pub fn validate_shape(&self) -> Result<()> {
+        let need = Self::check_shape(self.width, self.height, self.stride, self.channels)?;
         if self.pixels.len() < need {
             return Err(Error::InvalidArgument(format!(
                 "frame buffer holds {} bytes, {}x{} with stride {} needs {need}",

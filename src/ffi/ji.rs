@@ -577,11 +577,16 @@ pub unsafe extern "C" fn ji_calc_video_file(
 pub const JI_MAX_IN_COUNT: c_uint = 32;
 
 /// Checks a 4.x input frame and makes the view of its pixels that the rule on
-/// `ji_calc_image` allows: never more than `nDataLen` says the buffer holds.
+/// `ji_calc_image` allows: never more than `nDataLen` says the buffer holds. `max_pixels`:
+/// the image-size limit, checked before anything is sized from the geometry; None when the
+/// caller applies it later (the asynchronous mode reports it through the callback).
 ///
 /// # Safety
 /// `info.pData` is NULL or points to a buffer of the size `nDataLen` describes.
-pub(super) unsafe fn image_frame<'a>(info: &JiImageInfo, max_pixels: u64) -> Result<RawFrame<'a>> {
+pub(super) unsafe fn image_frame<'a>(
+    info: &JiImageInfo,
+    max_pixels: Option<u64>,
+) -> Result<RawFrame<'a>> {
     let bad = |m: String| Err(Error::InvalidArgument(m));
     if info.nFormat != JI_IMAGE_TYPE_BGR {
         return bad(format!(
@@ -599,9 +604,12 @@ pub(super) unsafe fn image_frame<'a>(info: &JiImageInfo, max_pixels: u64) -> Res
         return bad("pData is NULL".into());
     }
     let (w, h) = (info.nWidth, info.nHeight);
-    // Size and pixel limit first, with a packed row: nothing below is sized from an absurd
+    // Size (and pixel limit) first, with a packed row: nothing below is sized from an absurd
     // geometry.
-    RawFrame::check_geometry(w, h, w as usize * 3, 3, max_pixels)?;
+    if let Some(limit) = max_pixels {
+        RawFrame::check_pixel_limit(w, h, limit)?;
+    }
+    RawFrame::check_shape(w, h, w as usize * 3, 3)?;
     let row = w as u64 * 3;
     let stride = info.nWidthStride as u64;
     let len = info.nDataLen as u64;
@@ -658,7 +666,7 @@ pub(super) unsafe fn image_frame<'a>(info: &JiImageInfo, max_pixels: u64) -> Res
         stride: pitch as usize,
         channels: 3,
     };
-    frame.validate(max_pixels)?;
+    frame.validate_shape()?;
     Ok(frame)
 }
 
@@ -735,7 +743,7 @@ pub unsafe extern "C" fn ji_calc_image(
         let mut frames = Vec::with_capacity(infos.len());
         for (i, info) in infos.iter().enumerate() {
             // SAFETY: `pData` holds what `nDataLen` describes (caller contract).
-            let frame = unsafe { image_frame(info, max_pixels) }.map_err(|e| match e {
+            let frame = unsafe { image_frame(info, Some(max_pixels)) }.map_err(|e| match e {
                 Error::InvalidArgument(m) => Error::InvalidArgument(format!("frame {i}: {m}")),
                 other => other,
             })?;

@@ -288,16 +288,15 @@ unsafe fn enqueue(
             "nInCount {count} is more than the {JI_MAX_IN_COUNT} frames one call accepts"
         )));
     }
-    // Only the buffer's geometry against nDataLen is checked here (nothing beyond it is read);
-    // an image over max_image_pixels is refused by the worker, through the callback, as the
-    // README documents for the asynchronous mode.
-    let max_pixels = u64::MAX;
     // SAFETY: `frames` points to `count` readable infos (caller contract).
     let infos = unsafe { std::slice::from_raw_parts(frames, count as usize) };
     let mut copies = Vec::with_capacity(infos.len());
     for (i, info) in infos.iter().enumerate() {
+        // Only the buffer's geometry against nDataLen is checked here (nothing beyond it is
+        // read); an image over max_image_pixels is refused by the worker, through the
+        // callback, as the README documents for the asynchronous mode.
         // SAFETY: `pData` holds what `nDataLen` describes (caller contract).
-        let frame = unsafe { image_frame(info, max_pixels) }.map_err(|e| match e {
+        let frame = unsafe { image_frame(info, None) }.map_err(|e| match e {
             Error::InvalidArgument(m) => Error::InvalidArgument(format!("frame {i}: {m}")),
             other => other,
         })?;

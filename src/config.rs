@@ -249,7 +249,7 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         Config::parse(&text, base)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), strip_prefix(&e))))
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), config_message(&e))))
     }
 
     /// Parses config JSON text; relative paths resolve against `base_dir`.
@@ -302,7 +302,7 @@ impl Config {
                             Error::Config(format!(
                                 "{}'s metadata: {}",
                                 model_path.display(),
-                                strip_prefix(&e)
+                                config_message(&e)
                             ))
                         })?;
                         if normalized(key, ours)? != model_norm {
@@ -777,7 +777,8 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn strip_prefix(e: &Error) -> String {
+/// The message of a config error without its "config error:" prefix (other kinds as they are).
+fn config_message(e: &Error) -> String {
     match e {
         Error::Config(m) => m.clone(),
         other => other.to_string(),

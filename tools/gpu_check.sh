@@ -13,7 +13,9 @@
 #      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
 #   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS;
 #   5. `make install LIBTORCH=cuda`'s tree, completed from the device's torch wheel, running on
-#      the GPU with LD_LIBRARY_PATH unset.
+#      the GPU with LD_LIBRARY_PATH unset;
+#   6. the asynchronous mode on the GPU: images/s against one-image calls with lanes and with
+#      cross-call batching (examples/bench_async.rs), for choosing the GPU's async defaults.
 #
 # The binaries built here (Debian 12) need glibc >= 2.34 and libstdc++ with GLIBCXX_3.4.29 on
 # the device (`objdump -T .gpu/* | grep GLIBC`); an older system fails at once with
@@ -27,7 +29,8 @@ prepare() {
   make -C test_harness LIBDIR="$PWD/target/release" all
   rm -rf .gpu && mkdir -p .gpu
   # Debug info makes libji.so ~80 MB; what travels must stay under 64 MiB in all.
-  for f in target/release/libji.so target/release/harness target/release/examples/soak test_harness/build/test-ji-api; do
+  for f in target/release/libji.so target/release/harness target/release/examples/soak \
+    target/release/examples/bench_async test_harness/build/test-ji-api; do
     strip --strip-debug -o ".gpu/$(basename "$f")" "$f"
   done
   # An installed tree without libtorch (3 MB): on the device, tools/install.py completes it
@@ -144,6 +147,11 @@ PY
     -i "$work/val/x/0.jpg,$work/val/x/1.jpg" | tee "$OUT/tree_cuda.txt"
   grep -q '"device":"cuda:0"' "$OUT/tree_cuda.txt" && echo "PASS installed cuda tree runs on cuda:0" ||
     echo "FAIL installed cuda tree did not run on CUDA"
+
+  echo "== 6. asynchronous mode on the GPU (lanes x batch), against one-image calls"
+  .gpu/bench_async "$work/auto.json" --images "${ASYNC_IMAGES:-64}" --rounds "${ASYNC_ROUNDS:-3}" \
+    --in-flight 32 --modes 1x1,2x1,4x1,1x4,1x8,2x8 2>&1 | tee "$OUT/bench_async.txt" |
+    grep -E "^median|different" || echo "FAIL bench_async"
 }
 
 case "${1:-}" in

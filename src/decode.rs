@@ -25,6 +25,7 @@ use image::{ColorType, ImageDecoder};
 
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
+use crate::resize::Roi;
 
 /// How to decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +133,37 @@ pub fn decode_image_reusing(
         Some(o) if opts.exif_transpose => apply_orientation(&img, o),
         _ => img,
     })
+}
+
+/// [`decode_image_reusing`] for a caller that reads only part of the image: `window(width,
+/// height)` names the source pixels it will read (see `preprocess::source_window`), or `None`
+/// for all of them. A baseline or progressive 8-bit YCbCr or grayscale JPEG with no EXIF
+/// rotation to apply is then decoded only where needed (see [`decode_jpeg_window`]); every
+/// other input is decoded whole, exactly as [`decode_image_reusing`] does.
+///
+/// Returns the image (always full-size, in full-image coordinates) and the region that was
+/// decoded when it is not the whole image: it contains the window, and pixels outside it
+/// hold unspecified values (whatever the reused buffer held). Inside it the pixels, and the
+/// errors for broken files, are those of a full decode.
+pub fn decode_image_window(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    reuse: Vec<u8>,
+    window: &dyn Fn(u32, u32) -> Option<Roi>,
+) -> Result<(RgbImage, Option<Roi>)> {
+    if sniff(bytes) == Some(Format::Jpeg) {
+        // Orientations 2..8 move pixels, so the window (in the rotated image's
+        // coordinates) does not apply to the stored one: those decode whole.
+        let rotates = opts.exif_transpose
+            && jpeg_exif(bytes)
+                .and_then(exif_orientation)
+                .is_some_and(|o| o != 1);
+        if !rotates {
+            let (img, region) = decode_jpeg_window(bytes, opts, reuse, window, JPEG_WINDOW_MARGIN)?;
+            return Ok((img, region));
+        }
+    }
+    decode_image_reusing(bytes, opts, reuse).map(|img| (img, None))
 }
 
 /// Width and height from a PNG's IHDR chunk (bytes 16..24), if the header is there.
@@ -266,6 +298,205 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions, reuse: Vec<u8>) -> Result<Rgb
     } else {
         Ok(RgbImage::from_raw(w as u32, h as u32, pixels))
     }
+}
+
+/// Pixels decoded beyond the window on every side. libjpeg's "fancy" 4:2:2 / 4:2:0 chroma
+/// upsampling treats the left and right edges of a partially decoded row as image edges,
+/// so the columns next to them can differ from a full decode (libjpeg.txt, "Partial image
+/// decompression"); the decode also starts on an iMCU row above the window. 16 pixels is one
+/// iMCU (the widest is 16 for 4:2:0 / 4:2:2, 32 for 4:1:1) and far more than the two
+/// columns the upsampler touches; tests/partial_decode.rs checks it, and that a margin of 0
+/// is not enough.
+const JPEG_WINDOW_MARGIN: u32 = 16;
+
+/// Decode only a region when it is at most this fraction of the image: below that, the
+/// saving does not repay the cropped decode's setup.
+const PARTIAL_MAX_FRACTION: f64 = 0.9;
+
+/// A TurboJPEG decompressor handle of our own (the `turbojpeg` crate does not expose cropped
+/// decoding), destroyed on drop.
+struct TjDecompressor(turbojpeg::raw::tjhandle);
+
+impl TjDecompressor {
+    fn new() -> Option<TjDecompressor> {
+        // SAFETY: tj3Init has no preconditions; it returns a new handle or null.
+        let h = unsafe { turbojpeg::raw::tj3Init(turbojpeg::raw::TJINIT_TJINIT_DECOMPRESS as _) };
+        (!h.is_null()).then_some(TjDecompressor(h))
+    }
+
+    fn get(&self, param: turbojpeg::raw::TJPARAM) -> i32 {
+        // SAFETY: `self.0` is a live handle from tj3Init (destroyed only in drop); tj3Get
+        // reads a parameter and returns -1 for an unknown one.
+        unsafe { turbojpeg::raw::tj3Get(self.0, param as _) }
+    }
+
+    fn set(&mut self, param: turbojpeg::raw::TJPARAM, value: i32) -> bool {
+        // SAFETY: as in `get`; tj3Set validates the parameter and value.
+        unsafe { turbojpeg::raw::tj3Set(self.0, param as _, value) == 0 }
+    }
+}
+
+impl Drop for TjDecompressor {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from tj3Init, is not null, and is destroyed only here.
+        unsafe { turbojpeg::raw::tj3Destroy(self.0) }
+    }
+}
+
+/// The region to decode for `window` in a `w x h` JPEG with the given subsampling: the window
+/// widened by `margin` on every side, its left edge moved left to an iMCU column boundary (as
+/// TurboJPEG requires) and its top to an iMCU row boundary, clamped to the image, and always
+/// reaching the bottom row. Decoding through to the last row keeps libjpeg reading (and
+/// entropy-decoding) the whole file, so a file cut anywhere, even below the window, still
+/// ends in the "Premature end of JPEG file" a full decode reports (skipping the last rows
+/// would stop reading there).
+fn jpeg_region(w: u32, h: u32, window: Roi, subsamp: turbojpeg::Subsamp, margin: u32) -> Roi {
+    let (mcu_w, mcu_h) = (subsamp.mcu_width() as u32, subsamp.mcu_height() as u32);
+    let x0 = window.x.min(w).saturating_sub(margin) / mcu_w * mcu_w;
+    let y0 = window.y.min(h).saturating_sub(margin) / mcu_h * mcu_h;
+    let x1 = (window.x.saturating_add(window.width))
+        .saturating_add(margin)
+        .min(w);
+    Roi {
+        x: x0,
+        y: y0,
+        width: x1.saturating_sub(x0),
+        height: h - y0,
+    }
+}
+
+fn tj_subsamp(v: i32) -> Option<turbojpeg::Subsamp> {
+    use turbojpeg::raw;
+    use turbojpeg::Subsamp;
+    Some(match v {
+        x if x == raw::TJSAMP_TJSAMP_444 => Subsamp::None,
+        x if x == raw::TJSAMP_TJSAMP_422 => Subsamp::Sub2x1,
+        x if x == raw::TJSAMP_TJSAMP_420 => Subsamp::Sub2x2,
+        x if x == raw::TJSAMP_TJSAMP_GRAY => Subsamp::Gray,
+        x if x == raw::TJSAMP_TJSAMP_440 => Subsamp::Sub1x2,
+        x if x == raw::TJSAMP_TJSAMP_411 => Subsamp::Sub4x1,
+        x if x == raw::TJSAMP_TJSAMP_441 => Subsamp::Sub1x4,
+        _ => return None,
+    })
+}
+
+/// A JPEG decoded only in the region around `window(width, height)` (see [`jpeg_region`];
+/// `margin` pixels around the window, 16 in [`decode_image_window`]; other values are for
+/// tests), into a full-size image at the
+/// region's place, with TurboJPEG's cropped decompression (`tj3SetCroppingRegion`: columns
+/// are cropped with `jpeg_crop_scanline`, rows above skipped with `jpeg_skip_scanlines`).
+/// The decoder runs with TurboJPEG's defaults, as the `turbojpeg` crate's `Decompressor` of
+/// [`decode_jpeg`] does: accurate integer IDCT and fancy upsampling (set explicitly).
+///
+/// Everything that is not the plain case goes to [`decode_jpeg`], so that the pixels and the
+/// errors are the full decode's: no window, a region not much smaller than the image, a
+/// header TurboJPEG rejects, a size over `max_pixels`, CMYK/YCCK, 12-bit or lossless data, an
+/// unknown subsampling, and any error or warning from the cropped decode itself (the full
+/// decode then decides, as before, between a warning Pillow ignores and an error).
+///
+/// Returns the image and the decoded region (`None`: the whole image).
+pub fn decode_jpeg_window(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    reuse: Vec<u8>,
+    window: &dyn Fn(u32, u32) -> Option<Roi>,
+    margin: u32,
+) -> Result<(RgbImage, Option<Roi>)> {
+    use turbojpeg::raw;
+    let full = |reuse| decode_jpeg(bytes, opts, reuse).map(|img| (img, None));
+    let Some(mut tj) = TjDecompressor::new() else {
+        return full(reuse);
+    };
+    let Ok(len) = raw::size_t::try_from(bytes.len()) else {
+        return full(reuse);
+    };
+    // SAFETY: `tj.0` is a live decompression handle; `bytes` is a valid slice of `len` bytes
+    // that outlives the call (TurboJPEG only reads it, and keeps no pointer to it after
+    // returning).
+    if unsafe { raw::tj3DecompressHeader(tj.0, bytes.as_ptr(), len) } != 0 {
+        return full(reuse);
+    }
+    let (w, h) = (
+        tj.get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
+        tj.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
+    );
+    let colorspace = tj.get(raw::TJPARAM_TJPARAM_COLORSPACE) as raw::TJCS;
+    let plain = (colorspace == raw::TJCS_TJCS_YCbCr || colorspace == raw::TJCS_TJCS_GRAY)
+        && tj.get(raw::TJPARAM_TJPARAM_PRECISION) == 8
+        && tj.get(raw::TJPARAM_TJPARAM_LOSSLESS) == 0;
+    let subsamp = tj_subsamp(tj.get(raw::TJPARAM_TJPARAM_SUBSAMP));
+    let (Ok(w), Ok(h), true, Some(subsamp)) = (u32::try_from(w), u32::try_from(h), plain, subsamp)
+    else {
+        return full(reuse);
+    };
+    if w == 0 || h == 0 || check_size(w as u64, h as u64, opts).is_err() {
+        return full(reuse);
+    }
+    let Some(win) = window(w, h) else {
+        return full(reuse);
+    };
+    let region = jpeg_region(w, h, win, subsamp, margin);
+    let fraction = (region.width as f64 * region.height as f64) / (w as f64 * h as f64);
+    if region.width == 0 || fraction > PARTIAL_MAX_FRACTION {
+        return full(reuse);
+    }
+    let Ok(n) = pixel_count(w as u64, h as u64) else {
+        return full(reuse);
+    };
+    let stride = w as usize * 3;
+    let offset = (region.y as usize * w as usize + region.x as usize) * 3;
+    // TurboJPEG writes `region.height` rows `stride` bytes apart from `offset`, each
+    // `region.width * 3` bytes long; its contract asks for `stride * rows` bytes from there,
+    // which is `region.x * 3` bytes past the image: that slack is allocated and cut off after.
+    let image_len = n * 3;
+    let mut pixels = alloc_buffer(reuse, image_len)?;
+    let needed = (offset + stride * region.height as usize).max(image_len);
+    if pixels.try_reserve(needed - image_len).is_err() {
+        return full(pixels);
+    }
+    pixels.resize(needed, 0);
+    let crop = raw::tjregion {
+        x: region.x as _,
+        y: region.y as _,
+        w: region.width as _,
+        h: region.height as _,
+    };
+    let (Ok(pitch), true, true, true) = (
+        i32::try_from(stride),
+        // Pillow's decoder settings, which are TurboJPEG's defaults: accurate DCT, smooth
+        // ("fancy") upsampling.
+        tj.set(raw::TJPARAM_TJPARAM_FASTDCT, 0),
+        tj.set(raw::TJPARAM_TJPARAM_FASTUPSAMPLE, 0),
+        // SAFETY: `tj.0` is a live handle whose header was read; the region is validated by
+        // TurboJPEG (left edge on an iMCU boundary, inside the image).
+        unsafe { raw::tj3SetCroppingRegion(tj.0, crop) } == 0,
+    ) else {
+        pixels.truncate(image_len);
+        return full(pixels);
+    };
+    // SAFETY: `tj.0` is a live handle; `bytes` is valid for `len` bytes and only read. The
+    // destination pointer is `offset` bytes into `pixels`, and TurboJPEG writes row `i` of
+    // the cropped region at `offset + i * pitch` for `region.width * 3` bytes, i < region.height:
+    // the last byte written is below `offset + pitch * region.height = pixels.len()`, so every
+    // write stays inside `pixels`, which is not otherwise borrowed during the call. No
+    // pointer is kept after the call returns.
+    let rc = unsafe {
+        raw::tj3Decompress8(
+            tj.0,
+            bytes.as_ptr(),
+            len,
+            pixels.as_mut_ptr().add(offset),
+            pitch,
+            raw::TJPF_TJPF_RGB as _,
+        )
+    };
+    pixels.truncate(image_len);
+    if rc != 0 {
+        // An error, or a warning (corrupt data, a truncated file): the full decode gives the
+        // answer and the message a full decode gives.
+        return full(pixels);
+    }
+    Ok((RgbImage::from_raw(w, h, pixels), Some(region)))
 }
 
 /// Pillow's `MULDIV255`.

@@ -382,8 +382,7 @@ fn tj_subsamp(v: i32) -> Option<turbojpeg::Subsamp> {
 
 /// A JPEG decoded only in the region around `window(width, height)` (see [`jpeg_region`];
 /// `margin` pixels around the window, 16 in [`decode_image_window`]; other values are for
-/// tests), into a full-size image at the
-/// region's place, with TurboJPEG's cropped decompression (`tj3SetCroppingRegion`: columns
+/// tests), into a full-size image at the region's place, with TurboJPEG's cropped decompression (`tj3SetCroppingRegion`: columns
 /// are cropped with `jpeg_crop_scanline`, rows above skipped with `jpeg_skip_scanlines`).
 /// The decoder runs with TurboJPEG's defaults, as the `turbojpeg` crate's `Decompressor` of
 /// [`decode_jpeg`] does: accurate integer IDCT and fancy upsampling (set explicitly).
@@ -437,7 +436,7 @@ pub fn decode_jpeg_window(
     };
     let region = jpeg_region(w, h, win, subsamp, margin);
     let fraction = (region.width as f64 * region.height as f64) / (w as f64 * h as f64);
-    if region.width == 0 || fraction > PARTIAL_MAX_FRACTION {
+    if region.width == 0 || region.height == 0 || fraction > PARTIAL_MAX_FRACTION {
         return full(reuse);
     }
     let Ok(n) = pixel_count(w as u64, h as u64) else {
@@ -451,7 +450,7 @@ pub fn decode_jpeg_window(
     let image_len = n * 3;
     let mut pixels = alloc_buffer(reuse, image_len)?;
     let needed = (offset + stride * region.height as usize).max(image_len);
-    if pixels.try_reserve(needed - image_len).is_err() {
+    if pixels.try_reserve_exact(needed - image_len).is_err() {
         return full(pixels);
     }
     pixels.resize(needed, 0);
@@ -461,16 +460,14 @@ pub fn decode_jpeg_window(
         w: region.width as _,
         h: region.height as _,
     };
-    let (Ok(pitch), true, true, true) = (
-        i32::try_from(stride),
-        // Pillow's decoder settings, which are TurboJPEG's defaults: accurate DCT, smooth
-        // ("fancy") upsampling.
-        tj.set(raw::TJPARAM_TJPARAM_FASTDCT, 0),
-        tj.set(raw::TJPARAM_TJPARAM_FASTUPSAMPLE, 0),
-        // SAFETY: `tj.0` is a live handle whose header was read; the region is validated by
-        // TurboJPEG (left edge on an iMCU boundary, inside the image).
-        unsafe { raw::tj3SetCroppingRegion(tj.0, crop) } == 0,
-    ) else {
+    // Pillow's decoder settings, which are TurboJPEG's defaults (and so the crate's
+    // `Decompressor`'s): accurate integer DCT, smooth ("fancy") upsampling.
+    let configured = tj.set(raw::TJPARAM_TJPARAM_FASTDCT, 0)
+        && tj.set(raw::TJPARAM_TJPARAM_FASTUPSAMPLE, 0)
+        // SAFETY: `tj.0` is a live handle whose header was read; TurboJPEG validates the
+        // region (left edge on an iMCU boundary, inside the image) and only stores it.
+        && unsafe { raw::tj3SetCroppingRegion(tj.0, crop) } == 0;
+    let (true, Ok(pitch)) = (configured, i32::try_from(stride)) else {
         pixels.truncate(image_len);
         return full(pixels);
     };
@@ -803,6 +800,45 @@ mod tests {
                 other => panic!("{bytes:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn jpeg_region_widens_aligns_and_reaches_the_bottom() {
+        use turbojpeg::Subsamp;
+        let win = |x, y, width, height| Roi {
+            x,
+            y,
+            width,
+            height,
+        };
+        // 4:2:0: iMCU 16x16. Left edge 100 - 16 = 84 -> 80; top 50 - 16 = 34 -> 32; right
+        // edge 100 + 300 + 16 = 416; down to the last row.
+        assert_eq!(
+            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Sub2x2, 16),
+            win(80, 32, 336, 668)
+        );
+        // 4:1:1: iMCU 32x8; 4:4:4 and gray: 8x8.
+        assert_eq!(
+            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Sub4x1, 16).x,
+            64
+        );
+        assert_eq!(
+            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Gray, 16),
+            win(80, 32, 336, 668)
+        );
+        assert_eq!(
+            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Sub1x2, 16).y,
+            32
+        );
+        // Clamped to the image at every edge.
+        assert_eq!(
+            jpeg_region(333, 517, win(5, 3, 320, 500), Subsamp::Sub2x1, 16),
+            win(0, 0, 333, 517)
+        );
+        assert_eq!(
+            jpeg_region(333, 517, win(300, 510, 33, 7), Subsamp::None, 16),
+            win(280, 488, 53, 29)
+        );
     }
 
     #[test]

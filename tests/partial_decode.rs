@@ -12,6 +12,8 @@ use ji::preprocess::{source_window, Preprocessor};
 use ji::resize::{PillowCompat, Roi};
 use turbojpeg::raw;
 
+mod common;
+
 /// Pseudo-random bytes (a fixed LCG).
 fn noise(w: u32, h: u32, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2654435761).wrapping_add(12345);
@@ -538,4 +540,64 @@ fn without_the_margin_the_window_edges_differ() {
         }
     }
     assert!(differ > 0, "a margin of 0 was exact every time");
+}
+
+/// The engine's encoded-image path (`run_encoded_json`, behind `evsdk_process_image/file` and
+/// `ji_calc_buffer/file`) decodes JPEGs in part with its own config's window, and renders
+/// exactly the JSON of classifying the fully decoded image; a truncated file gives the
+/// decode error.
+#[test]
+fn engine_encoded_path_equals_classifying_the_full_decode() {
+    let mut cfg = ji::config::Config::load(&common::fixture("conv.json")).unwrap();
+    cfg.device = ji::config::DeviceSpec::Cpu;
+    // conv.json: shorter_side 256 + crop 224, the common windowed case.
+    assert!(cfg.preprocess.crop_size.is_some());
+    let engine = ji::engine::Engine::new(cfg).unwrap();
+    let args = Some(r#"{"topk": 3, "confidence_decimals": null}"#);
+    let mut partial = 0;
+    for (i, &(w, h, enc)) in [
+        (1920, 1080, raw::TJSAMP_TJSAMP_420),
+        (1080, 1920, raw::TJSAMP_TJSAMP_422),
+        (1280, 720, raw::TJSAMP_TJSAMP_GRAY),
+        (777, 333, raw::TJSAMP_TJSAMP_444),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let rgb = if i % 2 == 0 {
+            smooth(w, h)
+        } else {
+            noise(w, h, 5)
+        };
+        let jpeg = encode(
+            &rgb,
+            w,
+            h,
+            Enc {
+                subsamp: enc,
+                progressive: i == 1,
+                restart_rows: 0,
+                quality: 90,
+            },
+        );
+        let pre = &engine.config().preprocess;
+        partial += decode_image_window(&jpeg, &Default::default(), Vec::new(), &|a, b| {
+            source_window(a, b, pre)
+        })
+        .unwrap()
+        .1
+        .is_some() as usize;
+        let full = engine.decode(&jpeg).unwrap();
+        // Twice: the second call reuses the pooled (now dirty) buffer.
+        for _ in 0..2 {
+            let got = engine.run_encoded_json(&jpeg, None, args).unwrap();
+            let want = engine.run_json(&full, args).unwrap();
+            assert_eq!(got.json, want.json, "{w}x{h}");
+        }
+        let cut = &jpeg[..jpeg.len() - 100];
+        let err = engine.run_encoded_json(cut, None, args).unwrap_err();
+        assert_eq!(err.to_string(), engine.decode(cut).unwrap_err().to_string());
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+    assert_eq!(partial, 4);
 }

@@ -345,24 +345,97 @@ impl Drop for TjDecompressor {
 
 /// The region to decode for `window` in a `w x h` JPEG with the given subsampling: the window
 /// widened by `margin` on every side, its left edge moved left to an iMCU column boundary (as
-/// TurboJPEG requires) and its top to an iMCU row boundary, clamped to the image, and always
-/// reaching the bottom row. Decoding through to the last row keeps libjpeg reading (and
-/// entropy-decoding) the whole file, so a file cut anywhere, even below the window, still
-/// ends in the "Premature end of JPEG file" a full decode reports (skipping the last rows
-/// would stop reading there).
-fn jpeg_region(w: u32, h: u32, window: Roi, subsamp: turbojpeg::Subsamp, margin: u32) -> Roi {
+/// TurboJPEG requires) and its top to an iMCU row boundary, clamped to the image. It reaches
+/// the last row unless `stop_early` (see [`rows_below_may_be_skipped`]): when TurboJPEG skips
+/// the last rows it stops reading the file there, so a file cut below the window would
+/// decode instead of failing as truncated like a full decode.
+fn jpeg_region(
+    w: u32,
+    h: u32,
+    window: Roi,
+    subsamp: turbojpeg::Subsamp,
+    margin: u32,
+    stop_early: bool,
+) -> Roi {
     let (mcu_w, mcu_h) = (subsamp.mcu_width() as u32, subsamp.mcu_height() as u32);
     let x0 = window.x.min(w).saturating_sub(margin) / mcu_w * mcu_w;
     let y0 = window.y.min(h).saturating_sub(margin) / mcu_h * mcu_h;
     let x1 = (window.x.saturating_add(window.width))
         .saturating_add(margin)
         .min(w);
+    let y1 = if stop_early {
+        (window.y.saturating_add(window.height))
+            .saturating_add(margin)
+            .min(h)
+    } else {
+        h
+    };
     Roi {
         x: x0,
         y: y0,
         width: x1.saturating_sub(x0),
-        height: h - y0,
+        height: y1.saturating_sub(y0),
     }
+}
+
+/// Whether a cropped decode may skip the rows below the window and still end as a full
+/// decode would. Skipping to the end makes libjpeg stop reading the file (it marks the end of
+/// image as reached), so it is allowed only when the full decode could not have met the end
+/// of the data either:
+///
+/// * progressive files: libjpeg reads every scan, to the EOI marker, before the first row
+///   comes out, whatever is skipped afterwards;
+/// * single-scan files whose entropy-coded data is followed by the EOI marker: the first
+///   marker after the scan's data, restart markers aside, is EOI. A full decode's Huffman or
+///   arithmetic decoder stops at the first marker it meets (reading no further: missing data
+///   then decodes as zeros, with a warning Pillow ignores), and the end of the decode reads
+///   that EOI, so it never runs out of data; and what it meets in the skipped rows can only
+///   be such warnings.
+///
+/// Anything unusual before the scan (bytes between segments, a second SOS) answers `false`.
+fn rows_below_may_be_skipped(bytes: &[u8], progressive: bool) -> bool {
+    if progressive {
+        return true;
+    }
+    let n = bytes.len();
+    // The marker segments from SOI to the first SOS, as libjpeg walks them.
+    let mut i = 2;
+    let data = loop {
+        if i >= n || bytes[i] != 0xFF {
+            return false;
+        }
+        while i < n && bytes[i] == 0xFF {
+            i += 1; // fill bytes
+        }
+        if i + 2 >= n {
+            return false;
+        }
+        let marker = bytes[i];
+        let len = u16::from_be_bytes([bytes[i + 1], bytes[i + 2]]) as usize;
+        match marker {
+            // Segments with a length: SOFn, DHT, DQT, DRI, APPn, COM, ...
+            0xC0..=0xCF | 0xDB..=0xDF | 0xE0..=0xFE if len >= 2 => i += 1 + len,
+            0xDA if len >= 2 => break i + 1 + len,
+            _ => return false,
+        }
+    };
+    // The entropy-coded data: the first marker that is not a restart marker.
+    let mut i = data;
+    while i < n {
+        let Some(p) = bytes[i..].iter().position(|&b| b == 0xFF) else {
+            return false;
+        };
+        i += p;
+        while i < n && bytes[i] == 0xFF {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(0x00 | 0xD0..=0xD7) => i += 1, // a stuffed 0xFF byte, RSTn
+            Some(&m) => return m == 0xD9,
+            None => return false,
+        }
+    }
+    false
 }
 
 fn tj_subsamp(v: i32) -> Option<turbojpeg::Subsamp> {
@@ -434,7 +507,9 @@ pub fn decode_jpeg_window(
     let Some(win) = window(w, h) else {
         return full(reuse);
     };
-    let region = jpeg_region(w, h, win, subsamp, margin);
+    let progressive = tj.get(raw::TJPARAM_TJPARAM_PROGRESSIVE) == 1;
+    let stop_early = rows_below_may_be_skipped(bytes, progressive);
+    let region = jpeg_region(w, h, win, subsamp, margin, stop_early);
     let fraction = (region.width as f64 * region.height as f64) / (w as f64 * h as f64);
     if region.width == 0 || region.height == 0 || fraction > PARTIAL_MAX_FRACTION {
         return full(reuse);
@@ -814,31 +889,101 @@ mod tests {
         // 4:2:0: iMCU 16x16. Left edge 100 - 16 = 84 -> 80; top 50 - 16 = 34 -> 32; right
         // edge 100 + 300 + 16 = 416; down to the last row.
         assert_eq!(
-            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Sub2x2, 16),
+            jpeg_region(
+                1000,
+                700,
+                win(100, 50, 300, 200),
+                Subsamp::Sub2x2,
+                16,
+                false
+            ),
             win(80, 32, 336, 668)
         );
         // 4:1:1: iMCU 32x8; 4:4:4 and gray: 8x8.
         assert_eq!(
-            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Sub4x1, 16).x,
+            jpeg_region(
+                1000,
+                700,
+                win(100, 50, 300, 200),
+                Subsamp::Sub4x1,
+                16,
+                false
+            )
+            .x,
             64
         );
         assert_eq!(
-            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Gray, 16),
+            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Gray, 16, false),
             win(80, 32, 336, 668)
         );
         assert_eq!(
-            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Sub1x2, 16).y,
+            jpeg_region(
+                1000,
+                700,
+                win(100, 50, 300, 200),
+                Subsamp::Sub1x2,
+                16,
+                false
+            )
+            .y,
             32
         );
         // Clamped to the image at every edge.
         assert_eq!(
-            jpeg_region(333, 517, win(5, 3, 320, 500), Subsamp::Sub2x1, 16),
+            jpeg_region(333, 517, win(5, 3, 320, 500), Subsamp::Sub2x1, 16, false),
             win(0, 0, 333, 517)
         );
         assert_eq!(
-            jpeg_region(333, 517, win(300, 510, 33, 7), Subsamp::None, 16),
+            jpeg_region(333, 517, win(300, 510, 33, 7), Subsamp::None, 16, false),
             win(280, 488, 53, 29)
         );
+    }
+
+    /// A baseline JPEG of noise from libjpeg-turbo.
+    fn baseline(w: usize, h: usize) -> Vec<u8> {
+        let mut x = 12345u32;
+        let pixels: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.compress_to_vec(turbojpeg::Image {
+            pixels: &pixels[..],
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_below_are_skipped_only_when_the_eoi_follows_the_scan() {
+        let jpeg = baseline(64, 48);
+        let n = jpeg.len();
+        assert!(rows_below_may_be_skipped(&jpeg, false));
+        // Data after the EOI is never read.
+        let mut trailing = jpeg.clone();
+        trailing.extend_from_slice(b"\xFF\xD8junk");
+        assert!(rows_below_may_be_skipped(&trailing, false));
+        // Cut anywhere, or only the EOI missing: the full decode runs out of data.
+        for cut in [n - 1, n - 2, n - 3, n / 2, 300, 20, 3] {
+            assert!(!rows_below_may_be_skipped(&jpeg[..cut], false), "{cut}");
+            // A progressive file is read whole before any row comes out.
+            assert!(rows_below_may_be_skipped(&jpeg[..cut], true));
+        }
+        // Another marker between the scan and the EOI (here a COM segment): it could
+        // reach past the end of the data, so the decode goes to the last row.
+        let mut com = jpeg[..n - 2].to_vec();
+        com.extend_from_slice(b"\xFF\xFE\x00\x04hi\xFF\xD9");
+        assert!(!rows_below_may_be_skipped(&com, false));
+        // Bytes between header segments: not the plain case.
+        let mut junk = jpeg[..2].to_vec();
+        junk.push(0);
+        junk.extend_from_slice(&jpeg[2..]);
+        assert!(!rows_below_may_be_skipped(&junk, false));
     }
 
     #[test]

@@ -173,6 +173,9 @@ fn copy_window(from: &RgbImage, to: &mut RgbImage, win: Roi) {
     }
 }
 
+/// Partial decodes that stopped above the last row (see `rows_below_may_be_skipped`).
+static STOPPED_EARLY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Checks one JPEG under every config: the windowed decode's tensor equals the full
 /// decode's, the decoded region holds the window, the window's pixels equal the full
 /// decode's, and the full decode with every pixel outside the window poisoned still gives
@@ -212,6 +215,10 @@ fn check_jpeg(jpeg: &[u8], what: &str, cfgs: &[PreprocessConfig]) -> usize {
             }
             if let Some(region) = region {
                 partial_count += 1;
+                STOPPED_EARLY.fetch_add(
+                    (region.y + region.height < h) as usize,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 assert!(contains(region, win), "{what}: {region:?} misses {win:?}");
                 let mut a = RgbImage::from_raw(w, h, vec![0; full.data.len()]);
                 let mut b = a.clone();
@@ -260,7 +267,12 @@ fn windowed_decode_gives_the_full_decode_tensor() {
             }
         }
     }
-    eprintln!("{checked} decodes, {partial} of them partial");
+    let early = STOPPED_EARLY.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{checked} decodes, {partial} of them partial, {early} stopping above the last row");
+    assert!(
+        early >= 50,
+        "only {early} partial decodes skipped the rows below the window"
+    );
     // The big images under the cropping configs must take the partial path.
     assert!(partial >= 100, "only {partial} partial decodes");
 }

@@ -11,6 +11,8 @@
 //! * Alpha is dropped, never composited.
 //! * The header is read first; images declaring more than `max_pixels` pixels are refused with
 //!   [`Error::ImageTooLarge`] before any pixel buffer is allocated.
+//! * [`decode_image_window`] (the engine's encoded-image path) decodes a JPEG only around the
+//!   pixels the preprocessing reads, with the same result there and the same errors.
 //! * EXIF orientation is ignored unless [`DecodeOptions::exif_transpose`] asks for it, in which
 //!   case it is applied like `PIL.ImageOps.exif_transpose`.
 
@@ -453,14 +455,15 @@ fn tj_subsamp(v: i32) -> Option<turbojpeg::Subsamp> {
     })
 }
 
-/// A JPEG decoded only in the region around `window(width, height)` (see [`jpeg_region`];
+/// A JPEG decoded only in the region around `window(width, height)` (see `jpeg_region`;
 /// `margin` pixels around the window, 16 in [`decode_image_window`]; other values are for
-/// tests), into a full-size image at the region's place, with TurboJPEG's cropped decompression (`tj3SetCroppingRegion`: columns
-/// are cropped with `jpeg_crop_scanline`, rows above skipped with `jpeg_skip_scanlines`).
+/// tests), into a full-size image at the region's place, with TurboJPEG's cropped
+/// decompression (`tj3SetCroppingRegion`: columns are cropped with `jpeg_crop_scanline`; rows
+/// above, and below when `rows_below_may_be_skipped`, skipped with `jpeg_skip_scanlines`).
 /// The decoder runs with TurboJPEG's defaults, as the `turbojpeg` crate's `Decompressor` of
-/// [`decode_jpeg`] does: accurate integer IDCT and fancy upsampling (set explicitly).
+/// `decode_jpeg` does: accurate integer IDCT and fancy upsampling (set explicitly).
 ///
-/// Everything that is not the plain case goes to [`decode_jpeg`], so that the pixels and the
+/// Everything that is not the plain case goes to `decode_jpeg`, so that the pixels and the
 /// errors are the full decode's: no window, a region not much smaller than the image, a
 /// header TurboJPEG rejects, a size over `max_pixels`, CMYK/YCCK, 12-bit or lossless data, an
 /// unknown subsampling, and any error or warning from the cropped decode itself (the full

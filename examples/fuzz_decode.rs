@@ -2,15 +2,16 @@
 //! sanitizer toolchain needed). Seeds are real files of every format; each execution applies
 //! a few structure-blind mutations (bit flips, magic values, 16/32-bit field overwrites that
 //! hit image dimensions, truncation, chunk duplication, insertion) and runs
-//! `decode_image` + the preprocessing of three resize modes under `catch_unwind`.
+//! `decode_image` + the preprocessing of three resize modes under `catch_unwind`, and checks
+//! that the engine's windowed decode (`decode_image_window`) gives the same outcome.
 //! A panic is a bug: the input is saved to tests/fuzz_regressions/ (replayed by
 //! tests/fuzz_regressions.rs) and the run fails.
 //!
 //! cargo run --release --example fuzz_decode -- [EXECUTIONS] [SEED] [SEED_FILES_DIR...]
 
 use ji::config::{PreprocessConfig, ResizeMode, Size};
-use ji::decode::{decode_image, DecodeOptions};
-use ji::preprocess::Preprocessor;
+use ji::decode::{decode_image, decode_image_window, DecodeOptions};
+use ji::preprocess::{source_window, Preprocessor};
 use std::path::{Path, PathBuf};
 
 /// splitmix64: tiny, deterministic, good enough for choosing mutations.
@@ -96,6 +97,18 @@ fn configs() -> Vec<PreprocessConfig> {
             }),
             ..base.clone()
         },
+        // A crop well inside the image: JPEGs are decoded only in part.
+        PreprocessConfig {
+            resize_size: Size {
+                height: 64,
+                width: 64,
+            },
+            crop_size: Some(Size {
+                height: 24,
+                width: 20,
+            }),
+            ..base.clone()
+        },
         PreprocessConfig {
             resize_mode: ResizeMode::Letterbox,
             resize_size: Size {
@@ -122,10 +135,44 @@ pub fn exercise(
         max_pixels: 20_000_000,
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if let Ok(img) = decode_image(bytes, &opts) {
+        let full = decode_image(bytes, &opts);
+        if let Ok(img) = &full {
             let mut out = Vec::new();
             for cfg in cfgs {
-                let _ = pre.append_tensor(&img, cfg, &mut out);
+                let _ = pre.append_tensor(img, cfg, &mut out);
+            }
+        }
+        // Differential check of the engine's windowed decode (JPEG decoded only where the
+        // preprocessing reads): the same outcome and the same tensor as the full decode, for
+        // the configs that crop part of the image.
+        for cfg in cfgs.iter().filter(|c| {
+            matches!(c.resize_mode, ResizeMode::Stretch | ResizeMode::ShorterSide)
+                && c.crop_size.is_some()
+        }) {
+            let part =
+                decode_image_window(bytes, &opts, Vec::new(), &|w, h| source_window(w, h, cfg));
+            match (&full, part) {
+                (Err(a), Err(b)) => assert_eq!(
+                    a.to_string(),
+                    b.to_string(),
+                    "windowed decode: another error"
+                ),
+                (Ok(a), Ok((b, _))) => {
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let rx = pre.append_tensor(a, cfg, &mut x).map_err(|e| e.to_string());
+                    let ry = pre
+                        .append_tensor(&b, cfg, &mut y)
+                        .map_err(|e| e.to_string());
+                    assert!(
+                        rx == ry && x == y,
+                        "windowed decode: another tensor ({rx:?} vs {ry:?})"
+                    );
+                }
+                (a, b) => panic!(
+                    "windowed decode: {:?} vs full decode {:?}",
+                    b.map(|_| ()),
+                    a.as_ref().map(|_| ())
+                ),
             }
         }
     }))

@@ -11,6 +11,8 @@
 //! * Alpha is dropped, never composited.
 //! * The header is read first; images declaring more than `max_pixels` pixels are refused with
 //!   [`Error::ImageTooLarge`] before any pixel buffer is allocated.
+//! * [`decode_image_window`] (the engine's encoded-image path) decodes a JPEG only around the
+//!   pixels the preprocessing reads, with the same result there and the same errors.
 //! * EXIF orientation is ignored unless [`DecodeOptions::exif_transpose`] asks for it, in which
 //!   case it is applied like `PIL.ImageOps.exif_transpose`.
 
@@ -25,6 +27,7 @@ use image::{ColorType, ImageDecoder};
 
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
+use crate::resize::Roi;
 
 /// How to decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +135,37 @@ pub fn decode_image_reusing(
         Some(o) if opts.exif_transpose => apply_orientation(&img, o),
         _ => img,
     })
+}
+
+/// [`decode_image_reusing`] for a caller that reads only part of the image: `window(width,
+/// height)` names the source pixels it will read (see `preprocess::source_window`), or `None`
+/// for all of them. A baseline or progressive 8-bit YCbCr or grayscale JPEG with no EXIF
+/// rotation to apply is then decoded only where needed (see [`decode_jpeg_window`]); every
+/// other input is decoded whole, exactly as [`decode_image_reusing`] does.
+///
+/// Returns the image (always full-size, in full-image coordinates) and the region that was
+/// decoded when it is not the whole image: it contains the window, and pixels outside it
+/// hold unspecified values (whatever the reused buffer held). Inside it the pixels, and the
+/// errors for broken files, are those of a full decode.
+pub fn decode_image_window(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    reuse: Vec<u8>,
+    window: &dyn Fn(u32, u32) -> Option<Roi>,
+) -> Result<(RgbImage, Option<Roi>)> {
+    if sniff(bytes) == Some(Format::Jpeg) {
+        // Orientations 2..8 move pixels, so the window (in the rotated image's
+        // coordinates) does not apply to the stored one: those decode whole.
+        let rotates = opts.exif_transpose
+            && jpeg_exif(bytes)
+                .and_then(exif_orientation)
+                .is_some_and(|o| o != 1);
+        if !rotates {
+            let (img, region) = decode_jpeg_window(bytes, opts, reuse, window, JPEG_WINDOW_MARGIN)?;
+            return Ok((img, region));
+        }
+    }
+    decode_image_reusing(bytes, opts, reuse).map(|img| (img, None))
 }
 
 /// Width and height from a PNG's IHDR chunk (bytes 16..24), if the header is there.
@@ -266,6 +300,278 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions, reuse: Vec<u8>) -> Result<Rgb
     } else {
         Ok(RgbImage::from_raw(w as u32, h as u32, pixels))
     }
+}
+
+/// Pixels decoded beyond the window on every side. libjpeg's "fancy" 4:2:2 / 4:2:0 chroma
+/// upsampling treats the left and right edges of a partially decoded row as image edges,
+/// so the columns next to them can differ from a full decode (libjpeg.txt, "Partial image
+/// decompression"); the decode also starts on an iMCU row above the window. 16 pixels is one
+/// iMCU (the widest is 16 for 4:2:0 / 4:2:2, 32 for 4:1:1) and far more than the two
+/// columns the upsampler touches; tests/partial_decode.rs checks it, and that a margin of 0
+/// is not enough.
+const JPEG_WINDOW_MARGIN: u32 = 16;
+
+/// Decode only a region when it is at most this fraction of the image: below that, the
+/// saving does not repay the cropped decode's setup.
+const PARTIAL_MAX_FRACTION: f64 = 0.9;
+
+/// A TurboJPEG decompressor handle of our own (the `turbojpeg` crate does not expose cropped
+/// decoding), destroyed on drop.
+struct TjDecompressor(turbojpeg::raw::tjhandle);
+
+impl TjDecompressor {
+    fn new() -> Option<TjDecompressor> {
+        // SAFETY: tj3Init has no preconditions; it returns a new handle or null.
+        let h = unsafe { turbojpeg::raw::tj3Init(turbojpeg::raw::TJINIT_TJINIT_DECOMPRESS as _) };
+        (!h.is_null()).then_some(TjDecompressor(h))
+    }
+
+    fn get(&self, param: turbojpeg::raw::TJPARAM) -> i32 {
+        // SAFETY: `self.0` is a live handle from tj3Init (destroyed only in drop); tj3Get
+        // reads a parameter and returns -1 for an unknown one.
+        unsafe { turbojpeg::raw::tj3Get(self.0, param as _) }
+    }
+
+    fn set(&mut self, param: turbojpeg::raw::TJPARAM, value: i32) -> bool {
+        // SAFETY: as in `get`; tj3Set validates the parameter and value.
+        unsafe { turbojpeg::raw::tj3Set(self.0, param as _, value) == 0 }
+    }
+}
+
+impl Drop for TjDecompressor {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from tj3Init, is not null, and is destroyed only here.
+        unsafe { turbojpeg::raw::tj3Destroy(self.0) }
+    }
+}
+
+/// The region to decode for `window` in a `w x h` JPEG with the given subsampling: the window
+/// widened by `margin` on every side, its left edge moved left to an iMCU column boundary (as
+/// TurboJPEG requires) and its top to an iMCU row boundary, clamped to the image. It reaches
+/// the last row unless `stop_early` (see [`rows_below_may_be_skipped`]): when TurboJPEG skips
+/// the last rows it stops reading the file there, so a file cut below the window would
+/// decode instead of failing as truncated like a full decode.
+fn jpeg_region(
+    w: u32,
+    h: u32,
+    window: Roi,
+    subsamp: turbojpeg::Subsamp,
+    margin: u32,
+    stop_early: bool,
+) -> Roi {
+    let (mcu_w, mcu_h) = (subsamp.mcu_width() as u32, subsamp.mcu_height() as u32);
+    let x0 = window.x.min(w).saturating_sub(margin) / mcu_w * mcu_w;
+    let y0 = window.y.min(h).saturating_sub(margin) / mcu_h * mcu_h;
+    let x1 = (window.x.saturating_add(window.width))
+        .saturating_add(margin)
+        .min(w);
+    let y1 = if stop_early {
+        (window.y.saturating_add(window.height))
+            .saturating_add(margin)
+            .min(h)
+    } else {
+        h
+    };
+    Roi {
+        x: x0,
+        y: y0,
+        width: x1.saturating_sub(x0),
+        height: y1.saturating_sub(y0),
+    }
+}
+
+/// Whether a cropped decode may skip the rows below the window and still end as a full
+/// decode would. Skipping to the end makes libjpeg stop reading the file (it marks the end of
+/// image as reached), so it is allowed only when the full decode could not have met the end
+/// of the data either:
+///
+/// * progressive files: libjpeg reads every scan, to the EOI marker, before the first row
+///   comes out, whatever is skipped afterwards;
+/// * single-scan files whose entropy-coded data is followed by the EOI marker: the first
+///   marker after the scan's data, restart markers aside, is EOI. A full decode's Huffman or
+///   arithmetic decoder stops at the first marker it meets (reading no further: missing data
+///   then decodes as zeros, with a warning Pillow ignores), and the end of the decode reads
+///   that EOI, so it never runs out of data; and what it meets in the skipped rows can only
+///   be such warnings.
+///
+/// Anything unusual before the scan (bytes between segments, a second SOS) answers `false`.
+fn rows_below_may_be_skipped(bytes: &[u8], progressive: bool) -> bool {
+    if progressive {
+        return true;
+    }
+    let n = bytes.len();
+    // The marker segments from SOI to the first SOS, as libjpeg walks them.
+    let mut i = 2;
+    let data = loop {
+        if i >= n || bytes[i] != 0xFF {
+            return false;
+        }
+        while i < n && bytes[i] == 0xFF {
+            i += 1; // fill bytes
+        }
+        if i + 2 >= n {
+            return false;
+        }
+        let marker = bytes[i];
+        let len = u16::from_be_bytes([bytes[i + 1], bytes[i + 2]]) as usize;
+        match marker {
+            // Segments with a length: SOFn, DHT, DQT, DRI, APPn, COM, ...
+            0xC0..=0xCF | 0xDB..=0xDF | 0xE0..=0xFE if len >= 2 => i += 1 + len,
+            0xDA if len >= 2 => break i + 1 + len,
+            _ => return false,
+        }
+    };
+    // The entropy-coded data: the first marker that is not a restart marker.
+    let mut i = data;
+    while i < n {
+        let Some(p) = bytes[i..].iter().position(|&b| b == 0xFF) else {
+            return false;
+        };
+        i += p;
+        while i < n && bytes[i] == 0xFF {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(0x00 | 0xD0..=0xD7) => i += 1, // a stuffed 0xFF byte, RSTn
+            Some(&m) => return m == 0xD9,
+            None => return false,
+        }
+    }
+    false
+}
+
+fn tj_subsamp(v: i32) -> Option<turbojpeg::Subsamp> {
+    use turbojpeg::raw;
+    use turbojpeg::Subsamp;
+    Some(match v {
+        x if x == raw::TJSAMP_TJSAMP_444 => Subsamp::None,
+        x if x == raw::TJSAMP_TJSAMP_422 => Subsamp::Sub2x1,
+        x if x == raw::TJSAMP_TJSAMP_420 => Subsamp::Sub2x2,
+        x if x == raw::TJSAMP_TJSAMP_GRAY => Subsamp::Gray,
+        x if x == raw::TJSAMP_TJSAMP_440 => Subsamp::Sub1x2,
+        x if x == raw::TJSAMP_TJSAMP_411 => Subsamp::Sub4x1,
+        x if x == raw::TJSAMP_TJSAMP_441 => Subsamp::Sub1x4,
+        _ => return None,
+    })
+}
+
+/// A JPEG decoded only in the region around `window(width, height)` (see `jpeg_region`;
+/// `margin` pixels around the window, 16 in [`decode_image_window`]; other values are for
+/// tests), into a full-size image at the region's place, with TurboJPEG's cropped
+/// decompression (`tj3SetCroppingRegion`: columns are cropped with `jpeg_crop_scanline`; rows
+/// above, and below when `rows_below_may_be_skipped`, skipped with `jpeg_skip_scanlines`).
+/// The decoder runs with TurboJPEG's defaults, as the `turbojpeg` crate's `Decompressor` of
+/// `decode_jpeg` does: accurate integer IDCT and fancy upsampling (set explicitly).
+///
+/// Everything that is not the plain case goes to `decode_jpeg`, so that the pixels and the
+/// errors are the full decode's: no window, a region not much smaller than the image, a
+/// header TurboJPEG rejects, a size over `max_pixels`, CMYK/YCCK, 12-bit or lossless data, an
+/// unknown subsampling, and any error or warning from the cropped decode itself (the full
+/// decode then decides, as before, between a warning Pillow ignores and an error).
+///
+/// Returns the image and the decoded region (`None`: the whole image).
+pub fn decode_jpeg_window(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    reuse: Vec<u8>,
+    window: &dyn Fn(u32, u32) -> Option<Roi>,
+    margin: u32,
+) -> Result<(RgbImage, Option<Roi>)> {
+    use turbojpeg::raw;
+    let full = |reuse| decode_jpeg(bytes, opts, reuse).map(|img| (img, None));
+    let Some(mut tj) = TjDecompressor::new() else {
+        return full(reuse);
+    };
+    let Ok(len) = raw::size_t::try_from(bytes.len()) else {
+        return full(reuse);
+    };
+    // SAFETY: `tj.0` is a live decompression handle; `bytes` is a valid slice of `len` bytes
+    // that outlives the call (TurboJPEG only reads it, and keeps no pointer to it after
+    // returning).
+    if unsafe { raw::tj3DecompressHeader(tj.0, bytes.as_ptr(), len) } != 0 {
+        return full(reuse);
+    }
+    let (w, h) = (
+        tj.get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
+        tj.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
+    );
+    let colorspace = tj.get(raw::TJPARAM_TJPARAM_COLORSPACE) as raw::TJCS;
+    let plain = (colorspace == raw::TJCS_TJCS_YCbCr || colorspace == raw::TJCS_TJCS_GRAY)
+        && tj.get(raw::TJPARAM_TJPARAM_PRECISION) == 8
+        && tj.get(raw::TJPARAM_TJPARAM_LOSSLESS) == 0;
+    let subsamp = tj_subsamp(tj.get(raw::TJPARAM_TJPARAM_SUBSAMP));
+    let (Ok(w), Ok(h), true, Some(subsamp)) = (u32::try_from(w), u32::try_from(h), plain, subsamp)
+    else {
+        return full(reuse);
+    };
+    if w == 0 || h == 0 || check_size(w as u64, h as u64, opts).is_err() {
+        return full(reuse);
+    }
+    let Some(win) = window(w, h) else {
+        return full(reuse);
+    };
+    let progressive = tj.get(raw::TJPARAM_TJPARAM_PROGRESSIVE) == 1;
+    let stop_early = rows_below_may_be_skipped(bytes, progressive);
+    let region = jpeg_region(w, h, win, subsamp, margin, stop_early);
+    let fraction = (region.width as f64 * region.height as f64) / (w as f64 * h as f64);
+    if region.width == 0 || region.height == 0 || fraction > PARTIAL_MAX_FRACTION {
+        return full(reuse);
+    }
+    let Ok(n) = pixel_count(w as u64, h as u64) else {
+        return full(reuse);
+    };
+    let stride = w as usize * 3;
+    let offset = (region.y as usize * w as usize + region.x as usize) * 3;
+    // TurboJPEG writes `region.height` rows `stride` bytes apart from `offset`, each
+    // `region.width * 3` bytes long; its contract asks for `stride * rows` bytes from there,
+    // which is `region.x * 3` bytes past the image: that slack is allocated and cut off after.
+    let image_len = n * 3;
+    let mut pixels = alloc_buffer(reuse, image_len)?;
+    let needed = (offset + stride * region.height as usize).max(image_len);
+    if pixels.try_reserve_exact(needed - image_len).is_err() {
+        return full(pixels);
+    }
+    pixels.resize(needed, 0);
+    let crop = raw::tjregion {
+        x: region.x as _,
+        y: region.y as _,
+        w: region.width as _,
+        h: region.height as _,
+    };
+    // Pillow's decoder settings, which are TurboJPEG's defaults (and so the crate's
+    // `Decompressor`'s): accurate integer DCT, smooth ("fancy") upsampling.
+    let configured = tj.set(raw::TJPARAM_TJPARAM_FASTDCT, 0)
+        && tj.set(raw::TJPARAM_TJPARAM_FASTUPSAMPLE, 0)
+        // SAFETY: `tj.0` is a live handle whose header was read; TurboJPEG validates the
+        // region (left edge on an iMCU boundary, inside the image) and only stores it.
+        && unsafe { raw::tj3SetCroppingRegion(tj.0, crop) } == 0;
+    let (true, Ok(pitch)) = (configured, i32::try_from(stride)) else {
+        pixels.truncate(image_len);
+        return full(pixels);
+    };
+    // SAFETY: `tj.0` is a live handle; `bytes` is valid for `len` bytes and only read. The
+    // destination pointer is `offset` bytes into `pixels`, and TurboJPEG writes row `i` of
+    // the cropped region at `offset + i * pitch` for `region.width * 3` bytes, i < region.height:
+    // the last byte written is below `offset + pitch * region.height = pixels.len()`, so every
+    // write stays inside `pixels`, which is not otherwise borrowed during the call. No
+    // pointer is kept after the call returns.
+    let rc = unsafe {
+        raw::tj3Decompress8(
+            tj.0,
+            bytes.as_ptr(),
+            len,
+            pixels.as_mut_ptr().add(offset),
+            pitch,
+            raw::TJPF_TJPF_RGB as _,
+        )
+    };
+    pixels.truncate(image_len);
+    if rc != 0 {
+        // An error, or a warning (corrupt data, a truncated file): the full decode gives the
+        // answer and the message a full decode gives.
+        return full(pixels);
+    }
+    Ok((RgbImage::from_raw(w, h, pixels), Some(region)))
 }
 
 /// Pillow's `MULDIV255`.
@@ -572,6 +878,115 @@ mod tests {
                 other => panic!("{bytes:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn jpeg_region_widens_aligns_and_reaches_the_bottom() {
+        use turbojpeg::Subsamp;
+        let win = |x, y, width, height| Roi {
+            x,
+            y,
+            width,
+            height,
+        };
+        // 4:2:0: iMCU 16x16. Left edge 100 - 16 = 84 -> 80; top 50 - 16 = 34 -> 32; right
+        // edge 100 + 300 + 16 = 416; down to the last row.
+        assert_eq!(
+            jpeg_region(
+                1000,
+                700,
+                win(100, 50, 300, 200),
+                Subsamp::Sub2x2,
+                16,
+                false
+            ),
+            win(80, 32, 336, 668)
+        );
+        // 4:1:1: iMCU 32x8; 4:4:4 and gray: 8x8.
+        assert_eq!(
+            jpeg_region(
+                1000,
+                700,
+                win(100, 50, 300, 200),
+                Subsamp::Sub4x1,
+                16,
+                false
+            )
+            .x,
+            64
+        );
+        assert_eq!(
+            jpeg_region(1000, 700, win(100, 50, 300, 200), Subsamp::Gray, 16, false),
+            win(80, 32, 336, 668)
+        );
+        assert_eq!(
+            jpeg_region(
+                1000,
+                700,
+                win(100, 50, 300, 200),
+                Subsamp::Sub1x2,
+                16,
+                false
+            )
+            .y,
+            32
+        );
+        // Clamped to the image at every edge.
+        assert_eq!(
+            jpeg_region(333, 517, win(5, 3, 320, 500), Subsamp::Sub2x1, 16, false),
+            win(0, 0, 333, 517)
+        );
+        assert_eq!(
+            jpeg_region(333, 517, win(300, 510, 33, 7), Subsamp::None, 16, false),
+            win(280, 488, 53, 29)
+        );
+    }
+
+    /// A baseline JPEG of noise from libjpeg-turbo.
+    fn baseline(w: usize, h: usize) -> Vec<u8> {
+        let mut x = 12345u32;
+        let pixels: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.compress_to_vec(turbojpeg::Image {
+            pixels: &pixels[..],
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_below_are_skipped_only_when_the_eoi_follows_the_scan() {
+        let jpeg = baseline(64, 48);
+        let n = jpeg.len();
+        assert!(rows_below_may_be_skipped(&jpeg, false));
+        // Data after the EOI is never read.
+        let mut trailing = jpeg.clone();
+        trailing.extend_from_slice(b"\xFF\xD8junk");
+        assert!(rows_below_may_be_skipped(&trailing, false));
+        // Cut anywhere, or only the EOI missing: the full decode runs out of data.
+        for cut in [n - 1, n - 2, n - 3, n / 2, 300, 20, 3] {
+            assert!(!rows_below_may_be_skipped(&jpeg[..cut], false), "{cut}");
+            // A progressive file is read whole before any row comes out.
+            assert!(rows_below_may_be_skipped(&jpeg[..cut], true));
+        }
+        // Another marker between the scan and the EOI (here a COM segment): it could
+        // reach past the end of the data, so the decode goes to the last row.
+        let mut com = jpeg[..n - 2].to_vec();
+        com.extend_from_slice(b"\xFF\xFE\x00\x04hi\xFF\xD9");
+        assert!(!rows_below_may_be_skipped(&com, false));
+        // Bytes between header segments: not the plain case.
+        let mut junk = jpeg[..2].to_vec();
+        junk.push(0);
+        junk.extend_from_slice(&jpeg[2..]);
+        assert!(!rows_below_may_be_skipped(&junk, false));
     }
 
     #[test]

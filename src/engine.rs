@@ -3,13 +3,13 @@
 //! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
 
 use crate::config::{Config, ModelOutput, RunOptions, Size};
-use crate::decode::{decode_image, decode_image_reusing, DecodeOptions};
+use crate::decode::{decode_image, decode_image_window, DecodeOptions};
 use crate::error::{Error, Result};
 use crate::frame::RawFrame;
 use crate::image::RgbImage;
 use crate::model::{self, softmax, Model};
 use crate::output::{self, Classification, Rendered};
-use crate::preprocess::Preprocessor;
+use crate::preprocess::{source_window, Preprocessor};
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
@@ -275,12 +275,16 @@ impl Engine {
     ) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
         let mut work = self.take_work();
-        let result = match decode_image_reusing(
+        // Only the pixels the preprocessing reads are decoded (JPEG): the same tensor as a
+        // full decode (see `decode_image_window`).
+        let pre = &self.config.preprocess;
+        let result = match decode_image_window(
             bytes,
             &self.decode_options(),
             std::mem::take(&mut work.decoded),
+            &|w, h| source_window(w, h, pre),
         ) {
-            Ok(img) => {
+            Ok((img, _)) => {
                 let r = self.forward_batch(&[&img], &mut work);
                 work.decoded = img.data;
                 r

@@ -4,7 +4,7 @@
 use crate::config::{PreprocessConfig, ResizeMode, Size};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::resize::{resize_bilinear_roi_into, Roi, Scratch};
+use crate::resize::{resize_bilinear_roi_into, roi_source_window, Roi, Scratch};
 
 /// Reusable buffers for preprocessing, so steady-state calls do not allocate: keep one per
 /// thread (the engine pools them).
@@ -32,17 +32,14 @@ impl Preprocessor {
         cfg: &PreprocessConfig,
     ) -> Result<(&'a RgbImage, u32, u32)> {
         let target = cfg.resize_size;
-        let (src, w, h) = match cfg.resize_mode {
-            ResizeMode::Stretch => (img, target.width, target.height),
-            ResizeMode::ShorterSide => {
-                let (w, h) = shorter_side_size(img.width, img.height, target.height);
-                (img, w, h)
-            }
-            ResizeMode::Letterbox => {
+        // `direct_resize_size` (shared with `source_window`) for the modes that resize `img`.
+        let (src, w, h) = match direct_resize_size(img.width, img.height, cfg) {
+            Some((w, h)) => (img, w, h),
+            None if cfg.resize_mode == ResizeMode::Letterbox => {
                 letterbox_canvas_into(img, target, cfg.max_image_pixels, canvas)?;
                 (&*canvas, target.width, target.height)
             }
-            ResizeMode::PadSquare => {
+            None => {
                 pad_square_canvas_into(img, cfg.max_image_pixels, canvas)?;
                 (&*canvas, target.width, target.height)
             }
@@ -67,22 +64,11 @@ impl Preprocessor {
             height: h,
             width: w,
         });
-        let (left, top) = crop_offsets(w, h, crop);
+        let (left, top, roi) = crop_window(w, h, crop);
         if (src.width, src.height) == (w, h) {
             normalize_region_chw(src, left, top, crop, &cfg.mean, &cfg.std, out);
             return Ok(crop);
         }
-        // The crop's window clamped to the resized image (the rest is zero padding).
-        let x0 = left.clamp(0, w as i64);
-        let y0 = top.clamp(0, h as i64);
-        let x1 = (left + crop.width as i64).clamp(0, w as i64);
-        let y1 = (top + crop.height as i64).clamp(0, h as i64);
-        let roi = Roi {
-            x: x0 as u32,
-            y: y0 as u32,
-            width: (x1 - x0) as u32,
-            height: (y1 - y0) as u32,
-        };
         resize_bilinear_roi_into(
             src,
             w,
@@ -94,8 +80,8 @@ impl Preprocessor {
         );
         normalize_region_chw(
             &self.resized,
-            left - x0,
-            top - y0,
+            left - roi.x as i64,
+            top - roi.y as i64,
             crop,
             &cfg.mean,
             &cfg.std,
@@ -103,6 +89,63 @@ impl Preprocessor {
         );
         Ok(crop)
     }
+}
+
+/// The size a `Stretch` or `ShorterSide` resize gives a `width x height` image; `None` for the
+/// modes that resize a padded canvas instead.
+fn direct_resize_size(width: u32, height: u32, cfg: &PreprocessConfig) -> Option<(u32, u32)> {
+    let target = cfg.resize_size;
+    match cfg.resize_mode {
+        ResizeMode::Stretch => Some((target.width, target.height)),
+        ResizeMode::ShorterSide => Some(shorter_side_size(width, height, target.height)),
+        ResizeMode::Letterbox | ResizeMode::PadSquare => None,
+    }
+}
+
+/// The centre crop of a `w x h` image: its top-left corner (negative where torchvision pads)
+/// and the part of the image it keeps.
+fn crop_window(w: u32, h: u32, crop: Size) -> (i64, i64, Roi) {
+    let (left, top) = crop_offsets(w, h, crop);
+    // The crop's window clamped to the image (the rest is zero padding).
+    let x0 = left.clamp(0, w as i64);
+    let y0 = top.clamp(0, h as i64);
+    let x1 = (left + crop.width as i64).clamp(0, w as i64);
+    let y1 = (top + crop.height as i64).clamp(0, h as i64);
+    let roi = Roi {
+        x: x0 as u32,
+        y: y0 as u32,
+        width: (x1 - x0) as u32,
+        height: (y1 - y0) as u32,
+    };
+    (left, top, roi)
+}
+
+/// The pixels of a `width x height` source image that [`Preprocessor::append_tensor`] reads
+/// with `cfg`, when that is not the whole image: the resampler's supports of the output
+/// pixels the centre crop keeps (see [`roi_source_window`]), or the crop itself when the
+/// image is not resized. The tensor depends on nothing else, so a decoder may leave every
+/// other pixel undecoded.
+///
+/// `None` when the whole image is read (no crop, a crop as large as the resized image) or
+/// when this cannot be told from the size alone: `letterbox` and `pad_square` resize a padded
+/// canvas, and a resize over `max_image_pixels` is refused by `append_tensor` anyway.
+pub fn source_window(width: u32, height: u32, cfg: &PreprocessConfig) -> Option<Roi> {
+    let crop = cfg.crop_size?;
+    let (w, h) = direct_resize_size(width, height, cfg)?;
+    if width == 0 || height == 0 || w == 0 || h == 0 {
+        return None;
+    }
+    if (w as u64).saturating_mul(h as u64) > cfg.max_image_pixels {
+        return None;
+    }
+    let (_, _, roi) = crop_window(w, h, crop);
+    let win = if (width, height) == (w, h) {
+        roi
+    } else {
+        roi_source_window(width, height, w, h, roi)
+    };
+    let whole = win.x == 0 && win.y == 0 && win.width == width && win.height == height;
+    (!whole && win.width > 0 && win.height > 0).then_some(win)
 }
 
 /// Full preprocessing into `out` as CHW float32 (cleared and refilled); returns the tensor's size.

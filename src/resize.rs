@@ -81,13 +81,10 @@ impl Coeffs {
     /// `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter and the box
     /// `[0, in_size)`. Reuses the vectors' capacity.
     fn compute(&mut self, in_size: u32, out_size: u32, scratch_f64: &mut Vec<f64>) {
-        debug_assert!(in_size > 0 && out_size > 0);
-        // Pillow passes the box as float: in1 - in0 = (float)in_size, exact below 2^24.
-        let in_span = in_size as f32 as f64;
-        let scale = in_span / out_size as f64;
-        let filterscale = if scale < 1.0 { 1.0 } else { scale };
-        let support = 1.0 * filterscale;
-        let ksize = (support.ceil() as usize) * 2 + 1;
+        let axis = AxisFilter::new(in_size, out_size);
+        let AxisFilter {
+            filterscale, ksize, ..
+        } = axis;
 
         self.in_size = in_size;
         self.out_size = out_size;
@@ -101,16 +98,7 @@ impl Coeffs {
 
         let ss = 1.0 / filterscale;
         for xx in 0..out_size as usize {
-            let center = 0.0 + (xx as f64 + 0.5) * scale;
-            // C `(int)` truncates toward zero, as does `as i64`.
-            let mut xmin = (center - support + 0.5) as i64;
-            if xmin < 0 {
-                xmin = 0;
-            }
-            let mut xmax = (center + support + 0.5) as i64;
-            if xmax > in_size as i64 {
-                xmax = in_size as i64;
-            }
+            let (center, xmin, xmax) = axis.support(xx);
             let n = (xmax - xmin).max(0) as usize;
             let k = &mut scratch_f64[..ksize];
             let mut ww = 0.0f64;
@@ -161,6 +149,70 @@ impl Coeffs {
                 }
             }
         }
+    }
+}
+
+/// The filter's geometry on one axis (`in_size -> out_size`): the first lines of Pillow's
+/// `precompute_coeffs` for the bilinear filter and the box `[0, in_size)`. Both the
+/// coefficients ([`Coeffs::compute`]) and the source window ([`roi_source_window`]) come from
+/// here, so they cannot disagree on which input samples an output reads.
+#[derive(Clone, Copy, Debug)]
+struct AxisFilter {
+    in_size: u32,
+    scale: f64,
+    filterscale: f64,
+    support: f64,
+    ksize: usize,
+}
+
+impl AxisFilter {
+    fn new(in_size: u32, out_size: u32) -> AxisFilter {
+        debug_assert!(in_size > 0 && out_size > 0);
+        // Pillow passes the box as float: in1 - in0 = (float)in_size, exact below 2^24.
+        let in_span = in_size as f32 as f64;
+        let scale = in_span / out_size as f64;
+        let filterscale = if scale < 1.0 { 1.0 } else { scale };
+        let support = 1.0 * filterscale;
+        let ksize = (support.ceil() as usize) * 2 + 1;
+        AxisFilter {
+            in_size,
+            scale,
+            filterscale,
+            support,
+            ksize,
+        }
+    }
+
+    /// Output sample `xx`: the centre of its filter and the input samples `[xmin, xmax)` it
+    /// reads (`xmax - xmin` taps; the weights of later taps are zero).
+    fn support(&self, xx: usize) -> (f64, i64, i64) {
+        let center = 0.0 + (xx as f64 + 0.5) * self.scale;
+        // C `(int)` truncates toward zero, as does `as i64`.
+        let mut xmin = (center - self.support + 0.5) as i64;
+        if xmin < 0 {
+            xmin = 0;
+        }
+        let mut xmax = (center + self.support + 0.5) as i64;
+        if xmax > self.in_size as i64 {
+            xmax = self.in_size as i64;
+        }
+        (center, xmin, xmax)
+    }
+
+    /// The input samples `[first, last)` that outputs `start..start + len` read together
+    /// (the same as [`Taps::span`] of their coefficients).
+    fn span(&self, start: u32, len: u32) -> (u32, u32) {
+        let mut first = i64::MAX;
+        let mut last = 0;
+        for xx in start as usize..(start + len) as usize {
+            let (_, xmin, xmax) = self.support(xx);
+            first = first.min(xmin);
+            last = last.max(xmin + (xmax - xmin).max(0));
+        }
+        if first == i64::MAX {
+            return (0, 0);
+        }
+        (first as u32, last.max(first) as u32)
     }
 }
 
@@ -260,7 +312,7 @@ impl Scratch {
     }
 }
 
-/// A rectangle of the output image: `width x height` pixels at (`x`, `y`).
+/// A rectangle of an image: `width x height` pixels at (`x`, `y`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Roi {
     pub x: u32,
@@ -400,6 +452,49 @@ pub fn resize_bilinear_roi_into(
             }
         }
         (false, false) => unreachable!(),
+    }
+}
+
+/// The source pixels [`resize_bilinear_roi_into`] reads for `roi` of an `in_w x in_h` ->
+/// `out_w x out_h` resize: a rectangle (the union of the resampler's supports of the kept
+/// columns, times that of the kept rows), whatever the pass order. Every other source pixel
+/// may hold anything without changing the result: the passes multiply-add only the taps of
+/// each output sample's support (the SIMD kernels also load a few bytes past it, with zero
+/// weights, which integer arithmetic turns into exact zeros). Empty (all zero) when nothing is
+/// read.
+pub fn roi_source_window(in_w: u32, in_h: u32, out_w: u32, out_h: u32, roi: Roi) -> Roi {
+    // The clamping of `resize_bilinear_roi_into`.
+    let rx = roi.x.min(out_w);
+    let ry = roi.y.min(out_h);
+    let rw = roi.width.min(out_w - rx);
+    let rh = roi.height.min(out_h - ry);
+    let empty = Roi {
+        x: 0,
+        y: 0,
+        width: 0,
+        height: 0,
+    };
+    if in_w == 0 || in_h == 0 || rw == 0 || rh == 0 {
+        return empty;
+    }
+    // An axis that keeps its size is not resampled: output sample i is input sample i.
+    let span = |in_size: u32, out_size: u32, start: u32, len: u32| {
+        if in_size == out_size {
+            (start, start + len)
+        } else {
+            AxisFilter::new(in_size, out_size).span(start, len)
+        }
+    };
+    let (x0, x1) = span(in_w, out_w, rx, rw);
+    let (y0, y1) = span(in_h, out_h, ry, rh);
+    if x0 >= x1 || y0 >= y1 {
+        return empty;
+    }
+    Roi {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
     }
 }
 
@@ -1265,6 +1360,136 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The window is the coefficients' own span, and no pixel outside it changes the result:
+    /// poisoned with 0 or 255 (or noise), every ROI of every resize (both pass orders, each
+    /// axis resampled or not, up- and downscaling) gives the same pixels.
+    #[test]
+    fn roi_source_window_covers_every_pixel_read() {
+        let mut scratch = Scratch::new();
+        let (mut want, mut got) = (RgbImage::default(), RgbImage::default());
+        let mut c = Coeffs::default();
+        let mut buf = Vec::new();
+        for (iw, ih) in [(333, 517), (517, 333), (64, 64), (40, 300), (1, 9), (97, 1)] {
+            let img = noise(iw, ih, iw * 7 + ih);
+            for (ow, oh) in [
+                (224, 224),
+                (455, 256),
+                (iw, 100),
+                (333, ih),
+                (50, 517),
+                (900, 700),
+                (3, 2),
+            ] {
+                let rois = [
+                    Roi {
+                        x: 0,
+                        y: 0,
+                        width: ow,
+                        height: oh,
+                    },
+                    Roi {
+                        x: ow / 4,
+                        y: oh / 3,
+                        width: (ow / 2).max(1),
+                        height: (oh / 2).max(1),
+                    },
+                    Roi {
+                        x: ow - 1,
+                        y: 0,
+                        width: 1,
+                        height: oh,
+                    },
+                    Roi {
+                        x: 3.min(ow - 1),
+                        y: oh - 1,
+                        width: ow,
+                        height: 9,
+                    },
+                ];
+                for roi in rois {
+                    let win = roi_source_window(iw, ih, ow, oh, roi);
+                    assert!(
+                        win.width > 0 && win.height > 0,
+                        "{iw}x{ih} -> {ow}x{oh} {roi:?} {win:?}"
+                    );
+                    assert!(win.x + win.width <= iw && win.y + win.height <= ih);
+                    // Same span as the coefficients the passes use.
+                    let rw = roi.width.min(ow - roi.x);
+                    let rh = roi.height.min(oh - roi.y);
+                    if iw != ow {
+                        c.compute(iw, ow, &mut buf);
+                        assert_eq!(c.taps(roi.x, rw).span(), (win.x, win.x + win.width));
+                    }
+                    if ih != oh {
+                        c.compute(ih, oh, &mut buf);
+                        assert_eq!(c.taps(roi.y, rh).span(), (win.y, win.y + win.height));
+                    }
+                    for compat in [PillowCompat::Pillow13, PillowCompat::Pillow12] {
+                        resize_bilinear_roi_into(
+                            &img,
+                            ow,
+                            oh,
+                            roi,
+                            compat,
+                            &mut scratch,
+                            &mut want,
+                        );
+                        for poison in [0u8, 255, 1] {
+                            let mut p = if poison == 1 {
+                                noise(iw, ih, 99)
+                            } else {
+                                RgbImage {
+                                    width: iw,
+                                    height: ih,
+                                    data: vec![poison; iw as usize * ih as usize * 3],
+                                }
+                            };
+                            for y in win.y..win.y + win.height {
+                                let s = (y as usize * iw as usize + win.x as usize) * 3;
+                                let n = win.width as usize * 3;
+                                p.data[s..s + n].copy_from_slice(&img.data[s..s + n]);
+                            }
+                            resize_bilinear_roi_into(
+                                &p,
+                                ow,
+                                oh,
+                                roi,
+                                compat,
+                                &mut scratch,
+                                &mut got,
+                            );
+                            assert_eq!(
+                                got, want,
+                                "{iw}x{ih} -> {ow}x{oh} {roi:?} window {win:?} poison {poison} {compat:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let nothing = Roi {
+            x: 0,
+            y: 0,
+            width: 0,
+            height: 0,
+        };
+        assert_eq!(roi_source_window(10, 10, 5, 5, nothing), nothing);
+        assert_eq!(
+            roi_source_window(
+                0,
+                10,
+                5,
+                5,
+                Roi {
+                    width: 5,
+                    height: 5,
+                    ..nothing
+                }
+            ),
+            nothing
+        );
     }
 
     #[test]

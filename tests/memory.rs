@@ -88,8 +88,55 @@ fn one_huge_image_does_not_stay_pooled() {
     unsafe { evsdk_release(h) };
 }
 
+/// libtorch never frees a frozen module's constants (pytorch/pytorch#96726): each predictor
+/// that prepared the CPU fast path anew leaked it. The prepared model is shared instead.
+fn create_destroy_cycles_of_the_fast_path_do_not_grow() {
+    let demo = generated("demo", "make_demo.py", "model/model.pt");
+    let dir = temp_dir("memory", "fast_cycles");
+    let cfg = dir.join("algo_config.json");
+    let mut v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(demo.join("config/algo_config.json")).unwrap(),
+    )
+    .unwrap();
+    v["model_path"] = demo.join("model/model.pt").to_str().unwrap().into();
+    v["class_names_path"] = demo.join("model/class.txt").to_str().unwrap().into();
+    v["device"] = "cpu".into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let config = cstring(&cfg);
+    let cycle = || {
+        let mut h = ptr::null_mut();
+        assert_eq!(
+            unsafe { evsdk_init(config.as_ptr(), &mut h) },
+            EVSDK_OK,
+            "{}",
+            last_error()
+        );
+        let mut info = ptr::null_mut();
+        assert_eq!(unsafe { evsdk_model_info(h, &mut info) }, EVSDK_OK);
+        let info = take_json(info);
+        assert_eq!(info["optimization"]["path"], "cpu_fused", "{info}");
+        unsafe { evsdk_release(h) };
+    };
+    cycle();
+    cycle();
+    let before = rss_mb();
+    for _ in 0..12 {
+        cycle();
+    }
+    let after = rss_mb();
+    eprintln!(
+        "fast path: RSS {before:.1} MB after 2 create/destroy cycles, {after:.1} MB after 10"
+    );
+    assert!(
+        after - before < 40.0,
+        "12 create/destroy cycles of EfficientNet-Lite0's fast path grew resident memory by {:.0} MB",
+        after - before
+    );
+}
+
 #[test]
 fn memory_stays_bounded() {
     thread_churn_frees_each_threads_outputs();
     one_huge_image_does_not_stay_pooled();
+    create_destroy_cycles_of_the_fast_path_do_not_grow();
 }

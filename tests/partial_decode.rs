@@ -412,12 +412,7 @@ fn with_orientation(jpeg: &[u8], o: u8) -> Vec<u8> {
 /// tensor.
 #[test]
 fn truncated_and_corrupt_files_behave_as_with_a_full_decode() {
-    let cfg = PreprocessConfig {
-        resize_mode: ResizeMode::ShorterSide,
-        resize_size: size(256, 256),
-        crop_size: Some(size(224, 224)),
-        ..Default::default()
-    };
+    let cfg = imagenet_eval();
     let opts = DecodeOptions::default();
     let (w, h) = (960, 720);
     let mut cut_errors = 0;
@@ -503,12 +498,7 @@ fn truncated_and_corrupt_files_behave_as_with_a_full_decode() {
 #[test]
 fn without_the_margin_the_window_edges_differ() {
     let (w, h) = (1280, 720);
-    let cfg = PreprocessConfig {
-        resize_mode: ResizeMode::ShorterSide,
-        resize_size: size(256, 256),
-        crop_size: Some(size(224, 224)),
-        ..Default::default()
-    };
+    let cfg = imagenet_eval();
     let opts = DecodeOptions::default();
     let mut differ = 0;
     for subsamp in [raw::TJSAMP_TJSAMP_420, raw::TJSAMP_TJSAMP_422] {
@@ -612,4 +602,14 @@ fn engine_encoded_path_equals_classifying_the_full_decode() {
         assert!(err.to_string().contains("truncated"), "{err}");
     }
     assert_eq!(partial, 4);
+}
+
+/// ImageNet's evaluation transform: shorter side 256, centre crop 224.
+fn imagenet_eval() -> PreprocessConfig {
+    PreprocessConfig {
+        resize_mode: ResizeMode::ShorterSide,
+        resize_size: size(256, 256),
+        crop_size: Some(size(224, 224)),
+        ..Default::default()
+    }
 }

@@ -688,15 +688,28 @@ fn prepare_plain(module: &mut CModule, device: Device, kind: Kind) -> Result<()>
     Ok(())
 }
 
-/// What identifies a fast model: the file (canonical path, size, modification time), the
-/// precision and the input size.
-type FastKey = (
-    std::path::PathBuf,
-    u64,
-    Option<std::time::SystemTime>,
-    i32,
-    (u32, u32),
-);
+/// What identifies a fast model: the file's contents (length and hash: a model replaced at
+/// the same path, even with the same size and time, is another model), the precision and the
+/// input size.
+type FastKey = (u64, u64, i32, (u32, u32));
+
+/// The length and a hash of the file's bytes (None when it cannot be read: no caching then).
+fn content_key(path: &Path) -> Option<(u64, u64)> {
+    use std::hash::Hasher;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            return Some((len, h.finish()));
+        }
+        h.write(&buf[..n]);
+        len += n as u64;
+    }
+}
 
 type FastEntry = std::result::Result<(Arc<FastModel>, Optimization), String>;
 
@@ -708,8 +721,8 @@ type FastEntry = std::result::Result<(Arc<FastModel>, Optimization), String>;
 /// preparing the fast path at every `ji_create_predictor` leaked with every create/destroy
 /// cycle (measured: +58.9 MB over 360 cycles of a 25 KB CNN, about 160 KB each). Kept here,
 /// the prepared model costs its memory once, for the life of the process, per distinct model
-/// file; creating predictors of it again reuses it. A file changed on disk (size or time) is a
-/// new model.
+/// file; creating predictors of it again reuses it. A file whose bytes changed is a new model
+/// (hashing it costs ~10 ms per 20 MB, next to the load that reads it anyway).
 fn fast_model(
     path: &Path,
     kind: Kind,
@@ -718,14 +731,12 @@ fn fast_model(
     expected: &[Vec<f32>],
 ) -> FastEntry {
     static CACHE: OnceLock<Mutex<HashMap<FastKey, Arc<OnceLock<FastEntry>>>>> = OnceLock::new();
-    let meta = std::fs::metadata(path).ok();
-    let key: FastKey = (
-        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
-        meta.as_ref().map_or(0, |m| m.len()),
-        meta.and_then(|m| m.modified().ok()),
-        kind as i32,
-        hw,
-    );
+    let load =
+        || FastModel::load(path, kind, hw, reference, expected).map(|(m, r)| (Arc::new(m), r));
+    let Some((len, hash)) = content_key(path) else {
+        return load();
+    };
+    let key: FastKey = (len, hash, kind as i32, hw);
     // One cell per model: a second create of the same file waits for the first to finish
     // preparing it instead of preparing (and leaking) another copy; other files go ahead.
     let cell = CACHE
@@ -735,10 +746,7 @@ fn fast_model(
         .entry(key)
         .or_default()
         .clone();
-    cell.get_or_init(|| {
-        FastModel::load(path, kind, hw, reference, expected).map(|(m, r)| (Arc::new(m), r))
-    })
-    .clone()
+    cell.get_or_init(load).clone()
 }
 
 impl FastModel {

@@ -369,3 +369,71 @@ torch.jit.trace(M().eval(), torch.randn(1, 3, 32, 32)).save(sys.argv[1])
     assert_eq!(top1(a), top1(b));
     assert!(max_diff(a, b) <= MAX_CONFIDENCE_DIFF, "{a:?} {b:?}");
 }
+
+/// The prepared fast model is kept per file contents (libtorch leaks every freeze, so it is
+/// made once): a model replaced at the same path, with the same modification time, is
+/// prepared anew and gives its own results, not the cached model's.
+#[test]
+fn a_replaced_model_file_is_not_served_from_the_fast_model_cache() {
+    let dir = temp_dir("optimize", "replaced");
+    let script = |seed: u32| {
+        format!(
+            r#"
+import sys, torch
+torch.manual_seed({seed})
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))
+torch.jit.script(M()).save(sys.argv[1])
+"#
+        )
+    };
+    let cfg = write_model(&dir, &script(1));
+    let model = dir.join("model.pt");
+    let img = RgbImage {
+        width: 40,
+        height: 40,
+        data: (0..40 * 40 * 3).map(|i| (i * 37 % 251) as u8).collect(),
+    };
+    let scores = |e: &Engine| -> Vec<(usize, f32)> {
+        let c = e.classify(&img, 4).unwrap();
+        c.ranked
+            .iter()
+            .map(|p| (p.class_id, p.confidence))
+            .collect()
+    };
+    let first = Engine::from_config_path(Some(&cfg)).unwrap();
+    assert_eq!(first.optimization().path, "cpu_fused");
+    let before = scores(&first);
+    assert_eq!(
+        scores(&Engine::from_config_path(Some(&cfg)).unwrap()),
+        before
+    );
+    let modified = std::fs::metadata(&model).unwrap().modified().unwrap();
+    write_model(&dir, &script(2)); // other weights, same path
+    std::fs::File::options()
+        .write(true)
+        .open(&model)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let second = Engine::from_config_path(Some(&cfg)).unwrap();
+    assert_eq!(second.optimization().path, "cpu_fused");
+    let after = scores(&second);
+    assert_ne!(
+        after, before,
+        "the new file's model runs, not the cached one"
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let plain_cfg = dir.join("plain.json");
+    std::fs::write(&plain_cfg, text.replacen('{', r#"{"optimize": false, "#, 1)).unwrap();
+    let plain = scores(&Engine::from_config_path(Some(&plain_cfg)).unwrap());
+    for ((a, x), (b, y)) in after.iter().zip(&plain) {
+        assert_eq!(a, b);
+        assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

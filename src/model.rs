@@ -556,19 +556,25 @@ impl Model {
         if on_cpu && optimize {
             let mut plain = plain;
             prepare_plain(&mut plain, device, Kind::Float)?;
-            let reference = [probe_image(h, w, 1), probe_image(h, w, 2)];
-            let mut expected = Vec::new();
-            for p in &reference {
-                expected.push(
-                    forward_module(&plain, &mut p.clone(), 1, h, w, device, Ok)
-                        .map_err(forward_failed)?,
-                );
-            }
-            match fast_model(path, kind, input_hw, &reference, &expected) {
-                Ok((fast, report)) => {
+            // The plain model's outputs on two probe images, for checking the fast path; only
+            // computed when the fast path is prepared (not when a predictor of the same file
+            // finds it ready).
+            let probe = || -> Result<_> {
+                let reference = [probe_image(h, w, 1), probe_image(h, w, 2)];
+                let mut expected = Vec::new();
+                for p in &reference {
+                    expected.push(
+                        forward_module(&plain, &mut p.clone(), 1, h, w, device, Ok)
+                            .map_err(forward_failed)?,
+                    );
+                }
+                Ok((reference, expected))
+            };
+            match fast_model(path, kind, input_hw, probe)? {
+                Ok((fast, report, probe_scores)) => {
                     return Ok(Model {
-                        num_classes: expected[0].len(),
-                        probe_scores: expected[0].clone(),
+                        num_classes: probe_scores.len(),
+                        probe_scores,
                         runner: Runner::Fast(fast),
                         report,
                     })
@@ -711,7 +717,9 @@ fn content_key(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
-type FastEntry = std::result::Result<(Arc<FastModel>, Optimization), String>;
+/// A prepared fast model, its report and the plain model's outputs for the first probe image
+/// (the model's `probe_scores`); or why the fast path cannot be used.
+type FastEntry = std::result::Result<(Arc<FastModel>, Optimization, Vec<f32>), String>;
 
 /// The CPU fast path of `path`, made once per process and shared by every model of the same
 /// file, precision and input size (or the reason it could not be made, likewise kept).
@@ -727,26 +735,37 @@ fn fast_model(
     path: &Path,
     kind: Kind,
     hw: (u32, u32),
-    reference: &[Vec<f32>],
-    expected: &[Vec<f32>],
-) -> FastEntry {
-    static CACHE: OnceLock<Mutex<HashMap<FastKey, Arc<OnceLock<FastEntry>>>>> = OnceLock::new();
-    let load =
-        || FastModel::load(path, kind, hw, reference, expected).map(|(m, r)| (Arc::new(m), r));
+    probe: impl FnOnce() -> Result<([Vec<f32>; 2], Vec<Vec<f32>>)>,
+) -> Result<FastEntry> {
+    /// One slot per model, filled once it is prepared.
+    type Slot = Arc<Mutex<Option<FastEntry>>>;
+    static CACHE: OnceLock<Mutex<HashMap<FastKey, Slot>>> = OnceLock::new();
+    let prepare = || -> Result<FastEntry> {
+        let (reference, expected) = probe()?;
+        Ok(FastModel::load(path, kind, hw, &reference, &expected)
+            .map(|(m, r)| (Arc::new(m), r, expected[0].clone())))
+    };
     let Some((len, hash)) = content_key(path) else {
-        return load();
+        return prepare();
     };
     let key: FastKey = (len, hash, kind as i32, hw);
-    // One cell per model: a second create of the same file waits for the first to finish
-    // preparing it instead of preparing (and leaking) another copy; other files go ahead.
-    let cell = CACHE
+    // One slot per model: a second create of the same file waits for the first to finish
+    // preparing it instead of preparing (and leaking) another copy; other files go ahead. A
+    // probe that fails (an error of the model, reported as such) leaves the slot empty.
+    let slot = CACHE
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry(key)
         .or_default()
         .clone();
-    cell.get_or_init(load).clone()
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = slot.as_ref() {
+        return Ok(entry.clone());
+    }
+    let entry = prepare()?;
+    *slot = Some(entry.clone());
+    Ok(entry)
 }
 
 impl FastModel {

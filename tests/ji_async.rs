@@ -175,18 +175,15 @@ fn batched_async_results_equal_the_synchronous_path_within_rounding() {
     // Batches of up to 4 frames: libtorch's kernels sum in another order for another batch
     // size, so a confidence may move in its last printed digit (3 decimals) or by float
     // rounding (unrounded), never more; everything else is identical.
-    let dir = temp_dir("ji_async", "batched");
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("small_limit.json")).unwrap())
-            .unwrap();
-    for key in ["model_path", "class_names_path"] {
-        let abs = fixture(cfg[key].as_str().unwrap());
-        cfg[key] = Value::from(abs.to_str().unwrap());
-    }
-    cfg["async_max_batch"] = Value::from(4);
-    cfg["async_workers"] = Value::from(1);
-    let path = dir.join("batched.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
+    let path = config_copy(
+        &fixture("small_limit.json"),
+        "ji_async",
+        "batched",
+        &[
+            ("async_max_batch", Value::from(4)),
+            ("async_workers", Value::from(1)),
+        ],
+    );
     check_against_sync(&Pred::with_config(&path), Match::Rounding(1.0001e-3));
 }
 
@@ -560,24 +557,6 @@ fn callbacks_may_call_back_into_the_predictor_and_threads_share_it() {
     *c.hook.lock().unwrap() = None;
 }
 
-/// A copy of the demo's config (EfficientNet-Lite0 on the CPU fast path) with `extra` keys.
-fn demo_config(name: &str, extra: &[(&str, Value)]) -> std::path::PathBuf {
-    let demo = generated("demo", "make_demo.py", "model/model.pt");
-    let mut cfg: Value = serde_json::from_str(
-        &std::fs::read_to_string(demo.join("config/algo_config.json")).unwrap(),
-    )
-    .unwrap();
-    cfg["model_path"] = Value::from(demo.join("model/model.pt").to_str().unwrap());
-    cfg["class_names_path"] = Value::from(demo.join("model/class.txt").to_str().unwrap());
-    cfg["device"] = Value::from("cpu");
-    for (k, v) in extra {
-        cfg[*k] = v.clone();
-    }
-    let path = temp_dir("ji_async", name).join("algo_config.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    path
-}
-
 /// 16 one-frame requests through `p`'s async mode, unrounded confidences; returns how many
 /// JSON answers differ from the synchronous call's and the largest difference of a number.
 fn lite0_differences(p: &Pred) -> (usize, f64) {
@@ -616,11 +595,12 @@ fn lite0_differences(p: &Pred) -> (usize, f64) {
 fn lite0_lanes_are_byte_identical_to_sync_and_batches_within_rounding() {
     // The default: 2 lanes, each running the batch-1 graph with the synchronous call's thread
     // count, so the float sums are the same.
-    let p = Pred::with_config(&demo_config("lanes", &[]));
+    let p = Pred::with_config(&demo_config("ji_async", "lanes", &[]));
     assert_eq!(lite0_differences(&p), (0, 0.0), "lanes: byte for byte");
     drop(p);
     // Batches of 4: another fused graph, which sums in another order.
     let p = Pred::with_config(&demo_config(
+        "ji_async",
         "batched",
         &[
             ("async_max_batch", Value::from(4)),

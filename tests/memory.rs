@@ -91,17 +91,7 @@ fn one_huge_image_does_not_stay_pooled() {
 /// libtorch never frees a frozen module's constants (pytorch/pytorch#96726): each predictor
 /// that prepared the CPU fast path anew leaked it. The prepared model is shared instead.
 fn create_destroy_cycles_of_the_fast_path_do_not_grow() {
-    let demo = generated("demo", "make_demo.py", "model/model.pt");
-    let dir = temp_dir("memory", "fast_cycles");
-    let cfg = dir.join("algo_config.json");
-    let mut v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(demo.join("config/algo_config.json")).unwrap(),
-    )
-    .unwrap();
-    v["model_path"] = demo.join("model/model.pt").to_str().unwrap().into();
-    v["class_names_path"] = demo.join("model/class.txt").to_str().unwrap().into();
-    v["device"] = "cpu".into();
-    std::fs::write(&cfg, v.to_string()).unwrap();
+    let cfg = demo_config("memory", "fast_cycles", &[]);
     let config = cstring(&cfg);
     let cycle = || {
         let mut h = ptr::null_mut();

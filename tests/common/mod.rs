@@ -131,3 +131,36 @@ impl Drop for Pred {
         unsafe { ji::ffi::ji::ji_destroy_predictor(self.0) };
     }
 }
+
+/// A copy of the config file `src` in a fresh temp folder (`suite`, `name`), its model and
+/// class-name paths made absolute (against `src`'s folder, as the library resolves them) and
+/// the `extra` keys set; returns the copy's path.
+pub fn config_copy(
+    src: &Path,
+    suite: &str,
+    name: &str,
+    extra: &[(&str, serde_json::Value)],
+) -> PathBuf {
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    let base = src.parent().unwrap();
+    for key in ["model_path", "class_names_path"] {
+        let abs = base.join(cfg[key].as_str().unwrap());
+        cfg[key] = abs.to_str().unwrap().into();
+    }
+    for (k, v) in extra {
+        cfg[*k] = v.clone();
+    }
+    let path = temp_dir(suite, name).join("algo_config.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    path
+}
+
+/// The demo's config (EfficientNet-Lite0 on the CPU fast path) copied by [`config_copy`],
+/// with `"device": "cpu"` and `extra`.
+pub fn demo_config(suite: &str, name: &str, extra: &[(&str, serde_json::Value)]) -> PathBuf {
+    let demo = generated("demo", "make_demo.py", "model/model.pt");
+    let mut keys = vec![("device", "cpu".into())];
+    keys.extend(extra.iter().cloned());
+    config_copy(&demo.join("config/algo_config.json"), suite, name, &keys)
+}

@@ -1,12 +1,15 @@
 //! The model's forward pass alone, on a ready input tensor: libji's CPU fast path (the
-//! default) against the plain TorchScript model, interleaved round by round (used by
-//! tools/bench_inference.py; numbers go into BENCHMARKS.md).
+//! default) against the plain TorchScript model, round by round (used by tools/bench_inference.py; numbers go into
+//! BENCHMARKS.md).
 //!
 //! Usage: bench_forward MODEL.pt [--size H W] [--batch N] [--rounds R] [--calls C]
-//!                                [--precision fp32|bf16] [--threads T]
-//! Prints one JSON object: median of the round medians in ms per call for each variant (and
-//! the best round's median: on a shared machine, the closest to an idle one), and the fast
-//! path's report.
+//!                                [--precision fp32|bf16] [--threads T] [--consecutive]
+//! By default the variants take turns call by call (each call then follows another model's,
+//! as in a pipeline that does other work between forwards); with `--consecutive` each variant
+//! makes its C calls in a row (the steady state of one model called back to back), the
+//! variants still taking turns round by round. Prints one JSON object: median of the round
+//! medians in ms per call for each variant (and the best round's median: on a shared machine,
+//! the closest to an idle one), and the fast path's report.
 
 use ji::config::Precision;
 use ji::model::Model;
@@ -28,6 +31,7 @@ fn main() {
         (224u32, 224u32, 1usize, 5usize, 10usize);
     let mut precision = Precision::Fp32;
     let mut threads = 0i32;
+    let mut consecutive = false;
     while let Some(a) = args.next() {
         let mut num = || {
             args.next()
@@ -44,6 +48,7 @@ fn main() {
             "--rounds" => rounds = num(),
             "--calls" => calls = num(),
             "--threads" => threads = num() as i32,
+            "--consecutive" => consecutive = true,
             "--precision" => {
                 precision = match args.next().as_deref() {
                     Some("bf16") => Precision::Bf16,
@@ -71,43 +76,53 @@ fn main() {
     let mut input: Vec<f32> = (0..batch * 3 * h as usize * w as usize)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
-    let mut run = |m: &Model| {
+    let variants: [(&str, &Model); 2] = [("fast", &fast), ("plain", &plain)];
+    let mut run = |&(_, m): &(&str, &Model)| {
         let t = Instant::now();
         m.forward(&mut input, batch, h, w).unwrap();
         t.elapsed().as_secs_f64() * 1e3
     };
     // Warm-up: the first batch-N call of the fast path makes and fuses its graph.
     for _ in 0..3 {
-        run(&fast);
-        run(&plain);
+        for v in &variants {
+            run(v);
+        }
     }
-    let (mut fast_r, mut plain_r) = (Vec::new(), Vec::new());
+    let n = variants.len();
+    let mut round_medians = vec![Vec::new(); n];
     for r in 0..rounds {
-        let (mut f, mut p) = (Vec::new(), Vec::new());
-        for i in 0..calls {
-            if (r + i) % 2 == 0 {
-                f.push(run(&fast));
-                p.push(run(&plain));
-            } else {
-                p.push(run(&plain));
-                f.push(run(&fast));
+        let mut times = vec![Vec::new(); n];
+        if consecutive {
+            for k in 0..n {
+                let v = (r + k) % n;
+                for _ in 0..calls {
+                    times[v].push(run(&variants[v]));
+                }
+            }
+        } else {
+            for i in 0..calls {
+                for k in 0..n {
+                    let v = (r + i + k) % n;
+                    times[v].push(run(&variants[v]));
+                }
             }
         }
-        fast_r.push(median(&mut f));
-        plain_r.push(median(&mut p));
+        for (v, t) in times.iter_mut().enumerate() {
+            round_medians[v].push(median(t));
+        }
     }
     let best = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
-    let (fast_best, plain_best) = (best(&fast_r), best(&plain_r));
-    let out = serde_json::json!({
-        "fast_ms_best_round": fast_best,
-        "plain_ms_best_round": plain_best,
+    let mut out = serde_json::json!({
         "model": model.display().to_string(),
         "batch": batch,
         "threads": tch::get_num_threads(),
-        "fast_ms": median(&mut fast_r),
-        "plain_ms": median(&mut plain_r),
+        "consecutive": consecutive,
         "fast_load_s": load_fast_s,
         "optimization": fast.optimization().to_json(),
     });
+    for (v, (name, _)) in variants.iter().enumerate() {
+        out[format!("{name}_ms")] = median(&mut round_medians[v].clone()).into();
+        out[format!("{name}_ms_best_round")] = best(&round_medians[v]).into();
+    }
     println!("{out}");
 }

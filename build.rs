@@ -64,6 +64,10 @@ fn compile_optimizer(lib: &std::path::Path) {
         .include(torch.join("include/torch/csrc/api/include"))
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .define("GLOG_USE_GLOG_EXPORT", None)
+        // at::parallel_for is a header template: without OpenMP it compiles to a serial loop.
+        // The GOMP_* calls it makes resolve to libtorch's own libgomp.so.1 (libji.so already
+        // needs it), so the work lands on libtorch's intra-op threads.
+        .flag("-fopenmp")
         .file("src/optimize.cpp")
         .file("src/cuda.cpp")
         .compile("ji_optimize");

@@ -21,6 +21,7 @@ pub mod image;
 pub mod metadata;
 pub mod model;
 pub mod output;
+pub mod parallel;
 pub mod preprocess;
 pub mod resize;
 

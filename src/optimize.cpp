@@ -2,6 +2,7 @@
 // folding pass, and oneDNN Graph (LLGA) fusion. Modules are handed to tch as the same
 // `torch::jit::Module*` its own loader creates (tch deletes them). Exceptions never cross into
 // Rust: they become an error message.
+#include <ATen/Parallel.h>
 #include <torch/csrc/jit/codegen/onednn/interface.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -272,5 +273,20 @@ extern "C" void ji_last_graph_stats(int *stats) {
         stats[0] = groups;
         stats[1] = pads;
     } catch (...) {
+    }
+}
+
+// Runs cb(ctx, i) for every i in [0, n) on libtorch's intra-op threads (OpenMP; the caller is
+// one of them), one index per thread; inline, in order, when there is one thread or the caller
+// is already inside a parallel region. Between forward passes libtorch's worker threads are
+// idle (or spinning, waiting for work), so CPU work of the same call, split this way, costs no
+// thread of its own. `cb` must not throw.
+extern "C" void ji_parallel_for(int64_t n, void (*cb)(void *, int64_t), void *ctx) {
+    try {
+        at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; i++) cb(ctx, i);
+        });
+    } catch (...) {
+        // at::parallel_for rethrows only what its function threw, and cb does not throw.
     }
 }

@@ -6,7 +6,9 @@
 //! configs whose windows are small, thin, at the edges, larger than the image, upscaled.
 
 use ji::config::{PreprocessConfig, ResizeMode, Size};
-use ji::decode::{decode_image_reusing, decode_image_window, decode_jpeg_window, DecodeOptions};
+use ji::decode::{
+    decode_image_reusing, decode_image_window, decode_jpeg_window, Bands, DecodeOptions,
+};
 use ji::image::RgbImage;
 use ji::preprocess::{source_window, Preprocessor};
 use ji::resize::{PillowCompat, Roi};
@@ -491,6 +493,71 @@ fn truncated_and_corrupt_files_behave_as_with_a_full_decode() {
     assert!(cut_errors > 40, "{cut_errors}");
 }
 
+/// Two bands of rows decode exactly the pixels of one decode wherever the split falls: at
+/// every iMCU row of the region, for every subsampling, progressive files and restart markers
+/// (forced with `Bands::At`, so whatever the thread count). `Bands::Auto` is what the other tests here use (two bands on the large files
+/// when libtorch has two threads).
+#[test]
+fn two_bands_decode_the_pixels_of_one() {
+    let opts = DecodeOptions::default();
+    let cfg = imagenet_eval();
+    let window = |a, b| source_window(a, b, &cfg);
+    let mut splits = 0;
+    for (w, h) in [(640u32, 480u32), (123, 457), (300, 97)] {
+        for (ei, enc) in encodings().into_iter().enumerate() {
+            let rgb = if ei % 2 == 0 {
+                noise(w, h, ei as u32)
+            } else {
+                smooth(w, h)
+            };
+            let jpeg = encode(&rgb, w, h, enc);
+            let full = decode_image_reusing(&jpeg, &opts, Vec::new()).unwrap();
+            let (one, region) =
+                decode_jpeg_window(&jpeg, &opts, Vec::new(), &window, 16, Bands::One).unwrap();
+            let region = region.expect("a cropping config decodes a region");
+            let rows = |img: &RgbImage| -> Vec<Vec<u8>> {
+                (region.y..region.y + region.height)
+                    .map(|y| {
+                        let at = ((y * w + region.x) * 3) as usize;
+                        img.data[at..at + region.width as usize * 3].to_vec()
+                    })
+                    .collect()
+            };
+            // The window is the full decode's (the region's edge columns may not be: see
+            // the margin); the whole region must be the same in one decode and in two.
+            let win = window(w, h).unwrap();
+            let (mut a, mut b) = (full.clone(), full.clone());
+            copy_window(&full, &mut a, win);
+            copy_window(&one, &mut b, win);
+            assert!(
+                a == b,
+                "{w}x{h} {enc:?}: the window differs from the full decode"
+            );
+            let want = rows(&one);
+            // Every row of the region (moved up to its iMCU row), the ones above and below.
+            // (A split moves up to an iMCU row, of 8 or 16 rows: steps of 3 meet every one.)
+            for split in (region.y.saturating_sub(1)..=region.y + region.height + 1).step_by(3) {
+                let (two, r2) = decode_jpeg_window(
+                    &jpeg,
+                    &opts,
+                    vec![0x5Au8; full.data.len()],
+                    &window,
+                    16,
+                    Bands::At(split),
+                )
+                .unwrap();
+                assert_eq!(r2, Some(region));
+                assert!(
+                    rows(&two) == want,
+                    "{w}x{h} {enc:?}: split at {split} differs"
+                );
+                splits += 1;
+            }
+        }
+    }
+    assert!(splits > 1500, "{splits}");
+}
+
 /// The margin is needed: decoding exactly the window (margin 0) changes pixels at its left
 /// and right edges in 4:2:0 and 4:2:2 files (libjpeg's fancy upsampling treats them as image
 /// edges), so the equality checks above would catch a margin that is too small. With the
@@ -523,7 +590,9 @@ fn without_the_margin_the_window_edges_differ() {
                 let win = window(w, h).unwrap();
                 let pixels_equal = |margin: Option<u32>| {
                     let (img, region) = match margin {
-                        Some(m) => decode_jpeg_window(&jpeg, &opts, Vec::new(), &window, m),
+                        Some(m) => {
+                            decode_jpeg_window(&jpeg, &opts, Vec::new(), &window, m, Bands::One)
+                        }
                         None => decode_image_window(&jpeg, &opts, Vec::new(), &window),
                     }
                     .unwrap();

@@ -25,14 +25,6 @@
 #define MAX_ASYNC_WORKERS 64
 
 /**
- * The smallest decoded region worth two bands. Measured after a forward pass (2 threads,
- * q90 4:2:0 photos, the demo's window): 1920x1080 files decode 28% faster in two bands,
- * 500x375 ones (a region of ~400x390) still 20% with libgomp's default wait policy and 9%
- * with `OMP_WAIT_POLICY=PASSIVE` (the second thread must be woken).
- */
-#define SPLIT_MIN_PIXELS 100000
-
-/**
  * A caller's scratch holding more than this is dropped when its call ends instead of being
  * pooled: one burst of huge images must not pin their buffers for the life of the process.
  * (A 20-megapixel photo's buffers fit.)
@@ -681,8 +673,6 @@ JiErrorCode ji_face_delete(void *predictor, int faceDBId, int faceId);
  * `output` is NULL or a `JiData` a callback received, not freed before.
  */
 void ji_free_async_result(struct JiData *output);
-
-extern void ji_parallel_for(int64_t n, void (*cb)(void*, int64_t), void *ctx);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -589,7 +589,7 @@ pub fn decode_jpeg_window(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bands {
     /// Two bands of rows decoded at once when it pays: a baseline (single-scan) file, a
-    /// region of at least [`SPLIT_MIN_PIXELS`], and two threads or more.
+    /// region of at least `SPLIT_MIN_PIXELS` (100k), and two threads or more.
     Auto,
     /// One decode.
     One,
@@ -602,7 +602,7 @@ pub enum Bands {
 /// q90 4:2:0 photos, the demo's window): 1920x1080 files decode 28% faster in two bands,
 /// 500x375 ones (a region of ~400x390) still 20% with libgomp's default wait policy and 9%
 /// with `OMP_WAIT_POLICY=PASSIVE` (the second thread must be woken).
-pub const SPLIT_MIN_PIXELS: u64 = 100_000;
+const SPLIT_MIN_PIXELS: u64 = 100_000;
 
 /// Where band B starts, as a fraction of the region's height. Band B must entropy-decode
 /// (skip) every row above its own, band A only those above the region, so band A takes more

@@ -39,9 +39,16 @@ extern "C" fn call(ctx: *mut c_void, i: i64) {
 }
 
 /// Runs `f(0)`, ..., `f(n - 1)`, spread over libtorch's intra-op threads (the caller's thread
-/// takes part), and returns when all have run. A panic in `f` is resumed here, after all ran.
+/// takes part), and returns when all have run; in turn on the caller's thread when that is
+/// one of rayon's. A panic in `f` is resumed here, after all ran.
 pub fn for_each(n: usize, f: impl Fn(usize) + Sync) {
     if n == 0 {
+        return;
+    }
+    // On one of rayon's threads (a batch's images preprocessed in parallel) the work is spread
+    // already, and a thread that is not libtorch's would start an OpenMP team of its own.
+    if rayon::current_thread_index().is_some() {
+        (0..n).for_each(f);
         return;
     }
     let ctx = Ctx {
@@ -68,6 +75,20 @@ mod tests {
         });
         assert!(hits.iter().all(|h| h.load(Ordering::SeqCst) == 1));
         for_each(0, |_| unreachable!());
+        // Inside rayon's pool: in turn, on that thread.
+        let on = std::sync::Mutex::new(Vec::new());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| {
+                for_each(3, |i| {
+                    on.lock().unwrap().push((i, std::thread::current().id()))
+                })
+            });
+        let on = on.into_inner().unwrap();
+        assert_eq!(on.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(on.iter().all(|p| p.1 == on[0].1));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use crate::config::{PreprocessConfig, ResizeMode, Size};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::resize::{resize_bilinear_roi_into, roi_source_window, Roi, Scratch};
+use crate::resize::{resize_bilinear_roi_into, roi_source_window, PillowCompat, Roi, Scratch};
+use std::sync::Mutex;
 
 /// Reusable buffers for preprocessing, so steady-state calls do not allocate: keep one per
 /// thread (the engine pools them).
@@ -13,7 +14,13 @@ pub struct Preprocessor {
     scratch: Scratch,
     canvas: RgbImage,
     resized: RgbImage,
+    /// The second half's buffers when a resize is split in two (see `resize_roi`).
+    lower: Box<(Scratch, RgbImage)>,
 }
+
+/// A resize reading this many source pixels or more is split in two halves of output rows,
+/// computed at once on libtorch's intra-op threads (`crate::parallel`).
+const RESIZE_SPLIT_MIN_PIXELS: u64 = 100_000;
 
 impl Preprocessor {
     pub fn new() -> Self {
@@ -22,7 +29,11 @@ impl Preprocessor {
 
     /// Heap bytes these buffers hold on to, for the engine's pool bound.
     pub fn retained_bytes(&self) -> usize {
-        self.scratch.retained_bytes() + self.canvas.data.capacity() + self.resized.data.capacity()
+        self.scratch.retained_bytes()
+            + self.canvas.data.capacity()
+            + self.resized.data.capacity()
+            + self.lower.0.retained_bytes()
+            + self.lower.1.data.capacity()
     }
 
     /// The image the resize step reads (the letterbox canvas or `img`) and its target size.
@@ -69,14 +80,17 @@ impl Preprocessor {
             normalize_region_chw(src, left, top, crop, &cfg.mean, &cfg.std, out);
             return Ok(crop);
         }
-        resize_bilinear_roi_into(
+        let read = roi_source_window(src.width, src.height, w, h, roi);
+        let split = read.width as u64 * read.height as u64 >= RESIZE_SPLIT_MIN_PIXELS
+            && crate::parallel::threads() >= 2;
+        Self::resize_roi(
             src,
-            w,
-            h,
+            (w, h),
             roi,
             cfg.pillow_compat,
-            &mut self.scratch,
-            &mut self.resized,
+            (&mut self.scratch, &mut self.resized),
+            &mut self.lower,
+            split,
         );
         normalize_region_chw(
             &self.resized,
@@ -88,6 +102,49 @@ impl Preprocessor {
             out,
         );
         Ok(crop)
+    }
+}
+
+impl Preprocessor {
+    /// `resize_bilinear_roi_into` of `roi` into `out.1`; with `split` (the engine's choice:
+    /// the resize reads `RESIZE_SPLIT_MIN_PIXELS` or more and libtorch has two threads) in two
+    /// halves of rows at once, the second in `lower` and then appended. Each output row
+    /// depends only on its own coefficients, so the halves together are the whole.
+    fn resize_roi(
+        src: &RgbImage,
+        (w, h): (u32, u32),
+        roi: Roi,
+        compat: PillowCompat,
+        out: (&mut Scratch, &mut RgbImage),
+        lower: &mut (Scratch, RgbImage),
+        split: bool,
+    ) {
+        if !split || roi.height < 2 {
+            resize_bilinear_roi_into(src, w, h, roi, compat, out.0, out.1);
+            return;
+        }
+        let top = Roi {
+            height: roi.height / 2,
+            ..roi
+        };
+        let bottom = Roi {
+            y: roi.y + top.height,
+            height: roi.height - top.height,
+            ..roi
+        };
+        let (scratch, resized) = out;
+        let parts = [
+            Mutex::new(Some((top, scratch, &mut *resized))),
+            Mutex::new(Some((bottom, &mut lower.0, &mut lower.1))),
+        ];
+        crate::parallel::for_each(parts.len(), |i| {
+            let part = parts[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some((r, s, d)) = part {
+                resize_bilinear_roi_into(src, w, h, r, compat, s, d);
+            }
+        });
+        resized.data.extend_from_slice(&lower.1.data);
+        resized.height += lower.1.height;
     }
 }
 
@@ -557,6 +614,55 @@ mod tests {
         let mut fresh = Vec::new();
         preprocess_into(&b, &cfg, &mut fresh).unwrap();
         assert_eq!(other, fresh);
+    }
+
+    /// A resize split in two halves of rows gives the whole resize's pixels: for both pass
+    /// orders, odd and even heights, a one-row crop, and crops touching the edges.
+    #[test]
+    fn split_resize_equals_one_resize() {
+        let noise = |w: u32, h: u32, seed: u32| {
+            let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+            let data = (0..w * h * 3)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8
+                })
+                .collect();
+            RgbImage::from_raw(w, h, data)
+        };
+        let cases = [
+            // (source, output, roi)
+            ((1920, 1080), (455, 256), (115, 16, 224, 224)),
+            ((1080, 1920), (256, 455), (16, 115, 224, 225)),
+            ((640, 480), (341, 256), (0, 0, 341, 256)),
+            ((300, 1000), (128, 427), (3, 400, 120, 27)),
+            ((500, 375), (341, 256), (58, 16, 224, 1)),
+            ((200, 200), (256, 256), (16, 16, 224, 224)),
+        ];
+        for (i, ((sw, sh), (w, h), (x, y, rw, rh))) in cases.into_iter().enumerate() {
+            let src = noise(sw, sh, i as u32);
+            let roi = Roi {
+                x,
+                y,
+                width: rw,
+                height: rh,
+            };
+            for compat in [PillowCompat::Pillow12, PillowCompat::Pillow13] {
+                let mut one = (Scratch::new(), RgbImage::default());
+                let mut lower = (Scratch::new(), RgbImage::default());
+                let (s, d) = (&mut one.0, &mut one.1);
+                Preprocessor::resize_roi(&src, (w, h), roi, compat, (s, d), &mut lower, false);
+                let mut two = (Scratch::new(), RgbImage::from_raw(1, 1, vec![9; 3]));
+                for _ in 0..2 {
+                    let (s, d) = (&mut two.0, &mut two.1);
+                    Preprocessor::resize_roi(&src, (w, h), roi, compat, (s, d), &mut lower, true);
+                    assert_eq!(one.1, two.1, "case {i} {compat:?}");
+                }
+                assert_eq!((one.1.width, one.1.height), (rw, rh));
+            }
+        }
     }
 
     #[test]

@@ -30,11 +30,17 @@ impl Classification {
                 probs[i]
             }
         };
-        idx.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+        // A total order (ties broken by class id), so selecting the best k and sorting them
+        // gives exactly the first k of a full sort, without sorting every class.
+        let order = |a: &usize, b: &usize| key(*b).total_cmp(&key(*a)).then(a.cmp(b));
+        if k < idx.len() {
+            idx.select_nth_unstable_by(k - 1, order);
+            idx.truncate(k);
+        }
+        idx.sort_by(order);
         Classification {
             ranked: idx
                 .into_iter()
-                .take(k)
                 .map(|i| Prediction {
                     class_id: i,
                     confidence: probs[i],
@@ -239,5 +245,40 @@ mod tests {
         let c = Classification::from_probabilities(&[0.3, f32::NAN, 0.3, 0.4], 4);
         let ids: Vec<usize> = c.ranked.iter().map(|p| p.class_id).collect();
         assert_eq!(ids, [3, 0, 2, 1]);
+    }
+
+    /// Selecting the best k equals the first k of a full, stable sort, ties and NaN included.
+    #[test]
+    fn top_k_equals_the_head_of_a_full_sort() {
+        let mut state = 7u32;
+        for n in [1usize, 2, 5, 146, 1000] {
+            // Few distinct values, so that ties are common; some NaN.
+            let probs: Vec<f32> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                    match state >> 28 {
+                        0 => f32::NAN,
+                        v => v as f32 / 16.0,
+                    }
+                })
+                .collect();
+            let key = |i: usize| {
+                if probs[i].is_nan() {
+                    f32::NEG_INFINITY
+                } else {
+                    probs[i]
+                }
+            };
+            let mut all: Vec<usize> = (0..n).collect();
+            all.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
+            for k in [1, 2, 3, 5, n] {
+                let got: Vec<usize> = Classification::from_probabilities(&probs, k)
+                    .ranked
+                    .iter()
+                    .map(|p| p.class_id)
+                    .collect();
+                assert_eq!(got, all[..k.min(n)], "n {n} k {k}");
+            }
+        }
     }
 }

@@ -411,7 +411,7 @@ fn with_orientation(jpeg: &[u8], o: u8) -> Vec<u8> {
 
 /// A file cut anywhere, in particular below the window (where a cropped decode could stop
 /// reading), fails exactly as the full decode does; corrupt but complete files give the same
-/// tensor.
+/// tensor. Also with two bands (where the upper band stops reading at the split).
 #[test]
 fn truncated_and_corrupt_files_behave_as_with_a_full_decode() {
     let cfg = imagenet_eval();
@@ -445,29 +445,38 @@ fn truncated_and_corrupt_files_behave_as_with_a_full_decode() {
             .1
             .is_some());
         let n = jpeg.len();
+        // The engine's path (two bands when libtorch has two threads), and two bands forced
+        // (split mid-image, whatever the thread count).
+        let partial = |data: &[u8]| {
+            [
+                decode_image_window(data, &opts, Vec::new(), &win),
+                decode_jpeg_window(data, &opts, Vec::new(), &win, 16, Bands::At(h / 2)),
+            ]
+        };
         // Cuts all over the file, dense near the end (the rows below the window, the EOI).
         let mut cuts: Vec<usize> = (1..40).map(|i| n * i / 40).collect();
         cuts.extend([n - 1, n - 2, n - 3, n - 50, n - 500, n * 97 / 100]);
         for cut in cuts {
             let data = &jpeg[..cut];
             let full = decode_image_reusing(data, &opts, Vec::new());
-            let part = decode_image_window(data, &opts, Vec::new(), &win);
-            match (&full, &part) {
-                (Err(a), Err(b)) => {
-                    assert_eq!(a.to_string(), b.to_string(), "{enc:?} cut at {cut}/{n}");
-                    cut_errors += 1;
+            for part in partial(data) {
+                match (&full, &part) {
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.to_string(), b.to_string(), "{enc:?} cut at {cut}/{n}");
+                        cut_errors += 1;
+                    }
+                    (Ok(a), Ok((b, _))) => {
+                        assert!(
+                            tensor(a, &cfg) == tensor(b, &cfg),
+                            "{enc:?} cut at {cut}/{n}"
+                        )
+                    }
+                    _ => panic!(
+                        "{enc:?} cut at {cut}/{n}: full {:?} vs windowed {:?}",
+                        full.as_ref().map(|_| ()),
+                        part.as_ref().map(|_| ())
+                    ),
                 }
-                (Ok(a), Ok((b, _))) => {
-                    assert!(
-                        tensor(a, &cfg) == tensor(b, &cfg),
-                        "{enc:?} cut at {cut}/{n}"
-                    )
-                }
-                _ => panic!(
-                    "{enc:?} cut at {cut}/{n}: full {:?} vs windowed {:?}",
-                    full.as_ref().map(|_| ()),
-                    part.as_ref().map(|_| ())
-                ),
             }
         }
         // A file that only lacks its EOI marker is truncated for Pillow.
@@ -480,23 +489,24 @@ fn truncated_and_corrupt_files_behave_as_with_a_full_decode() {
             let pos = n / 3 + i * (n / 2) / 20;
             bad[pos] ^= 0x10 << (i % 4);
             let full = decode_image_reusing(&bad, &opts, Vec::new());
-            let part = decode_image_window(&bad, &opts, Vec::new(), &win);
-            match (&full, &part) {
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-                (Ok(a), Ok((b, _))) => {
-                    assert!(tensor(a, &cfg) == tensor(b, &cfg), "{enc:?} flip at {pos}")
+            for part in partial(&bad) {
+                match (&full, &part) {
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                    (Ok(a), Ok((b, _))) => {
+                        assert!(tensor(a, &cfg) == tensor(b, &cfg), "{enc:?} flip at {pos}")
+                    }
+                    _ => panic!("{enc:?} flip at {pos}: outcomes differ"),
                 }
-                _ => panic!("{enc:?} flip at {pos}: outcomes differ"),
             }
         }
     }
-    assert!(cut_errors > 40, "{cut_errors}");
+    assert!(cut_errors > 80, "{cut_errors}");
 }
 
 /// Two bands of rows decode exactly the pixels of one decode wherever the split falls: at
 /// every iMCU row of the region, for every subsampling, progressive files and restart markers
-/// (forced with `Bands::At`, so whatever the thread count). `Bands::Auto` is what the other tests here use (two bands on the large files
-/// when libtorch has two threads).
+/// (forced with `Bands::At`, so whatever the thread count). `Bands::Auto` is what the other
+/// tests here use (two bands on the large files when libtorch has two threads).
 #[test]
 fn two_bands_decode_the_pixels_of_one() {
     let opts = DecodeOptions::default();

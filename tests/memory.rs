@@ -48,9 +48,7 @@ fn thread_churn_frees_each_threads_outputs() {
 }
 
 fn one_huge_image_does_not_stay_pooled() {
-    let config = cstring(&fixture("colour.json"));
-    let mut h = ptr::null_mut();
-    assert_eq!(unsafe { evsdk_init(config.as_ptr(), &mut h) }, EVSDK_OK);
+    let h = evsdk_open(&fixture("colour.json"));
     let run = |bytes: &[u8]| {
         let mut out = ptr::null_mut();
         let rc =
@@ -92,15 +90,8 @@ fn one_huge_image_does_not_stay_pooled() {
 /// that prepared the CPU fast path anew leaked it. The prepared model is shared instead.
 fn create_destroy_cycles_of_the_fast_path_do_not_grow() {
     let cfg = demo_config("memory", "fast_cycles", &[]);
-    let config = cstring(&cfg);
     let cycle = || {
-        let mut h = ptr::null_mut();
-        assert_eq!(
-            unsafe { evsdk_init(config.as_ptr(), &mut h) },
-            EVSDK_OK,
-            "{}",
-            last_error()
-        );
+        let h = evsdk_open(&cfg);
         let mut info = ptr::null_mut();
         assert_eq!(unsafe { evsdk_model_info(h, &mut info) }, EVSDK_OK);
         let info = take_json(info);

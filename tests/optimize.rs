@@ -225,14 +225,7 @@ fn optimize_false_and_the_older_key_are_honoured() {
 fn evsdk_model_info_says_how_the_model_runs() {
     use ji::ffi::evsdk::*;
     let info = |config: &Path| {
-        let cfg = cstring(config);
-        let mut h = std::ptr::null_mut();
-        assert_eq!(
-            unsafe { evsdk_init(cfg.as_ptr(), &mut h) },
-            EVSDK_OK,
-            "{}",
-            last_error()
-        );
+        let h = evsdk_open(config);
         let mut out = std::ptr::null_mut();
         assert_eq!(unsafe { evsdk_model_info(h, &mut out) }, EVSDK_OK);
         unsafe { evsdk_release(h) };

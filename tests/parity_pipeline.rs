@@ -111,14 +111,7 @@ fn c_api_predictions_match_the_python_pipeline_on_real_photos() {
             &std::fs::read(dir.join(format!("reference_{mode}.json"))).unwrap(),
         )
         .unwrap();
-        let cfg = cstring(&dir.join(m["modes"][mode].as_str().unwrap()));
-        let mut h = ptr::null_mut();
-        assert_eq!(
-            unsafe { evsdk_init(cfg.as_ptr(), &mut h) },
-            EVSDK_OK,
-            "{}",
-            last_error()
-        );
+        let h = evsdk_open(&dir.join(m["modes"][mode].as_str().unwrap()));
         let images = reference["images"].as_array().unwrap();
         assert!(images.len() >= 4);
         for r in images {

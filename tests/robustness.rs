@@ -12,15 +12,7 @@ struct Handle(*mut EvsdkHandle);
 
 impl Handle {
     fn open(config: &str) -> Handle {
-        let path = cstring(&fixture(config));
-        let mut h = ptr::null_mut();
-        assert_eq!(
-            unsafe { evsdk_init(path.as_ptr(), &mut h) },
-            EVSDK_OK,
-            "{}",
-            last_error()
-        );
-        Handle(h)
+        Handle(evsdk_open(&fixture(config)))
     }
 
     fn run(&self, bytes: &[u8]) -> Result<serde_json::Value, (i32, String)> {

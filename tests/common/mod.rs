@@ -63,6 +63,21 @@ pub fn last_error() -> String {
         .into_owned()
 }
 
+/// `evsdk_init` on the config file `config`, which must succeed (the library's last error
+/// otherwise); release the handle with `evsdk_release`.
+pub fn evsdk_open(config: &Path) -> *mut ji::ffi::evsdk::EvsdkHandle {
+    use ji::ffi::evsdk::{evsdk_init, EVSDK_OK};
+    let c = cstring(config);
+    let mut h = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { evsdk_init(c.as_ptr(), &mut h) },
+        EVSDK_OK,
+        "{}",
+        last_error()
+    );
+    h
+}
+
 /// Takes ownership of a JSON string from the library, parses it, frees it.
 pub fn take_json(p: *mut std::os::raw::c_char) -> serde_json::Value {
     assert!(!p.is_null());

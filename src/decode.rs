@@ -323,28 +323,24 @@ const PARTIAL_MAX_FRACTION: f64 = 0.9;
 struct TjDecompressor(turbojpeg::raw::tjhandle);
 
 impl TjDecompressor {
-    fn new() -> Option<TjDecompressor> {
+    /// A decompressor that has read the JPEG header of `bytes` (needed before decompressing);
+    /// None when TurboJPEG cannot make one or rejects the header.
+    fn with_header(bytes: &[u8]) -> Option<TjDecompressor> {
         // SAFETY: tj3Init has no preconditions; it returns a new handle or null.
         let h = unsafe { turbojpeg::raw::tj3Init(turbojpeg::raw::TJINIT_TJINIT_DECOMPRESS as _) };
-        (!h.is_null()).then_some(TjDecompressor(h))
+        let tj = (!h.is_null()).then_some(TjDecompressor(h))?;
+        let len = turbojpeg::raw::size_t::try_from(bytes.len()).ok()?;
+        // SAFETY: `tj.0` is a live decompression handle; `bytes` is a valid slice of `len`
+        // bytes that outlives the call (TurboJPEG only reads it, and keeps no pointer to it
+        // after returning).
+        let ok = unsafe { turbojpeg::raw::tj3DecompressHeader(tj.0, bytes.as_ptr(), len) == 0 };
+        ok.then_some(tj)
     }
 
     fn get(&self, param: turbojpeg::raw::TJPARAM) -> i32 {
         // SAFETY: `self.0` is a live handle from tj3Init (destroyed only in drop); tj3Get
         // reads a parameter and returns -1 for an unknown one.
         unsafe { turbojpeg::raw::tj3Get(self.0, param as _) }
-    }
-
-    /// Reads the JPEG header of `bytes` (needed before decompressing); false when TurboJPEG
-    /// rejects it.
-    fn read_header(&self, bytes: &[u8]) -> bool {
-        let Ok(len) = turbojpeg::raw::size_t::try_from(bytes.len()) else {
-            return false;
-        };
-        // SAFETY: `self.0` is a live decompression handle; `bytes` is a valid slice of `len`
-        // bytes that outlives the call (TurboJPEG only reads it, and keeps no pointer to it
-        // after returning).
-        unsafe { turbojpeg::raw::tj3DecompressHeader(self.0, bytes.as_ptr(), len) == 0 }
     }
 
     fn set(&mut self, param: turbojpeg::raw::TJPARAM, value: i32) -> bool {
@@ -500,7 +496,7 @@ pub fn decode_jpeg_window(
 ) -> Result<(RgbImage, Option<Roi>)> {
     use turbojpeg::raw;
     let full = |reuse| decode_jpeg(bytes, opts, reuse).map(|img| (img, None));
-    let Some(mut tj) = TjDecompressor::new().filter(|tj| tj.read_header(bytes)) else {
+    let Some(mut tj) = TjDecompressor::with_header(bytes) else {
         return full(reuse);
     };
     let (w, h) = (
@@ -566,8 +562,7 @@ pub fn decode_jpeg_window(
             crate::parallel::for_each(parts.len(), |i| {
                 let part = parts[i].lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some((crop, dst)) = part {
-                    let ok = TjDecompressor::new()
-                        .filter(|tj| tj.read_header(bytes))
+                    let ok = TjDecompressor::with_header(bytes)
                         .is_some_and(|mut tj| decompress_region(&mut tj, bytes, crop, dst, stride));
                     done[i].store(ok, Ordering::SeqCst);
                 }

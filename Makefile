@@ -12,7 +12,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test lint fixtures c-tests install-check header-check fuzz soak package install clean report-check
+.PHONY: all setup build demo test lint fixtures c-tests install-check header-check fuzz soak package install clean report-check ab-bench
 
 all: build
 
@@ -91,6 +91,20 @@ soak: fixtures
 FUZZ_EXECS ?= 200000
 fuzz: fixtures
 	$(CARGO) run --release --example fuzz_decode -- $(FUZZ_EXECS) $$(date +%s)
+
+# Two builds of libji.so side by side in one process, call by call on the demo's images
+# (tools/ab_bench.c; not part of `make test`): the way to see a few percent on a noisy machine.
+#   cp target/release/libji.so /tmp/libji_a.so   # before the change
+#   make ab-bench A=/tmp/libji_a.so              # after it: B is the new target/release/libji.so
+# The Makefile's OMP_WAIT_POLICY applies; for libgomp's default run target/ab_bench directly.
+A ?=
+B ?= $(RELEASE)/libji.so
+AB_ROUNDS ?= 20
+AB_GAP_MS ?= 0
+ab-bench: build
+	@test -n "$(A)" || { echo "make ab-bench A=/path/to/other/libji.so [B=...]"; exit 2; }
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o target/ab_bench tools/ab_bench.c -ldl
+	target/ab_bench --rounds $(AB_ROUNDS) --gap-ms $(AB_GAP_MS) demo/config/algo_config.json $(A) $(B) demo/val/*/*
 
 # The harness's HTML report in a real browser (not part of `make test`: it installs Chromium):
 # renders the demo's report and a copy of the demo with Chinese class names in headless

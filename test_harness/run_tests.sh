@@ -53,6 +53,13 @@ check create_destroy_loop 0 'loop=20 failures=0' -- -f loop -n 20 -i "$img/red.j
 check threads_own_predictors 0 'threads=5 shared=0 calls=50 failures=0' 'summary: failures=0 alarms=50 normals=0' -- -f threads -r 10 -i "$img/red.jpg"
 check threads_shared_predictor 0 'threads=5 shared=1 calls=50 failures=0' -- -f shared -r 10 -i "$img/green.jpg"
 EV_SDK_CONFIG=$fx/missing_model.json check create_fails_cleanly 1 'ji_create_predictor failed: .*nope.pt' -- -f file -i "$img/red.jpg"
+# Two copies of libji.so in one process (tools/ab_bench.c): each its own handle, same JSON.
+lib=${LIBDIR:-$here/../target/release}/libji.so
+cp "$lib" "$out/libji_copy.so" &&
+"$here/build/ab_bench" --rounds 2 "$fx/colour.json" "$lib" "$out/libji_copy.so" \
+  "$img/red.jpg" "$img/green.png" "$img/blue.bmp" >"$out/ab.log" 2>&1 &&
+  grep -Eq '^B/A [0-9.]+ \(rounds [0-9.]+-[0-9.]+; 2 rounds x 3 files' "$out/ab.log" && ! grep -q 'same library' "$out/ab.log" &&
+  { pass=$((pass + 1)); echo "ok   ab_bench_two_copies"; } || { fail=$((fail + 1)); echo "FAIL ab_bench_two_copies"; cat "$out/ab.log"; }
 "$here/build/example_evsdk" "$fx/colour.json" "$img/blue.png" '{"topk": 2}' >"$out/example.log" 2>&1 &&
   grep -q '"class":"厨余垃圾_果皮"' "$out/example.log" && grep -q '"topk":\[' "$out/example.log" &&
   { pass=$((pass + 1)); echo "ok   example_evsdk"; } || { fail=$((fail + 1)); echo "FAIL example_evsdk"; cat "$out/example.log"; }

@@ -4,6 +4,7 @@
 //!
 //! Usage: bench_forward MODEL.pt [--size H W] [--batch N] [--rounds R] [--calls C]
 //!                                [--precision fp32|bf16] [--threads T] [--consecutive]
+//!                                [--huge-pages on|off]
 //! By default the variants take turns call by call (each call then follows another model's,
 //! as in a pipeline that does other work between forwards); with `--consecutive` each variant
 //! makes its C calls in a row (the steady state of one model called back to back), the
@@ -32,6 +33,7 @@ fn main() {
     let mut precision = Precision::Fp32;
     let mut threads = 0i32;
     let mut consecutive = false;
+    let mut huge_pages = true;
     while let Some(a) = args.next() {
         let mut num = || {
             args.next()
@@ -49,6 +51,8 @@ fn main() {
             "--calls" => calls = num(),
             "--threads" => threads = num() as i32,
             "--consecutive" => consecutive = true,
+            // As an engine's `"huge_pages"` (default on): the heap in huge pages after load.
+            "--huge-pages" => huge_pages = args.next().as_deref() != Some("off"),
             "--precision" => {
                 precision = match args.next().as_deref() {
                     Some("bf16") => Precision::Bf16,
@@ -73,6 +77,9 @@ fn main() {
         false,
     )
     .unwrap();
+    if huge_pages {
+        let _ = ji::hugepages::advise_heap();
+    }
     let mut input: Vec<f32> = (0..batch * 3 * h as usize * w as usize)
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
@@ -117,6 +124,7 @@ fn main() {
         "batch": batch,
         "threads": tch::get_num_threads(),
         "consecutive": consecutive,
+        "huge_pages": huge_pages,
         "fast_load_s": load_fast_s,
         "optimization": fast.optimization().to_json(),
     });

@@ -165,6 +165,9 @@ pub struct Config {
     /// `"optimize_for_inference": true`: on CUDA the model is frozen. The GPU default is
     /// unchanged (plain TorchScript + cuDNN autotuning).
     pub cuda_freeze: bool,
+    /// `"huge_pages"` (default true): on the CPU, the heap goes to transparent huge pages at
+    /// the end of init (see `crate::hugepages`).
+    pub huge_pages: bool,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
 }
@@ -225,6 +228,7 @@ const KNOWN_KEYS: &[&str] = &[
     // The CPU fast path, and the older key (see parse_optimize).
     "optimize",
     "optimize_for_inference",
+    "huge_pages",
     "async_queue",
     "async_workers",
     "async_max_batch",
@@ -437,6 +441,10 @@ impl Config {
         };
         let exif_transpose = get_bool(obj, "exif_transpose")?;
         let (optimize, cuda_freeze) = parse_optimize(obj)?;
+        let huge_pages = match obj.get("huge_pages") {
+            None => true,
+            Some(_) => get_bool(obj, "huge_pages")?,
+        };
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -501,6 +509,7 @@ impl Config {
             num_threads,
             optimize,
             cuda_freeze,
+            huge_pages,
             asynchronous,
         })
     }
@@ -803,6 +812,26 @@ mod tests {
         assert_eq!(c.device, DeviceSpec::Auto);
         assert_eq!(c.preprocess, PreprocessConfig::default());
         assert_eq!(c.run, RunOptions::default());
+        assert!(c.huge_pages);
+    }
+
+    #[test]
+    fn huge_pages_is_a_bool_defaulting_to_true() {
+        let m = r#""model_path": "m.pt", "class_names_path": "c.txt""#;
+        assert!(
+            !parse(&format!("{{{m}, \"huge_pages\": false}}"))
+                .unwrap()
+                .huge_pages
+        );
+        assert!(
+            parse(&format!("{{{m}, \"huge_pages\": true}}"))
+                .unwrap()
+                .huge_pages
+        );
+        let e = parse(&format!("{{{m}, \"huge_pages\": 1}}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("huge_pages"), "{e}");
     }
 
     #[test]
@@ -815,6 +844,7 @@ mod tests {
             (DeviceSpec::Auto, Precision::Fp32, 1)
         );
         assert_eq!(c.asynchronous, AsyncConfig::default());
+        assert!(c.optimize && c.huge_pages);
     }
 
     #[test]

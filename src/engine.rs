@@ -56,6 +56,8 @@ pub struct Engine {
     run_defaults: RwLock<RunOptions>,
     /// Reusable preprocessing buffers, so steady-state calls do not allocate them.
     pool: Mutex<Vec<Work>>,
+    /// `"huge_pages"` on a CPU engine: the heap is re-advised when it grows (`hugepages`).
+    huge_pages: bool,
 }
 
 impl Engine {
@@ -97,6 +99,12 @@ impl Engine {
         for _ in 1..config.warmup {
             model.forward(&mut probe, 1, size.height, size.width)?;
         }
+        let huge_pages = device == tch::Device::Cpu && config.huge_pages;
+        if huge_pages {
+            // The weights and buffers the forward walks are in the heap now; a kernel without
+            // THP leaves it as it is (see `hugepages`).
+            let _ = crate::hugepages::advise_heap();
+        }
         Ok(Engine {
             device_name: model::device_name(device),
             run_defaults: RwLock::new(config.run.clone()),
@@ -104,6 +112,7 @@ impl Engine {
             names,
             model,
             pool: Mutex::new(Vec::new()),
+            huge_pages,
         })
     }
 
@@ -355,6 +364,9 @@ impl Engine {
     /// Pools `work` for the next call, within the pool's bounds (count and bytes); what does
     /// not fit is freed now.
     fn return_work(&self, work: Work) {
+        if self.huge_pages {
+            crate::hugepages::advise_heap_growth();
+        }
         let bytes = work.retained_bytes();
         if bytes > MAX_POOLED_WORK_BYTES {
             return;

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod ffi;
 pub mod frame;
+pub mod hugepages;
 pub mod image;
 pub mod metadata;
 pub mod model;

@@ -4,7 +4,8 @@ same machine, same model, same images, same thread count, in one run.
 
 Usage: bench_inference.py [--models lite0,mobilenet,mobilenet_v3,resnet50,repvgg] [--images N]
                           [--repeat R] [--threads T] [--batch B] [--device cpu|cuda]
-                          [--precision fp32|fp16] [--order call|block] [--lib PATH]
+                          [--precision fp32|fp16] [--order call|block] [--huge-pages on|off]
+                          [--lib PATH]
                           [--forward-bench PATH] [--json OUT.json]
 
 For each model it measures images/s and p50/p99 latency per image for
@@ -199,6 +200,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--order", choices=["call", "block"], default="call")
+    ap.add_argument("--huge-pages", choices=["on", "off"], default="on",
+                    help="libji's \"huge_pages\" (on: the library's default; it applies to the whole "
+                         "process's heap, so the Python pipeline in this process gets it too)")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
     ap.add_argument("--forward-bench", default=os.path.join(ROOT, "target", "release", "examples",
                                                             "bench_forward"))
@@ -210,6 +214,7 @@ def main():
     dev = torch.device(a.device)
     lib = load_lib(a.lib)
     results = {"device": a.device, "precision": a.precision, "threads": a.threads, "order": a.order,
+               "huge_pages": a.huge_pages,
                "models": {},
                "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
@@ -217,7 +222,7 @@ def main():
         blobs = [open(f, "rb").read() for f in files]
         for name, (cfg, eager) in make_models(d, a.models.split(",")).items():
             cfg = dict(cfg, device=a.device, precision=a.precision, num_threads=a.threads, topk=1,
-                       confidence_decimals=None, warmup=3)
+                       confidence_decimals=None, warmup=3, huge_pages=a.huge_pages == "on")
             cfg_path = os.path.join(d, name + ".json")
             json.dump(cfg, open(cfg_path, "w"))
             pycfg = reference_predict.load_config(cfg_path)
@@ -348,7 +353,8 @@ def main():
                         fb["optimization"]["path"], fb["optimization"]["pads_folded"],
                         fb["optimization"]["fusion_groups"])
             results["models"][name] = rows
-            print("\n%s (%s, %s, %d threads, order %s)" % (name, a.device, a.precision, a.threads, a.order))
+            print("\n%s (%s, %s, %d threads, order %s, huge pages %s)"
+                  % (name, a.device, a.precision, a.threads, a.order, a.huge_pages))
             for k, v in rows.items():
                 if isinstance(v, dict):
                     print("  %-30s %8.1f img/s   p50 %7.2f ms   p99 %7.2f ms" % (k, v["images_per_s"], v["p50_ms"], v["p99_ms"]))

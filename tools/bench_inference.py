@@ -205,7 +205,8 @@ def main():
     # (measured: ResNet-50's Python pipeline 13.5-13.9 -> 14.6-14.9 images/s). libji's own
     # gain from it is measured in a C host by tools/ab_bench.c (BENCHMARKS.md).
     ap.add_argument("--huge-pages", choices=["on", "off"], default="off",
-                    help="libji's \"huge_pages\" (default off here, see above)")
+                    help="libji's \"huge_pages\" (default off here: it is process-wide and would "
+                         "speed up the Python pipeline in this process too)")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
     ap.add_argument("--forward-bench", default=os.path.join(ROOT, "target", "release", "examples",
                                                             "bench_forward"))

@@ -287,7 +287,7 @@ impl Config {
         let model_path = path_key("model_path")?
             .ok_or_else(|| Error::Config("missing required key \"model_path\"".into()))?;
         let class_names_path = path_key("class_names_path")?;
-        let override_model_metadata = get_bool(obj, "override_model_metadata")?;
+        let override_model_metadata = get_bool(obj, "override_model_metadata", false)?;
         // The model's own description fills the keys the config leaves out; a key set in both
         // must agree (unless overridden), or the model would silently run a pipeline other than
         // the one it was exported with.
@@ -439,12 +439,9 @@ impl Config {
                 }
             },
         };
-        let exif_transpose = get_bool(obj, "exif_transpose")?;
+        let exif_transpose = get_bool(obj, "exif_transpose", false)?;
         let (optimize, cuda_freeze) = parse_optimize(obj)?;
-        let huge_pages = match obj.get("huge_pages") {
-            None => true,
-            Some(_) => get_bool(obj, "huge_pages")?,
-        };
+        let huge_pages = get_bool(obj, "huge_pages", true)?;
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -462,11 +459,7 @@ impl Config {
             workers: get_u32(obj, "async_workers", async_defaults.workers)?,
             max_batch: get_u32(obj, "async_max_batch", async_defaults.max_batch)?,
             max_wait_ms: get_u32(obj, "async_max_wait_ms", async_defaults.max_wait_ms)?,
-            out_frame: match obj.get("async_out_frame") {
-                None => async_defaults.out_frame,
-                Some(Value::Bool(b)) => *b,
-                Some(v) => return Err(bad_value("async_out_frame", "true or false", v)),
-            },
+            out_frame: get_bool(obj, "async_out_frame", async_defaults.out_frame)?,
         };
         for (key, v) in [
             ("async_queue", asynchronous.queue),
@@ -735,9 +728,9 @@ fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>
     }
 }
 
-fn get_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
+fn get_bool(obj: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
     match obj.get(key) {
-        None => Ok(false),
+        None => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         Some(v) => Err(bad_value(key, "true or false", v)),
     }
@@ -749,9 +742,9 @@ fn get_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
 fn parse_optimize(obj: &Map<String, Value>) -> Result<(bool, bool)> {
     let optimize = match obj.get("optimize") {
         None => None,
-        Some(_) => Some(get_bool(obj, "optimize")?),
+        Some(_) => Some(get_bool(obj, "optimize", true)?),
     };
-    let legacy = get_bool(obj, "optimize_for_inference")?;
+    let legacy = get_bool(obj, "optimize_for_inference", false)?;
     if legacy && optimize == Some(false) {
         return Err(Error::Config(
             "\"optimize\": false contradicts \"optimize_for_inference\": true".into(),

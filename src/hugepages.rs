@@ -11,8 +11,8 @@
 //! `MADV_HUGEPAGE` (pages faulted in later come as huge pages where the kernel can) and
 //! collapsed into huge pages now with `MADV_COLLAPSE` (Linux 6.1+; older kernels leave them
 //! to khugepaged). Memory the heap grows by later is a new mapping without the advice, so
-//! after each call the engine compares the heap's end with the advised one and advises again
-//! when it has grown by 2 MiB or more (a host that allocates between calls, as a Python one
+//! after each call the engine compares the heap's end with the advised one and advises what
+//! it grew by when that is 2 MiB or more (a host that allocates between calls, as a Python one
 //! does). Nothing changes where THP is off (`/sys/kernel/mm/transparent_hugepage/
 //! enabled` = never) or unsupported; the process's resident memory grows only by the unused
 //! parts of the collapsed extents, which glibc's heap rarely has.
@@ -66,26 +66,32 @@ pub fn advise_heap() -> std::io::Result<HeapAdvice> {
     let maps = std::fs::read_to_string("/proc/self/maps")?;
     let mut done = HeapAdvice::default();
     for (start, end) in heap_extents(&maps) {
-        let len = end - start;
-        // SAFETY: madvise with these advices changes how the kernel backs pages of a mapping
-        // of this process, never their contents; a range that is no longer mapped (the heap
-        // trimmed meanwhile by another thread) is ENOMEM, not undefined behaviour.
-        if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        done.advised += len;
-        // SAFETY: as above.
-        if unsafe { libc::madvise(start as *mut libc::c_void, len, MADV_COLLAPSE) } == 0 {
-            done.collapsed += len;
-        }
+        advise_range(start, end, &mut done)?;
     }
     ADVISED_BRK.store(brk.max(1), Ordering::Relaxed);
     Ok(done)
 }
 
+/// `MADV_HUGEPAGE` and `MADV_COLLAPSE` on `start..end` (2 MiB aligned), counted in `done`.
+fn advise_range(start: usize, end: usize, done: &mut HeapAdvice) -> std::io::Result<()> {
+    let len = end - start;
+    // SAFETY: madvise with these advices changes how the kernel backs pages of a mapping of
+    // this process, never their contents; a range that is no longer mapped (the heap trimmed
+    // meanwhile by another thread) is ENOMEM, not undefined behaviour.
+    if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    done.advised += len;
+    // SAFETY: as above.
+    if unsafe { libc::madvise(start as *mut libc::c_void, len, MADV_COLLAPSE) } == 0 {
+        done.collapsed += len;
+    }
+    Ok(())
+}
+
 /// After a call: when the heap has grown by 2 MiB or more since it was last advised (new heap
-/// memory does not inherit the advice), advises it again. Costs one `sbrk(0)` otherwise;
-/// does nothing in a process where no engine asked for huge pages.
+/// memory does not inherit the advice), advises the whole 2 MiB extents it grew by. Costs one
+/// `sbrk(0)` otherwise; does nothing in a process where no engine asked for huge pages.
 pub fn advise_heap_growth() {
     let advised = ADVISED_BRK.load(Ordering::Relaxed);
     if advised == 0 {
@@ -94,7 +100,14 @@ pub fn advise_heap_growth() {
     // SAFETY: sbrk(0) only reads the current program break.
     let brk = unsafe { libc::sbrk(0) } as usize;
     if brk >= advised.saturating_add(HUGE) {
-        let _ = advise_heap();
+        // The heap is advised up to `advised`; what lies between it and the break is the heap
+        // mapped since (glibc's heap is contiguous up to the break).
+        let start = advised.saturating_add(HUGE - 1) & !(HUGE - 1);
+        let end = brk & !(HUGE - 1);
+        if end > start {
+            let _ = advise_range(start, end, &mut HeapAdvice::default());
+        }
+        ADVISED_BRK.store(brk, Ordering::Relaxed);
     } else if brk < advised {
         // Trimmed: what grows back from here is new memory.
         ADVISED_BRK.store(brk.max(1), Ordering::Relaxed);

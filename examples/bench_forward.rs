@@ -4,7 +4,7 @@
 //!
 //! Usage: bench_forward MODEL.pt [--size H W] [--batch N] [--rounds R] [--calls C]
 //!                                [--precision fp32|bf16] [--threads T] [--consecutive]
-//!                                [--huge-pages on|off]
+//!                                [--huge-pages on|off] [--awake on|off]
 //! By default the variants take turns call by call (each call then follows another model's,
 //! as in a pipeline that does other work between forwards); with `--consecutive` each variant
 //! makes its C calls in a row (the steady state of one model called back to back), the
@@ -34,6 +34,7 @@ fn main() {
     let mut threads = 0i32;
     let mut consecutive = false;
     let mut huge_pages = true;
+    let mut awake = None;
     while let Some(a) = args.next() {
         let mut num = || {
             args.next()
@@ -53,6 +54,8 @@ fn main() {
             "--consecutive" => consecutive = true,
             // As an engine's `"huge_pages"` (default on): the heap in huge pages after load.
             "--huge-pages" => huge_pages = args.next().as_deref() != Some("off"),
+            // As an engine's `"keep_cpus_awake"` (default: on under OMP_WAIT_POLICY=PASSIVE).
+            "--awake" => awake = Some(args.next().as_deref() == Some("on")),
             "--precision" => {
                 precision = match args.next().as_deref() {
                     Some("bf16") => Precision::Bf16,
@@ -84,8 +87,12 @@ fn main() {
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
     let variants: [(&str, &Model); 2] = [("fast", &fast), ("plain", &plain)];
+    let awake = awake.unwrap_or_else(ji::awake::passive_wait_policy) && tch::get_num_threads() > 1;
+    let pollers =
+        awake.then(|| ji::awake::Pollers::start(tch::get_num_threads() as usize).unwrap());
     let mut run = |&(_, m): &(&str, &Model)| {
         let t = Instant::now();
+        let _hold = pollers.as_ref().map(|p| p.hold());
         m.forward(&mut input, batch, h, w).unwrap();
         t.elapsed().as_secs_f64() * 1e3
     };
@@ -125,6 +132,7 @@ fn main() {
         "threads": tch::get_num_threads(),
         "consecutive": consecutive,
         "huge_pages": huge_pages,
+        "keep_cpus_awake": awake,
         "fast_load_s": load_fast_s,
         "optimization": fast.optimization().to_json(),
     });

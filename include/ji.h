@@ -317,7 +317,8 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
  * `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
- * "probe_tolerance"}}` (README, "Speed").
+ * "probe_tolerance"}, "keep_cpus_awake": true when idle-priority pollers keep the CPUs awake
+ * during calls}` (README, "Speed").
  *
  * # Safety
  * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.

@@ -168,6 +168,10 @@ pub struct Config {
     /// `"huge_pages"` (default true): on the CPU, the heap goes to transparent huge pages at
     /// the end of init (see `crate::hugepages`).
     pub huge_pages: bool,
+    /// `"keep_cpus_awake"`: on the CPU, poller threads at idle priority keep the CPUs from
+    /// halting while a call runs (see `crate::awake`). `None` (the default): on when
+    /// `OMP_WAIT_POLICY` is `PASSIVE`.
+    pub keep_cpus_awake: Option<bool>,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
 }
@@ -229,6 +233,7 @@ const KNOWN_KEYS: &[&str] = &[
     "optimize",
     "optimize_for_inference",
     "huge_pages",
+    "keep_cpus_awake",
     "async_queue",
     "async_workers",
     "async_max_batch",
@@ -442,6 +447,10 @@ impl Config {
         let exif_transpose = get_bool(obj, "exif_transpose", false)?;
         let (optimize, cuda_freeze) = parse_optimize(obj)?;
         let huge_pages = get_bool(obj, "huge_pages", true)?;
+        let keep_cpus_awake = match obj.get("keep_cpus_awake") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(get_bool(obj, "keep_cpus_awake", false)?),
+        };
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -503,6 +512,7 @@ impl Config {
             optimize,
             cuda_freeze,
             huge_pages,
+            keep_cpus_awake,
             asynchronous,
         })
     }
@@ -806,6 +816,20 @@ mod tests {
         assert_eq!(c.preprocess, PreprocessConfig::default());
         assert_eq!(c.run, RunOptions::default());
         assert!(c.huge_pages);
+    }
+
+    #[test]
+    fn keep_cpus_awake_is_a_bool_or_absent() {
+        let m = r#""model_path": "m.pt", "class_names_path": "c.txt""#;
+        let awake = |v: &str| parse(&format!("{{{m}{v}}}")).map(|c| c.keep_cpus_awake);
+        assert_eq!(awake("").unwrap(), None);
+        assert_eq!(awake(", \"keep_cpus_awake\": null").unwrap(), None);
+        assert_eq!(awake(", \"keep_cpus_awake\": true").unwrap(), Some(true));
+        assert_eq!(awake(", \"keep_cpus_awake\": false").unwrap(), Some(false));
+        let e = awake(", \"keep_cpus_awake\": \"auto\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keep_cpus_awake"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! together. It is `Send + Sync`: calls on one engine may run concurrently from any thread
 //! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
 
+use crate::awake::{Hold, Pollers};
 use crate::config::{Config, ModelOutput, RunOptions, Size};
 use crate::decode::{decode_image, decode_image_window, DecodeOptions};
 use crate::error::{Error, Result};
@@ -11,7 +12,7 @@ use crate::model::{self, softmax, Model};
 use crate::output::{self, Classification, Rendered};
 use crate::preprocess::{source_window, Preprocessor};
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// One caller's scratch: the decoded pixels' buffer, resize buffers and the batch's input
 /// tensor.
@@ -58,6 +59,8 @@ pub struct Engine {
     pool: Mutex<Vec<Work>>,
     /// `"huge_pages"` on a CPU engine: the heap is re-advised when it grows (`hugepages`).
     huge_pages: bool,
+    /// `"keep_cpus_awake"` on a CPU engine: held by every call (`awake`).
+    awake: Option<Arc<Pollers>>,
 }
 
 impl Engine {
@@ -105,6 +108,24 @@ impl Engine {
             // THP leaves it as it is (see `hugepages`).
             let _ = crate::hugepages::advise_heap();
         }
+        // One poller per intra-op thread, at most one per CPU this process may use; with one
+        // thread no worker ever waits to be woken, so there is nothing to keep awake.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pollers = (tch::get_num_threads().max(1) as usize).min(cpus);
+        let awake = if device == tch::Device::Cpu
+            && pollers > 1
+            && config
+                .keep_cpus_awake
+                .unwrap_or_else(crate::awake::passive_wait_policy)
+        {
+            Some(Pollers::shared(pollers).map_err(|e| {
+                Error::ModelLoad(format!(
+                    "\"keep_cpus_awake\": cannot start its threads: {e}"
+                ))
+            })?)
+        } else {
+            None
+        };
         Ok(Engine {
             device_name: model::device_name(device),
             run_defaults: RwLock::new(config.run.clone()),
@@ -113,6 +134,7 @@ impl Engine {
             model,
             pool: Mutex::new(Vec::new()),
             huge_pages,
+            awake,
         })
     }
 
@@ -179,6 +201,7 @@ impl Engine {
         if images.is_empty() {
             return Ok(Vec::new());
         }
+        let _awake = self.keep_awake();
         let mut work = self.take_work();
         let result = self.forward_batch(images, &mut work);
         self.return_work(work);
@@ -283,6 +306,7 @@ impl Engine {
         args: Option<&str>,
     ) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
+        let _awake = self.keep_awake();
         let mut work = self.take_work();
         // Only the pixels the preprocessing reads are decoded (JPEG): the same tensor as a
         // full decode (see `decode_image_window`).
@@ -314,6 +338,7 @@ impl Engine {
     /// `ji_calc_image`): no per-call allocation for the RGB copy.
     pub fn run_frame_json(&self, frame: &RawFrame, args: Option<&str>) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
+        let _awake = self.keep_awake();
         let mut work = self.take_work();
         let result = match frame.to_rgb_reusing(
             self.config.preprocess.max_image_pixels,
@@ -351,6 +376,16 @@ impl Engine {
 
     pub fn render(&self, cls: &Classification, opts: &RunOptions) -> Rendered {
         output::render(cls, &self.names, opts, &self.device_name)
+    }
+
+    /// Keeps the CPUs awake until dropped, where `"keep_cpus_awake"` is on.
+    fn keep_awake(&self) -> Option<Hold<'_>> {
+        self.awake.as_deref().map(Pollers::hold)
+    }
+
+    /// Whether this engine's calls keep the CPUs awake (`"keep_cpus_awake"`).
+    pub fn keeps_cpus_awake(&self) -> bool {
+        self.awake.is_some()
     }
 
     fn take_work(&self) -> Work {

@@ -9,6 +9,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod awake;
 pub mod class_names;
 pub mod config;
 pub mod cuda;

@@ -172,14 +172,16 @@ def repvgg_a0_deploy(classes):
                                torch.nn.Linear(c_in, classes))
 
 
-def forward_bench(exe, cfg, threads):
+def forward_bench(exe, cfg, threads, awake):
     """(e): libji's fast path and the plain model, forward only, in C++ (bench_forward)."""
     import subprocess
     if not os.path.exists(exe):
         print("(no %s: build it with `cargo build --release --example bench_forward`)" % exe)
         return None
-    out = subprocess.run([exe, cfg["model_path"], "--threads", str(threads), "--rounds", "5",
-                          "--calls", "10"], check=True, capture_output=True, text=True).stdout
+    cmd = [exe, cfg["model_path"], "--threads", str(threads), "--rounds", "5", "--calls", "10"]
+    if awake != "auto":
+        cmd += ["--awake", awake]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -207,6 +209,10 @@ def main():
     ap.add_argument("--huge-pages", choices=["on", "off"], default="off",
                     help="libji's \"huge_pages\" (default off here: it is process-wide and would "
                          "speed up the Python pipeline in this process too)")
+    # As the library by default: on under OMP_WAIT_POLICY=PASSIVE. Its pollers spin only while
+    # a libji call runs, so unlike the heap advice they do not speed up the Python pipeline.
+    ap.add_argument("--keep-cpus-awake", choices=["auto", "on", "off"], default="auto",
+                    help="libji's \"keep_cpus_awake\" (auto: on under OMP_WAIT_POLICY=PASSIVE)")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
     ap.add_argument("--forward-bench", default=os.path.join(ROOT, "target", "release", "examples",
                                                             "bench_forward"))
@@ -218,7 +224,7 @@ def main():
     dev = torch.device(a.device)
     lib = load_lib(a.lib)
     results = {"device": a.device, "precision": a.precision, "threads": a.threads, "order": a.order,
-               "huge_pages": a.huge_pages,
+               "huge_pages": a.huge_pages, "keep_cpus_awake": a.keep_cpus_awake,
                "models": {},
                "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
@@ -226,7 +232,8 @@ def main():
         blobs = [open(f, "rb").read() for f in files]
         for name, (cfg, eager) in make_models(d, a.models.split(",")).items():
             cfg = dict(cfg, device=a.device, precision=a.precision, num_threads=a.threads, topk=1,
-                       confidence_decimals=None, warmup=3, huge_pages=a.huge_pages == "on")
+                       confidence_decimals=None, warmup=3, huge_pages=a.huge_pages == "on",
+                       keep_cpus_awake={"auto": None, "on": True, "off": False}[a.keep_cpus_awake])
             cfg_path = os.path.join(d, name + ".json")
             json.dump(cfg, open(cfg_path, "w"))
             pycfg = reference_predict.load_config(cfg_path)
@@ -347,7 +354,7 @@ def main():
             rows["top1_agreement_a_b"] = agree
             rows["top1_agreement_a_b_plain"] = agree_plain
             if a.device == "cpu":
-                fb = forward_bench(a.forward_bench, cfg, a.threads)
+                fb = forward_bench(a.forward_bench, cfg, a.threads, a.keep_cpus_awake)
                 if fb:
                     rows["e_forward_fast_ms"] = fb["fast_ms"]
                     rows["e_forward_plain_ms"] = fb["plain_ms"]
@@ -357,8 +364,9 @@ def main():
                         fb["optimization"]["path"], fb["optimization"]["pads_folded"],
                         fb["optimization"]["fusion_groups"])
             results["models"][name] = rows
-            print("\n%s (%s, %s, %d threads, order %s, huge pages %s)"
-                  % (name, a.device, a.precision, a.threads, a.order, a.huge_pages))
+            print("\n%s (%s, %s, %d threads, order %s, huge pages %s, keep CPUs awake %s)"
+                  % (name, a.device, a.precision, a.threads, a.order, a.huge_pages,
+                     a.keep_cpus_awake))
             for k, v in rows.items():
                 if isinstance(v, dict):
                     print("  %-30s %8.1f img/s   p50 %7.2f ms   p99 %7.2f ms" % (k, v["images_per_s"], v["p50_ms"], v["p99_ms"]))

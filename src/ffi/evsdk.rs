@@ -234,7 +234,8 @@ pub(crate) unsafe fn raw_frame<'a>(
 /// `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
-/// "probe_tolerance"}}` (README, "Speed").
+/// "probe_tolerance"}, "keep_cpus_awake": true when idle-priority pollers keep the CPUs awake
+/// during calls}` (README, "Speed").
 ///
 /// # Safety
 /// `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
@@ -252,6 +253,7 @@ pub unsafe extern "C" fn evsdk_model_info(
                 "device": e.device_name(),
                 "classes": e.num_classes(),
                 "optimization": e.optimization().to_json(),
+                "keep_cpus_awake": e.keeps_cpus_awake(),
             }),
             out_json,
         );

@@ -1,0 +1,283 @@
+//! Keeping the CPUs awake while a call runs (`"keep_cpus_awake"`; on the CPU, default on
+//! when `OMP_WAIT_POLICY=PASSIVE`).
+//!
+//! libtorch's intra-op threads are OpenMP's. Between two parallel regions of a forward pass
+//! (a Lite0 forward runs about 55) a worker waits; with `OMP_WAIT_POLICY=PASSIVE` it sleeps
+//! at once, and its CPU, with nothing else to run, goes idle. In a virtual machine whose
+//! guest does not poll before halting (`haltpoll`'s `guest_halt_poll_ns` = 0, as on the
+//! 2-vCPU VM in BENCHMARKS.md), an idle vCPU is halted, and waking the worker on it for the
+//! next region means the hypervisor must schedule that vCPU again: a median 76 µs per region
+//! measured there, which took the Lite0 forward from 5.6 to 9.5 ms. With halt polling on
+//! (root only, the whole machine), the same forward took 5.6 ms under `PASSIVE`.
+//!
+//! A library cannot change the wait policy (libgomp reads it when it loads) nor the guest's
+//! idle driver, but it can keep the CPUs from going idle while a call runs: one poller thread
+//! per intra-op thread, at `SCHED_IDLE` priority, spins while any call is in progress and
+//! sleeps otherwise. A CPU that runs only a `SCHED_IDLE` thread counts as idle for the
+//! scheduler's wake-up placement, and any other thread that wakes on it preempts the poller
+//! at once; but the vCPU itself stays running, so the wake-up costs an interrupt, not a halt
+//! exit. The pollers take only CPU time that would otherwise be idle, and only while a call
+//! runs: between calls they sleep, as `PASSIVE` asks. Measured there under `PASSIVE`: the
+//! forward 9.6–10.0 → 8.0–8.4 ms back to back, whole calls 8–20% faster (README, "Speed").
+//!
+//! With the default wait policy the workers spin between regions themselves, and the pollers
+//! only compete with them: calls after 30 ms pauses took 12.7 ms against 8.6 without them. So
+//! the default (`"keep_cpus_awake"` absent or `null`) turns them on only under `PASSIVE`.
+//!
+//! The pollers are shared by every engine of the process and stop when the last engine that
+//! uses them is released.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+
+/// The shared state of the pollers.
+///
+/// A call never waits for a poller: no lock is shared with them (a poller preempted while
+/// holding one, at idle priority on a busy machine, could stall the call for as long as it
+/// is not scheduled). The pollers sleep on a futex on `state` and the first call wakes them.
+struct Shared {
+    /// Calls in progress (the low bits), and [`STOP`].
+    state: AtomicU32,
+}
+
+/// Set in `state` when the pollers must end.
+const STOP: u32 = 1 << 31;
+
+/// Poller threads that keep the CPUs busy (at idle priority) while a call holds them.
+pub struct Pollers {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// The pollers' kernel thread ids.
+    tids: Vec<libc::pid_t>,
+}
+
+/// While alive, the pollers spin; see [`Pollers::hold`].
+pub struct Hold<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.shared.state.fetch_sub(1, Ordering::Release);
+    }
+}
+
+static SHARED: Mutex<Weak<Pollers>> = Mutex::new(Weak::new());
+
+impl Pollers {
+    /// Starts `n` pollers at `SCHED_IDLE` priority. Fails where a thread cannot be started or
+    /// the scheduler refuses the policy (not Linux, or a seccomp filter).
+    pub fn start(n: usize) -> std::io::Result<Pollers> {
+        let shared = Arc::new(Shared {
+            state: AtomicU32::new(0),
+        });
+        let mut pollers = Pollers {
+            shared,
+            threads: Vec::with_capacity(n),
+            tids: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let shared = Arc::clone(&pollers.shared);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t = std::thread::Builder::new()
+                .name(format!("ji-awake-{i}"))
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    // SAFETY: gettid has no preconditions.
+                    let r = set_idle_policy().map(|()| unsafe { libc::gettid() });
+                    let ok = r.is_ok();
+                    let _ = tx.send(r);
+                    if ok {
+                        poll(&shared);
+                    }
+                })?;
+            pollers.threads.push(t);
+            // Dropping `pollers` on an error stops and joins the ones started.
+            let tid = rx
+                .recv()
+                .map_err(|_| std::io::Error::other("a poller thread ended at once"))??;
+            pollers.tids.push(tid);
+        }
+        Ok(pollers)
+    }
+
+    /// The process's pollers, started with `n` threads if no engine holds them now.
+    pub fn shared(n: usize) -> std::io::Result<Arc<Pollers>> {
+        let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = slot.upgrade() {
+            return Ok(p);
+        }
+        let p = Arc::new(Pollers::start(n)?);
+        *slot = Arc::downgrade(&p);
+        Ok(p)
+    }
+
+    /// Keeps the pollers spinning until the returned value is dropped.
+    pub fn hold(&self) -> Hold<'_> {
+        let s = &*self.shared;
+        if s.state.fetch_add(1, Ordering::AcqRel) == 0 {
+            wake_all(&s.state);
+        }
+        Hold { shared: s }
+    }
+
+    /// The pollers' kernel thread ids (`/proc/self/task/<tid>`).
+    pub fn tids(&self) -> &[libc::pid_t] {
+        &self.tids
+    }
+}
+
+impl Drop for Pollers {
+    fn drop(&mut self) {
+        self.shared.state.fetch_or(STOP, Ordering::AcqRel);
+        wake_all(&self.shared.state);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether libgomp was told to sleep at once when it waits (`OMP_WAIT_POLICY=PASSIVE`, any
+/// case, as libgomp reads it).
+pub fn passive_wait_policy() -> bool {
+    is_passive(std::env::var("OMP_WAIT_POLICY").ok().as_deref())
+}
+
+fn is_passive(policy: Option<&str>) -> bool {
+    policy.is_some_and(|v| v.trim().eq_ignore_ascii_case("passive"))
+}
+
+fn set_idle_policy() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn poll(s: &Shared) {
+    loop {
+        let mut state = s.state.load(Ordering::Acquire);
+        while state != 0 && state & STOP == 0 {
+            std::hint::spin_loop();
+            state = s.state.load(Ordering::Acquire);
+        }
+        if state & STOP != 0 {
+            return;
+        }
+        // Sleeps unless a call began since the load (the kernel compares atomically).
+        wait_while_zero(&s.state);
+    }
+}
+
+/// `FUTEX_WAIT` on `word` while it is 0 (returns at once if it is not, on a wake-up, or
+/// spuriously: the caller re-checks).
+fn wait_while_zero(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32 for the duration of the call; a null timeout
+    // waits without one.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            0u32,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+/// `FUTEX_WAKE` for every thread waiting on `word`.
+fn wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE only reads its address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+/// A thread's state letter and scheduling policy, from `/proc/self/task/<tid>/stat`.
+pub fn thread_state(tid: libc::pid_t) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The name, in parentheses, may hold spaces; the fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 is the state; field 41 the policy (fields counted from 1, the pid).
+    let state = fields.first()?.chars().next()?;
+    let policy = fields.get(41 - 3)?.parse().ok()?;
+    Some((state, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Waits up to 5 s for every poller to be in `state` (`R` running or runnable, `S`
+    /// sleeping); returns the last states seen.
+    fn wait_for(p: &Pollers, state: char) -> Vec<char> {
+        let t = Instant::now();
+        loop {
+            let seen: Vec<char> = p
+                .tids()
+                .iter()
+                .map(|&t| thread_state(t).map_or('?', |s| s.0))
+                .collect();
+            if seen.iter().all(|&s| s == state) || t.elapsed() > Duration::from_secs(5) {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn pollers_spin_at_idle_priority_only_while_held_and_stop_when_dropped() {
+        let p = Pollers::start(2).expect("pollers");
+        assert_eq!(p.tids().len(), 2);
+        for &tid in p.tids() {
+            assert_eq!(thread_state(tid).map(|s| s.1), Some(libc::SCHED_IDLE));
+        }
+        assert_eq!(wait_for(&p, 'S'), ['S', 'S'], "idle pollers must sleep");
+        {
+            let _a = p.hold();
+            // Nested holds (concurrent calls) keep them spinning until the last one ends.
+            let b = p.hold();
+            assert_eq!(wait_for(&p, 'R'), ['R', 'R'], "held pollers must spin");
+            drop(b);
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(wait_for(&p, 'R'), ['R', 'R'], "one hold is still alive");
+        }
+        assert_eq!(wait_for(&p, 'S'), ['S', 'S'], "released pollers must sleep");
+        let tids = p.tids().to_vec();
+        drop(p);
+        for tid in tids {
+            assert_eq!(thread_state(tid), None, "thread {tid} outlived its pollers");
+        }
+    }
+
+    #[test]
+    fn engines_share_the_pollers_until_the_last_lets_go() {
+        let a = Pollers::shared(1).unwrap();
+        let b = Pollers::shared(1).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let old = a.tids()[0];
+        drop((a, b));
+        assert_eq!(thread_state(old), None);
+        let c = Pollers::shared(1).unwrap();
+        assert_ne!(c.tids()[0], old);
+    }
+
+    #[test]
+    fn passive_policy_is_read_as_libgomp_reads_it() {
+        assert!(is_passive(Some("PASSIVE")));
+        assert!(is_passive(Some("passive ")));
+        assert!(!is_passive(Some("ACTIVE")));
+        assert!(!is_passive(Some("")));
+        assert!(!is_passive(None));
+    }
+}

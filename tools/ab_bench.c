@@ -10,7 +10,7 @@
  *   --rounds  timed rounds over the files (default 20; one untimed round comes first)
  *   --gap-ms  sleep this long before every call (default 0: calls back to back); on this VM a
  *             gap of 30 ms makes every call several ms slower (BENCHMARKS.md)
- * Prints mean and median ms per call for each build, B/A of the means over all calls and the
+ * Prints mean, median, 95th percentile and maximum ms per call for each build, B/A of the means over all calls and the
  * range of B/A over the rounds. Built and run by `make ab-bench A=... B=...`.
  * Copy the build under test first (cp target/release/libji.so /tmp/libji_a.so): a path that is
  * the same file for A and B is loaded once and both "builds" are the same one.
@@ -170,8 +170,9 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 2; v++) {
         for (size_t c = 0; c < calls; c++) sum[v] += b[v].ms[c];
         qsort(b[v].ms, calls, sizeof(double), cmp_double);
-        printf("%s %s: mean %.3f ms, median %.3f ms per call\n", v ? "B" : "A", b[v].path,
-               sum[v] / calls, b[v].ms[calls / 2]);
+        printf("%s %s: mean %.3f ms, median %.3f ms, p95 %.3f ms, max %.3f ms per call\n",
+               v ? "B" : "A", b[v].path, sum[v] / calls, b[v].ms[calls / 2],
+               b[v].ms[calls * 95 / 100], b[v].ms[calls - 1]);
     }
     double lo = 1e9, hi = 0;
     for (int r = 0; r < rounds; r++) {

@@ -87,7 +87,7 @@ fn main() {
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
     let variants: [(&str, &Model); 2] = [("fast", &fast), ("plain", &plain)];
-    let awake = awake.unwrap_or_else(ji::awake::passive_wait_policy) && tch::get_num_threads() > 1;
+    let awake = awake.unwrap_or_else(ji::awake::default_on) && tch::get_num_threads() > 1;
     let pollers =
         awake.then(|| ji::awake::Pollers::start(tch::get_num_threads() as usize).unwrap());
     let mut run = |&(_, m): &(&str, &Model)| {

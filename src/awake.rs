@@ -22,7 +22,8 @@
 //!
 //! With the default wait policy the workers spin between regions themselves, and the pollers
 //! only compete with them: calls after 30 ms pauses took 12.7 ms against 8.6 without them. So
-//! the default (`"keep_cpus_awake"` absent or `null`) turns them on only under `PASSIVE`.
+//! the default (`"keep_cpus_awake"` absent or `null`) turns them on only under `PASSIVE`,
+//! and not where a CPU quota (`docker --cpus`) would charge their spinning to the process.
 //!
 //! The pollers are shared by every engine of the process and stop when the last engine that
 //! uses them is released.
@@ -50,6 +51,8 @@ pub struct Pollers {
     threads: Vec<JoinHandle<()>>,
     /// The pollers' kernel thread ids.
     tids: Vec<libc::pid_t>,
+    /// The process that started them: a child forked from it has none of its threads.
+    pid: libc::pid_t,
 }
 
 /// While alive, the pollers spin; see [`Pollers::hold`].
@@ -76,6 +79,8 @@ impl Pollers {
             shared,
             threads: Vec::with_capacity(n),
             tids: Vec::with_capacity(n),
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
         };
         for i in 0..n {
             let shared = Arc::clone(&pollers.shared);
@@ -132,6 +137,13 @@ impl Drop for Pollers {
     fn drop(&mut self) {
         self.shared.state.fetch_or(STOP, Ordering::AcqRel);
         wake_all(&self.shared.state);
+        // SAFETY: getpid has no preconditions.
+        if unsafe { libc::getpid() } != self.pid {
+            // In a forked child the threads do not exist; their handles are left alone rather
+            // than joined.
+            self.threads.clear();
+            return;
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -146,6 +158,36 @@ pub fn passive_wait_policy() -> bool {
 
 fn is_passive(policy: Option<&str>) -> bool {
     policy.is_some_and(|v| v.trim().eq_ignore_ascii_case("passive"))
+}
+
+/// Whether a CPU quota (cgroup `cpu.max`, or `cpu.cfs_quota_us` in cgroup v1) gives this
+/// process fewer CPUs than its affinity mask lets it run on, as `docker --cpus` does. There a
+/// CPU's idle time is not free: the pollers' spinning would be charged to the quota that the
+/// process's real work needs, so the default leaves them off.
+pub fn cpu_quota_limits() -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the size is the set's.
+    let affinity = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return false;
+        }
+        libc::CPU_COUNT(&set) as usize
+    };
+    // std counts the affinity mask and the cgroup quota, whichever is smaller.
+    quota_limits(
+        affinity,
+        std::thread::available_parallelism().ok().map(|n| n.get()),
+    )
+}
+
+fn quota_limits(affinity_cpus: usize, available: Option<usize>) -> bool {
+    available.is_some_and(|a| a < affinity_cpus)
+}
+
+/// `"keep_cpus_awake"` absent or `null`: on under `OMP_WAIT_POLICY=PASSIVE`, unless a CPU
+/// quota charges idle-time spinning to the process.
+pub fn default_on() -> bool {
+    passive_wait_policy() && !cpu_quota_limits()
 }
 
 fn set_idle_policy() -> std::io::Result<()> {
@@ -298,6 +340,53 @@ mod tests {
         assert!(gone(old));
         let c = Pollers::shared(1).unwrap();
         assert_ne!(c.tids()[0], old);
+    }
+
+    #[test]
+    fn a_quota_below_the_affinity_mask_limits() {
+        assert!(quota_limits(16, Some(2)));
+        assert!(!quota_limits(2, Some(2)));
+        assert!(!quota_limits(2, None));
+        // Not under a quota here: std's count is the affinity mask's.
+        let affinity = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+            libc::CPU_COUNT(&set) as usize
+        };
+        let available = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(cpu_quota_limits(), available < affinity);
+    }
+
+    #[test]
+    fn a_forked_child_can_drop_pollers_it_does_not_run() {
+        let p = Pollers::start(1).unwrap();
+        let _held = p.hold();
+        // SAFETY: the child only drops the pollers (futex calls, a Vec) and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                drop(_held);
+                drop(p);
+                unsafe { libc::_exit(0) };
+            }
+            child => {
+                assert!(child > 0, "fork failed");
+                let t = Instant::now();
+                let mut status = 0;
+                loop {
+                    let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+                    if r == child {
+                        break;
+                    }
+                    if t.elapsed() > Duration::from_secs(10) {
+                        unsafe { libc::kill(child, libc::SIGKILL) };
+                        unsafe { libc::waitpid(child, &mut status, 0) };
+                        panic!("the forked child hung dropping its pollers");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            }
+        }
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub struct Config {
     pub huge_pages: bool,
     /// `"keep_cpus_awake"`: on the CPU, poller threads at idle priority keep the CPUs from
     /// halting while a call runs (see `crate::awake`). `None` (the default): on when
-    /// `OMP_WAIT_POLICY` is `PASSIVE`.
+    /// `OMP_WAIT_POLICY` is `PASSIVE` and no CPU quota applies (`awake::default_on`).
     pub keep_cpus_awake: Option<bool>,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,

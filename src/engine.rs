@@ -116,7 +116,7 @@ impl Engine {
             && pollers > 1
             && config
                 .keep_cpus_awake
-                .unwrap_or_else(crate::awake::passive_wait_policy)
+                .unwrap_or_else(crate::awake::default_on)
         {
             Some(Pollers::shared(pollers).map_err(|e| {
                 Error::ModelLoad(format!(

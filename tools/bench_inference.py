@@ -5,6 +5,7 @@ same machine, same model, same images, same thread count, in one run.
 Usage: bench_inference.py [--models lite0,mobilenet,mobilenet_v3,resnet50,repvgg] [--images N]
                           [--repeat R] [--threads T] [--batch B] [--device cpu|cuda]
                           [--precision fp32|fp16] [--order call|block] [--huge-pages on|off]
+                          [--keep-cpus-awake auto|on|off] [--libji-process same|own]
                           [--lib PATH]
                           [--forward-bench PATH] [--json OUT.json]
 
@@ -35,6 +36,18 @@ hit all methods alike:
         as the other pipeline left them;
   block each method takes all the images back to back, the methods rotating round by round:
         each call follows a call of its own method, as a judge's calls do.
+
+--libji-process says where (b) runs:
+  same  (the default) in this process, through ctypes, beside the Python pipeline; libji's
+        "huge_pages" is off by default then, because its heap advice is process-wide and would
+        speed up the Python pipeline too;
+  own   in a process of its own (this script with --libji-worker, which never imports torch),
+        as a judge runs libji.so, with the library's defaults ("huge_pages" on); the calls are
+        still interleaved with the other methods', one at a time, and each is timed inside
+        the worker around evsdk_process_image, so the pipe is not counted. (c) still runs in
+        this process, with "huge_pages" off. Use it with OMP_WAIT_POLICY=PASSIVE: with the
+        default policy each process's OpenMP workers spin after its calls, on the cores the
+        other process's call then needs (measured on Lite0: ratio 2.48, libji's p99 50 ms).
 """
 import argparse
 import ctypes
@@ -45,6 +58,54 @@ import statistics
 import sys
 import tempfile
 import time
+
+
+def libji_worker(lib_path):
+    """--libji-worker LIB: libji.so in a process of its own, driven over stdin/stdout, one
+    JSON command per line: {"op": "init", "config": PATH} -> {"handle": N};
+    {"op": "files", "files": [...]} -> {}; {"op": "run", "handle": N, "file": I} ->
+    {"ms": time of evsdk_process_image, "class": top-1 class id}; {"op": "release"} -> {}."""
+    lib = ctypes.CDLL(lib_path)
+    lib.evsdk_init.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.evsdk_process_image.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                        ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.evsdk_free_string.argtypes = [ctypes.c_void_p]
+    lib.evsdk_release.argtypes = [ctypes.c_void_p]
+    lib.evsdk_last_error.restype = ctypes.c_char_p
+    handles, blobs, out = [], [], ctypes.c_void_p()
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        reply = {}
+        if cmd["op"] == "init":
+            h = ctypes.c_void_p()
+            if lib.evsdk_init(cmd["config"].encode(), ctypes.byref(h)) != 0:
+                sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
+            handles.append(h)
+            reply = {"handle": len(handles) - 1}
+        elif cmd["op"] == "files":
+            blobs = [open(f, "rb").read() for f in cmd["files"]]
+        elif cmd["op"] == "run":
+            blob = blobs[cmd["file"]]
+            t0 = time.perf_counter()
+            rc = lib.evsdk_process_image(handles[cmd["handle"]], blob, len(blob), None,
+                                         ctypes.byref(out))
+            t1 = time.perf_counter()
+            if rc != 0:
+                sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
+            res = json.loads(ctypes.string_at(out.value).decode())
+            lib.evsdk_free_string(out)
+            reply = {"ms": (t1 - t0) * 1e3, "class": res["model_data"]["class_id"]}
+        elif cmd["op"] == "release":
+            for h in handles:
+                lib.evsdk_release(h)
+            handles = []
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--libji-worker"]:
+    libji_worker(sys.argv[2])  # before torch is imported: the worker runs libji alone
+    sys.exit(0)
 
 import numpy as np
 import torch
@@ -185,6 +246,16 @@ def forward_bench(exe, cfg, threads, awake):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def ask(worker, **cmd):
+    """One command to the --libji-worker process and its reply."""
+    worker.stdin.write(json.dumps(cmd) + "\n")
+    worker.stdin.flush()
+    line = worker.stdout.readline()
+    if not line:
+        sys.exit("the libji worker ended (exit status %s)" % worker.wait())
+    return json.loads(line)
+
+
 def stats(times_ms, images):
     total = sum(times_ms)
     per_image = sorted(times_ms)
@@ -206,9 +277,12 @@ def main():
     # so with it the Python pipeline in this process would run faster than it does on its own
     # (measured: ResNet-50's Python pipeline 13.5-13.9 -> 14.6-14.9 images/s). libji's own
     # gain from it is measured in a C host by tools/ab_bench.c (BENCHMARKS.md).
-    ap.add_argument("--huge-pages", choices=["on", "off"], default="off",
-                    help="libji's \"huge_pages\" (default off here: it is process-wide and would "
-                         "speed up the Python pipeline in this process too)")
+    ap.add_argument("--huge-pages", choices=["on", "off"], default=None,
+                    help="libji's \"huge_pages\" (default off with --libji-process same: it is "
+                         "process-wide and would speed up the Python pipeline in this process "
+                         "too; on with own, the library's default)")
+    ap.add_argument("--libji-process", choices=["same", "own"], default="same",
+                    help="run (b) in this process (same) or in a process of its own (own)")
     # As the library by default: on under OMP_WAIT_POLICY=PASSIVE. Its pollers spin only while
     # a libji call runs, so unlike the heap advice they do not speed up the Python pipeline.
     ap.add_argument("--keep-cpus-awake", choices=["auto", "on", "off"], default="auto",
@@ -218,13 +292,25 @@ def main():
                                                             "bench_forward"))
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.huge_pages is None:
+        a.huge_pages = "on" if a.libji_process == "own" else "off"
     if a.device == "cuda":
         torch.backends.cudnn.benchmark = True  # as the library does
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     lib = load_lib(a.lib)
+    worker = None
+    if a.libji_process == "own":
+        if os.environ.get("OMP_WAIT_POLICY", "").strip().lower() != "passive":
+            print("warning: --libji-process own without OMP_WAIT_POLICY=PASSIVE: each process's "
+                  "spinning OpenMP workers slow the other's calls", file=sys.stderr)
+        import subprocess
+        worker = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--libji-worker",
+                                   a.lib], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
     results = {"device": a.device, "precision": a.precision, "threads": a.threads, "order": a.order,
                "huge_pages": a.huge_pages, "keep_cpus_awake": a.keep_cpus_awake,
+               "libji_process": a.libji_process,
                "models": {},
                "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
@@ -261,18 +347,29 @@ def main():
                     sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
                 return h
 
-            h = open_handle(cfg_path)
             plain_path = os.path.join(d, name + "_plain.json")
             json.dump(dict(cfg, optimize=False), open(plain_path, "w"))
-            h_plain = open_handle(plain_path)
             out = ctypes.c_void_p()
+            if worker is None:
+                h = open_handle(cfg_path)
+                h_plain = open_handle(plain_path)
 
-            def ours_one(blob, handle=h):
-                if lib.evsdk_process_image(handle, blob, len(blob), None, ctypes.byref(out)) != 0:
-                    sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
-                res = json.loads(ctypes.string_at(out.value).decode())
-                lib.evsdk_free_string(out)
-                return res["model_data"]["class_id"]
+                def ours_one(blob, handle=h):
+                    if lib.evsdk_process_image(handle, blob, len(blob), None,
+                                               ctypes.byref(out)) != 0:
+                        sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
+                    res = json.loads(ctypes.string_at(out.value).decode())
+                    lib.evsdk_free_string(out)
+                    return res["model_data"]["class_id"]
+            else:
+                h = ask(worker, op="init", config=cfg_path)["handle"]
+                h_plain = ask(worker, op="init", config=plain_path)["handle"]
+                ask(worker, op="files", files=files)
+                index = {id(blob): i for i, blob in enumerate(blobs)}
+
+                def ours_one(blob, handle=h):
+                    r = ask(worker, op="run", handle=handle, file=index[id(blob)])
+                    return r["class"], r["ms"]  # timed in the worker
 
             def bare_one(_blob):
                 float(scripted(x_bare).float()[0, 0])  # read the result, as the library does
@@ -291,9 +388,11 @@ def main():
             def timed(r, name_m, fn, blob):
                 t0 = time.perf_counter()
                 c = fn(blob)
-                t1 = time.perf_counter()
+                ms = (time.perf_counter() - t0) * 1e3
+                if isinstance(c, tuple):  # (class, ms timed in the libji worker)
+                    c, ms = c
                 if r:
-                    times[name_m].append((t1 - t0) * 1e3)
+                    times[name_m].append(ms)
                 else:
                     top1[name_m].append(c)
 
@@ -309,14 +408,22 @@ def main():
                         k = (r + i) % len(methods)
                         for name_m, fn in methods[k:] + methods[:k]:
                             timed(r, name_m, fn, blob)
-            lib.evsdk_release(h)
-            lib.evsdk_release(h_plain)
+            if worker is None:
+                lib.evsdk_release(h)
+                lib.evsdk_release(h_plain)
+            else:
+                ask(worker, op="release")
             for name_m, _ in methods:
                 rows[name_m] = stats(times[name_m], len(blobs) * a.repeat)
             agree = sum(x == y for x, y in zip(top1["a_python_torchscript"], top1["b_libji_single"])) / len(blobs)
             agree_plain = sum(x == y for x, y in zip(top1["a_python_torchscript"],
                                                      top1["b_libji_single_plain"])) / len(blobs)
 
+            if worker is not None:
+                # (c) runs in this process: its heap advice would reach the Python pipeline of
+                # the next model.
+                cfg_path = os.path.join(d, name + "_here.json")
+                json.dump(dict(cfg, huge_pages=False), open(cfg_path, "w"))
             os.environ["EV_SDK_CONFIG"] = cfg_path
             pred = lib.ji_create_predictor(0)
             frames = []
@@ -364,9 +471,10 @@ def main():
                         fb["optimization"]["path"], fb["optimization"]["pads_folded"],
                         fb["optimization"]["fusion_groups"])
             results["models"][name] = rows
-            print("\n%s (%s, %s, %d threads, order %s, huge pages %s, keep CPUs awake %s)"
+            print("\n%s (%s, %s, %d threads, order %s, huge pages %s, keep CPUs awake %s, "
+                  "libji in %s process)"
                   % (name, a.device, a.precision, a.threads, a.order, a.huge_pages,
-                     a.keep_cpus_awake))
+                     a.keep_cpus_awake, "this" if worker is None else "its own"))
             for k, v in rows.items():
                 if isinstance(v, dict):
                     print("  %-30s %8.1f img/s   p50 %7.2f ms   p99 %7.2f ms" % (k, v["images_per_s"], v["p50_ms"], v["p99_ms"]))
@@ -374,6 +482,9 @@ def main():
                     print("  %-30s %s" % (k, v))
                 else:
                     print("  %-30s %8.3f" % (k, v))
+    if worker is not None:
+        worker.stdin.close()
+        worker.wait()
     results["load_average_end"] = os.getloadavg()
     print("\nload average (1, 5, 15 min): start %s, end %s (a busy machine makes every number noisy)"
           % (results["load_average_start"], results["load_average_end"]))

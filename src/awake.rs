@@ -165,19 +165,26 @@ fn is_passive(policy: Option<&str>) -> bool {
 /// CPU's idle time is not free: the pollers' spinning would be charged to the quota that the
 /// process's real work needs, so the default leaves them off.
 pub fn cpu_quota_limits() -> bool {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the size is the set's.
-    let affinity = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return false;
-        }
-        libc::CPU_COUNT(&set) as usize
+    let Some(affinity) = affinity_cpus() else {
+        return false;
     };
     // std counts the affinity mask and the cgroup quota, whichever is smaller.
     quota_limits(
         affinity,
         std::thread::available_parallelism().ok().map(|n| n.get()),
     )
+}
+
+/// The number of CPUs in the calling thread's affinity mask.
+fn affinity_cpus() -> Option<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the size passed is the set's.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        Some(libc::CPU_COUNT(&set) as usize)
+    }
 }
 
 fn quota_limits(affinity_cpus: usize, available: Option<usize>) -> bool {
@@ -348,11 +355,7 @@ mod tests {
         assert!(!quota_limits(2, Some(2)));
         assert!(!quota_limits(2, None));
         // Not under a quota here: std's count is the affinity mask's.
-        let affinity = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-            libc::CPU_COUNT(&set) as usize
-        };
+        let affinity = affinity_cpus().unwrap();
         let available = std::thread::available_parallelism().unwrap().get();
         assert_eq!(cpu_quota_limits(), available < affinity);
     }

@@ -18,7 +18,7 @@
 //! at once; but the vCPU itself stays running, so the wake-up costs an interrupt, not a halt
 //! exit. The pollers take only CPU time that would otherwise be idle, and only while a call
 //! runs: between calls they sleep, as `PASSIVE` asks. Measured there under `PASSIVE`: the
-//! forward 9.6–10.0 → 8.0–8.4 ms back to back, whole calls 8–20% faster (README, "Speed").
+//! forward 9.6–10.0 → 8.0–8.4 ms back to back, whole calls 8–22% faster (README, "Speed").
 //!
 //! With the default wait policy the workers spin between regions themselves, and the pollers
 //! only compete with them: calls after 30 ms pauses took 12.7 ms against 8.6 without them. So

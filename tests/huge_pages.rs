@@ -1,5 +1,5 @@
-//! `"huge_pages"`: a CPU engine's init puts the process heap in transparent huge pages, and
-//! `false` leaves it alone. One test in its own binary: the heap is the whole process's, so no
+//! `"huge_pages"`: a CPU engine's init puts the process heap in transparent huge pages, a
+//! call advises what the heap grew by since, and `false` leaves it alone. One test in its own binary: the heap is the whole process's, so no
 //! other test may create engines meanwhile.
 
 mod common;
@@ -14,6 +14,25 @@ fn thp_mode() -> Option<String> {
     let start = s.find('[')? + 1;
     let end = s[start..].find(']')? + start;
     Some(s[start..end].to_string())
+}
+
+/// `THPeligible` of the mapping that holds `addr` (from `/proc/self/smaps`).
+fn thp_eligible_at(addr: usize) -> Option<bool> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let (a, b) = (
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            );
+            inside = (a..b).contains(&addr);
+        } else if inside && line.starts_with("THPeligible:") {
+            return Some(line.split_whitespace().nth(1) == Some("1"));
+        }
+    }
+    None
 }
 
 #[test]
@@ -42,8 +61,33 @@ fn cpu_init_puts_the_heap_in_huge_pages_unless_told_not_to() {
         Some(true),
         "after a default CPU init the [heap] must be THP-eligible"
     );
-    // Calls still work on both handles.
     let img = std::fs::read(fixture("images/red.jpg")).unwrap();
+    if mode.as_deref() == Some("madvise") {
+        // Heap the process maps after init (here moved by hand, as a host's allocations
+        // would) is advised after the next call that sees it.
+        let grow = 16 << 20;
+        // SAFETY: sbrk moves the break up; glibc treats memory it did not map itself as
+        // foreign and leaves it alone, and nothing uses it.
+        let old = unsafe { libc::sbrk(grow) } as usize;
+        assert_ne!(old, usize::MAX, "sbrk failed");
+        let probe = old + grow as usize / 2;
+        assert_eq!(
+            thp_eligible_at(probe),
+            Some(false),
+            "new heap is not advised before a call"
+        );
+        let mut out = std::ptr::null_mut();
+        let rc =
+            unsafe { evsdk_process_image(on, img.as_ptr(), img.len(), std::ptr::null(), &mut out) };
+        assert_eq!(rc, 0, "{}", last_error());
+        take_json(out);
+        assert_eq!(
+            thp_eligible_at(probe),
+            Some(true),
+            "the call after the heap grew must advise what it grew by"
+        );
+    }
+    // Calls still work on both handles.
     for h in [off, on] {
         let mut out = std::ptr::null_mut();
         let rc =

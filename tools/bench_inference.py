@@ -44,10 +44,11 @@ hit all methods alike:
   own   in a process of its own (this script with --libji-worker, which never imports torch),
         as a judge runs libji.so, with the library's defaults ("huge_pages" on); the calls are
         still interleaved with the other methods', one at a time, and each is timed inside
-        the worker around evsdk_process_image, so the pipe is not counted. (c) still runs in
-        this process, with "huge_pages" off. Use it with OMP_WAIT_POLICY=PASSIVE: with the
-        default policy each process's OpenMP workers spin after its calls, on the cores the
-        other process's call then needs (measured on Lite0: ratio 2.48, libji's p99 50 ms).
+        the worker around the call and the reading of its JSON (as in one process), so the pipe
+        is not counted. (c) still runs in this process, with "huge_pages" off. Use it with
+        OMP_WAIT_POLICY=PASSIVE: with the default policy each process's OpenMP workers spin
+        after its calls, on the cores the other process's call then needs (measured on Lite0:
+        ratio 2.48, libji's p99 50 ms).
 """
 import argparse
 import ctypes
@@ -58,64 +59,6 @@ import statistics
 import sys
 import tempfile
 import time
-
-
-def libji_worker(lib_path):
-    """--libji-worker LIB: libji.so in a process of its own, driven over stdin/stdout, one
-    JSON command per line: {"op": "init", "config": PATH} -> {"handle": N};
-    {"op": "files", "files": [...]} -> {}; {"op": "run", "handle": N, "file": I} ->
-    {"ms": time of evsdk_process_image, "class": top-1 class id}; {"op": "release"} -> {}."""
-    lib = ctypes.CDLL(lib_path)
-    lib.evsdk_init.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
-    lib.evsdk_process_image.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                                        ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
-    lib.evsdk_free_string.argtypes = [ctypes.c_void_p]
-    lib.evsdk_release.argtypes = [ctypes.c_void_p]
-    lib.evsdk_last_error.restype = ctypes.c_char_p
-    handles, blobs, out = [], [], ctypes.c_void_p()
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        reply = {}
-        if cmd["op"] == "init":
-            h = ctypes.c_void_p()
-            if lib.evsdk_init(cmd["config"].encode(), ctypes.byref(h)) != 0:
-                sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
-            handles.append(h)
-            reply = {"handle": len(handles) - 1}
-        elif cmd["op"] == "files":
-            blobs = [open(f, "rb").read() for f in cmd["files"]]
-        elif cmd["op"] == "run":
-            blob = blobs[cmd["file"]]
-            t0 = time.perf_counter()
-            rc = lib.evsdk_process_image(handles[cmd["handle"]], blob, len(blob), None,
-                                         ctypes.byref(out))
-            t1 = time.perf_counter()
-            if rc != 0:
-                sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
-            res = json.loads(ctypes.string_at(out.value).decode())
-            lib.evsdk_free_string(out)
-            reply = {"ms": (t1 - t0) * 1e3, "class": res["model_data"]["class_id"]}
-        elif cmd["op"] == "release":
-            for h in handles:
-                lib.evsdk_release(h)
-            handles = []
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--libji-worker"]:
-    libji_worker(sys.argv[2])  # before torch is imported: the worker runs libji alone
-    sys.exit(0)
-
-import numpy as np
-import torch
-import torchvision
-from PIL import Image
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference_predict  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class JiImageInfo(ctypes.Structure):
@@ -142,6 +85,66 @@ def load_lib(path):
     lib.ji_calc_image.argtypes = [ctypes.c_void_p, ctypes.POINTER(JiImageInfo), ctypes.c_uint, ctypes.c_char_p,
                                   ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(JiEvent)]
     return lib
+
+
+def open_handle(lib, config_path):
+    h = ctypes.c_void_p()
+    if lib.evsdk_init(config_path.encode(), ctypes.byref(h)) != 0:
+        sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
+    return h
+
+
+def classify_blob(lib, handle, blob):
+    """evsdk_process_image on an encoded image; its top-1 class id."""
+    out = ctypes.c_void_p()
+    if lib.evsdk_process_image(handle, blob, len(blob), None, ctypes.byref(out)) != 0:
+        sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
+    res = json.loads(ctypes.string_at(out.value).decode())
+    lib.evsdk_free_string(out)
+    return res["model_data"]["class_id"]
+
+
+def libji_worker(lib_path):
+    """--libji-worker LIB: libji.so in a process of its own, driven over stdin/stdout, one
+    JSON command per line: {"op": "init", "config": PATH} -> {"handle": N};
+    {"op": "files", "files": [...]} -> {}; {"op": "run", "handle": N, "file": I} ->
+    {"ms": time of the call and reading its JSON, as timed in one process, "class": top-1
+    class id}; {"op": "release"} -> {}."""
+    lib = load_lib(lib_path)
+    handles, blobs = [], []
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        reply = {}
+        if cmd["op"] == "init":
+            handles.append(open_handle(lib, cmd["config"]))
+            reply = {"handle": len(handles) - 1}
+        elif cmd["op"] == "files":
+            blobs = [open(f, "rb").read() for f in cmd["files"]]
+        elif cmd["op"] == "run":
+            t0 = time.perf_counter()
+            c = classify_blob(lib, handles[cmd["handle"]], blobs[cmd["file"]])
+            reply = {"ms": (time.perf_counter() - t0) * 1e3, "class": c}
+        elif cmd["op"] == "release":
+            for h in handles:
+                lib.evsdk_release(h)
+            handles = []
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--libji-worker"]:
+    libji_worker(sys.argv[2])  # before torch is imported: the worker runs libji alone
+    sys.exit(0)
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference_predict  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png"]
@@ -341,26 +344,14 @@ def main():
                 y = model(x.half() if half else x).float().softmax(1)
                 return int(y.argmax(1)[0])
 
-            def open_handle(path):
-                h = ctypes.c_void_p()
-                if lib.evsdk_init(path.encode(), ctypes.byref(h)) != 0:
-                    sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
-                return h
-
             plain_path = os.path.join(d, name + "_plain.json")
             json.dump(dict(cfg, optimize=False), open(plain_path, "w"))
-            out = ctypes.c_void_p()
             if worker is None:
-                h = open_handle(cfg_path)
-                h_plain = open_handle(plain_path)
+                h = open_handle(lib, cfg_path)
+                h_plain = open_handle(lib, plain_path)
 
                 def ours_one(blob, handle=h):
-                    if lib.evsdk_process_image(handle, blob, len(blob), None,
-                                               ctypes.byref(out)) != 0:
-                        sys.exit("evsdk_process_image: " + lib.evsdk_last_error().decode())
-                    res = json.loads(ctypes.string_at(out.value).decode())
-                    lib.evsdk_free_string(out)
-                    return res["model_data"]["class_id"]
+                    return classify_blob(lib, handle, blob)
             else:
                 h = ask(worker, op="init", config=cfg_path)["handle"]
                 h_plain = ask(worker, op="init", config=plain_path)["handle"]

@@ -87,9 +87,7 @@ fn main() {
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
     let variants: [(&str, &Model); 2] = [("fast", &fast), ("plain", &plain)];
-    let awake = awake.unwrap_or_else(ji::awake::default_on) && tch::get_num_threads() > 1;
-    let pollers =
-        awake.then(|| ji::awake::Pollers::start(tch::get_num_threads() as usize).unwrap());
+    let pollers = ji::awake::Pollers::for_setting(awake).unwrap();
     let mut run = |&(_, m): &(&str, &Model)| {
         let t = Instant::now();
         let _hold = pollers.as_ref().map(|p| p.hold());
@@ -132,7 +130,7 @@ fn main() {
         "threads": tch::get_num_threads(),
         "consecutive": consecutive,
         "huge_pages": huge_pages,
-        "keep_cpus_awake": awake,
+        "keep_cpus_awake": pollers.is_some(),
         "fast_load_s": load_fast_s,
         "optimization": fast.optimization().to_json(),
     });

@@ -118,6 +118,18 @@ impl Pollers {
         Ok(p)
     }
 
+    /// The pollers a CPU engine holds for its `"keep_cpus_awake"` setting (`None`: as
+    /// [`default_on`] says): one per intra-op thread, at most one per CPU this process may
+    /// use. None when off, or with one thread, where no worker ever waits to be woken.
+    pub fn for_setting(setting: Option<bool>) -> std::io::Result<Option<Arc<Pollers>>> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = (tch::get_num_threads().max(1) as usize).min(cpus);
+        if n <= 1 || !setting.unwrap_or_else(default_on) {
+            return Ok(None);
+        }
+        Pollers::shared(n).map(Some)
+    }
+
     /// Keeps the pollers spinning until the returned value is dropped.
     pub fn hold(&self) -> Hold<'_> {
         let s = &*self.shared;
@@ -231,22 +243,23 @@ fn poll(s: &Shared) {
         if state & STOP != 0 {
             return;
         }
-        // Sleeps unless a call began since the load (the kernel compares atomically).
-        wait_while_zero(&s.state);
+        // Sleeps unless a call began since the load (the kernel compares atomically); returns
+        // on a wake-up or spuriously, and the loop re-checks.
+        futex(&s.state, libc::FUTEX_WAIT, 0);
     }
 }
 
-/// `FUTEX_WAIT` on `word` while it is 0 (returns at once if it is not, on a wake-up, or
-/// spuriously: the caller re-checks).
-fn wait_while_zero(word: &AtomicU32) {
+/// `futex(2)` on `word`, private to the process: `FUTEX_WAIT` sleeps while `word` is `val`,
+/// `FUTEX_WAKE` wakes up to `val` waiters. No timeout.
+fn futex(word: &AtomicU32, op: libc::c_int, val: u32) {
     // SAFETY: `word` is a live, aligned u32 for the duration of the call; a null timeout
-    // waits without one.
+    // waits without one (FUTEX_WAKE ignores it).
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            0u32,
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
             std::ptr::null::<libc::timespec>(),
         );
     }
@@ -254,15 +267,7 @@ fn wait_while_zero(word: &AtomicU32) {
 
 /// `FUTEX_WAKE` for every thread waiting on `word`.
 fn wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE only reads its address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX,
-        );
-    }
+    futex(word, libc::FUTEX_WAKE, i32::MAX as u32);
 }
 
 /// A thread's state letter and scheduling policy, from `/proc/self/task/<tid>/stat`.

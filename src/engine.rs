@@ -108,21 +108,12 @@ impl Engine {
             // THP leaves it as it is (see `hugepages`).
             let _ = crate::hugepages::advise_heap();
         }
-        // One poller per intra-op thread, at most one per CPU this process may use; with one
-        // thread no worker ever waits to be woken, so there is nothing to keep awake.
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pollers = (tch::get_num_threads().max(1) as usize).min(cpus);
-        let awake = if device == tch::Device::Cpu
-            && pollers > 1
-            && config
-                .keep_cpus_awake
-                .unwrap_or_else(crate::awake::default_on)
-        {
-            Some(Pollers::shared(pollers).map_err(|e| {
+        let awake = if device == tch::Device::Cpu {
+            Pollers::for_setting(config.keep_cpus_awake).map_err(|e| {
                 Error::ModelLoad(format!(
                     "\"keep_cpus_awake\": cannot start its threads: {e}"
                 ))
-            })?)
+            })?
         } else {
             None
         };

@@ -1,6 +1,6 @@
 //! `"huge_pages"`: a CPU engine's init puts the process heap in transparent huge pages, a
-//! call advises what the heap grew by since, and `false` leaves it alone. One test in its own binary: the heap is the whole process's, so no
-//! other test may create engines meanwhile.
+//! call advises what the heap grew by since, and `false` leaves it alone. One test in its own
+//! binary: the heap is the whole process's, so no other test may create engines meanwhile.
 
 mod common;
 

@@ -14,6 +14,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build_support");
     println!("cargo:rerun-if-changed=src/optimize.cpp");
     println!("cargo:rerun-if-changed=src/cuda.cpp");
+    println!("cargo:rerun-if-changed=src/jit.cpp");
 
     // First: src/ffi/alloc.cpp includes the header.
     generate_header();
@@ -30,7 +31,7 @@ fn main() {
         // libtorch_cuda.so is deliberately not linked: libji.so must load where only
         // libtorch's CPU libraries exist. src/cuda.rs dlopens it when a predictor asks for
         // CUDA. --as-needed (rustc's default) keeps libtorch.so, whose NEEDED list names
-        // libtorch_cuda.so, out of libji.so's NEEDED entries; tests/install.rs checks that.
+        // libtorch_cuda.so, out of libji.so's NEEDED entries; test_harness/install_check.sh checks that.
     }
 
     // dlclose() must never unmap libji.so: libtorch's and our threads keep thread-local
@@ -52,7 +53,8 @@ fn compile_alloc_shim() {
         .compile("ji_alloc");
 }
 
-/// src/optimize.cpp: torch::jit::optimize_for_inference / freeze, which tch does not expose.
+/// src/optimize.cpp (torch::jit::optimize_for_inference / freeze, which tch does not expose),
+/// src/jit.cpp (our module handle) and src/cuda.cpp.
 fn compile_optimizer(lib: &std::path::Path) {
     let torch = lib.parent().expect("libtorch lib dir has a parent");
     cc::Build::new()
@@ -69,6 +71,7 @@ fn compile_optimizer(lib: &std::path::Path) {
         // needs it), so the work lands on libtorch's intra-op threads.
         .flag("-fopenmp")
         .file("src/optimize.cpp")
+        .file("src/jit.cpp")
         .file("src/cuda.cpp")
         .compile("ji_optimize");
 }

@@ -3,11 +3,13 @@
 
 use crate::config::{DeviceSpec, Precision};
 use crate::error::{Error, Result};
+use crate::jit::{c_path, JitModule};
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use tch::{CModule, Device, IValue, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 pub struct Model {
     runner: Runner,
@@ -15,14 +17,18 @@ pub struct Model {
     /// The outputs of the load-time probe, for checks on the output kind.
     probe_scores: Vec<f32>,
     report: Optimization,
+    /// The input size the model was prepared for (height, width).
+    hw: (u32, u32),
 }
 
 enum Runner {
     /// The TorchScript module as loaded (or frozen on CUDA), run as it is.
     Plain {
-        module: CModule,
+        module: JitModule,
         device: Device,
         kind: Kind,
+        /// Forward passes each batch size has had at init (see `Model::prepare_batch`).
+        warmed: Mutex<HashMap<usize, u32>>,
     },
     /// The CPU fast path (see `FastModel`), shared with every model of the same file (see
     /// `fast_model`).
@@ -137,62 +143,27 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> *mut c_void;
-    fn ji_module_clone(module: *const c_void, err: *mut c_char, err_len: usize) -> *mut c_void;
     fn ji_fusion_on_this_thread(on: c_int, err: *mut c_char, err_len: usize) -> c_int;
     fn ji_last_graph_stats(stats: *mut c_int);
 }
 
-// tch's CModule is exactly its `torch::jit::Module*` (dropped with `delete`); the optimized
-// module is handed over as one. This relies on tch's private layout, which is why Cargo.toml
-// pins tch to exactly 0.24.0: re-check src/wrappers/jit.rs (`pub struct CModule { pub(crate)
-// c_module: *mut CModule_ }`, freed by `atm_free`) before moving the pin. The size is checked
-// here at compile time; tests/robustness.rs creates and drops optimized modules.
-const _: () = assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut c_void>());
-
-/// Calls a C++ function of optimize.cpp that returns a new module or NULL with a message.
-fn new_module(
-    call: impl FnOnce(*mut c_char, usize) -> *mut c_void,
-) -> std::result::Result<CModule, String> {
-    let mut err = vec![0 as c_char; 2048];
-    let module = call(err.as_mut_ptr(), err.len());
-    if module.is_null() {
-        // SAFETY: err is NUL-terminated by the C++ side (or still all zeros).
-        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
-        return Err(summarize_torch_error(&msg));
-    }
-    // SAFETY: `module` is a `new torch::jit::Module`, exactly what tch's own loader makes and
-    // its Drop deletes; CModule is that one pointer (asserted above).
-    Ok(unsafe { std::mem::transmute::<*mut c_void, CModule>(module) })
-}
-
-fn c_path(path: &Path) -> Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::ModelLoad(format!("{} contains a NUL byte", path.display())))
-}
-
-/// The raw `torch::jit::Module*` inside a CModule (see the size assertion above).
-fn module_ptr(m: &CModule) -> *const c_void {
-    // SAFETY: CModule is a single pointer to the torch::jit::Module it owns.
-    unsafe { *(m as *const CModule as *const *const c_void) }
-}
-
 /// The model at `path` after `torch.jit.freeze`, loaded on the CUDA `device`, in fp16 when
-/// `half` (`"optimize_for_inference": true` on CUDA).
-fn load_frozen_cuda(path: &Path, device: Device, half: bool) -> Result<CModule> {
-    let c_path = c_path(path)?;
+/// `half` (`"optimize": true` on CUDA).
+fn load_frozen_cuda(path: &Path, device: Device, half: bool) -> Result<JitModule> {
+    let c_path = c_path(path).map_err(Error::ModelLoad)?;
     let index = match device {
         Device::Cuda(n) => n as c_int,
         _ => -1,
     };
     // SAFETY: valid C string; the C++ side catches every exception and writes at most
     // err_len bytes, NUL-terminated, into err.
-    new_module(|err, len| unsafe {
+    JitModule::from_new(|err, len| unsafe {
         ji_optimize_torchscript(c_path.as_ptr(), index, half as c_int, err, len)
     })
     .map_err(|msg| {
         Error::ModelLoad(format!(
-            "freezing {} failed (remove \"optimize_for_inference\" to use the model as it is): {msg}",
+            "freezing {} failed (remove \"optimize\" or set it to false to use the model as \
+             it is): {msg}",
             path.display()
         ))
     })
@@ -200,7 +171,7 @@ fn load_frozen_cuda(path: &Path, device: Device, half: bool) -> Result<CModule> 
 
 /// Warm-up calls that let the profiling executor fuse a new instance's graph (the first call
 /// profiles, the second optimises, the third runs the fused graph).
-const FUSION_WARMUP_CALLS: usize = 3;
+const FUSION_WARMUP_CALLS: u32 = 3;
 /// At most this many batch shapes get their own fused instance; other batch sizes run image
 /// by image through the batch-1 instance.
 const MAX_FUSED_SHAPES: usize = 16;
@@ -211,10 +182,11 @@ const PROBE_TOLERANCE: f64 = 1e-4;
 /// The CPU fast path: the model frozen with its zero pads folded into the convolutions
 /// (`base`), and per batch size a copy of it whose graph oneDNN Graph fused while warming up
 /// on that shape (a fused graph is specialised to the shape it saw: another batch size would
-/// run unfused). Copies are made the first time a batch size is used and checked against the
-/// batch-1 results of the probe input before they serve.
+/// run unfused). Copies are made at init for the batch sizes a predictor can know then
+/// (`Model::prepare_batch`) and checked against the batch-1 results of the probe input before
+/// they serve; a judged call never builds one: other batch sizes run image by image.
 struct FastModel {
-    base: CModule,
+    base: JitModule,
     channels_last: bool,
     kind: Kind,
     hw: (u32, u32),
@@ -224,24 +196,37 @@ struct FastModel {
     tolerance: f64,
     /// Batch size -> its fused instance, or None when its check failed (then that batch size
     /// runs image by image through the batch-1 instance). A cell is filled once, by the first
-    /// caller with that batch size, without holding up callers with other sizes.
+    /// predictor that prepares that batch size, without holding up the others.
     instances: Mutex<HashMap<usize, Arc<Instance>>>,
+    /// Forward passes each batch size's instance has had at init.
+    warmed: Mutex<HashMap<usize, u32>>,
 }
 
-type Instance = OnceLock<Option<Arc<CModule>>>;
+type Instance = OnceLock<Option<Arc<JitModule>>>;
 
-/// Runs `f` with oneDNN Graph fusion on for graphs this thread optimises.
-fn with_fusion<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    let mut err = vec![0 as c_char; 512];
-    // SAFETY: the C++ side catches every exception and writes at most err.len() bytes.
-    if unsafe { ji_fusion_on_this_thread(1, err.as_mut_ptr(), err.len()) } != 0 {
-        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
-        return Err(format!("oneDNN Graph fusion unavailable: {msg}"));
+/// oneDNN Graph fusion on for graphs the calling thread optimises, until dropped (also when
+/// what runs meanwhile fails or panics).
+struct FusionOn(());
+
+impl FusionOn {
+    fn new() -> std::result::Result<FusionOn, String> {
+        let mut err = vec![0 as c_char; 512];
+        // SAFETY: the C++ side catches every exception and writes at most err.len() bytes.
+        if unsafe { ji_fusion_on_this_thread(1, err.as_mut_ptr(), err.len()) } != 0 {
+            // SAFETY: NUL-terminated by the C++ side.
+            let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+            return Err(format!("oneDNN Graph fusion unavailable: {msg}"));
+        }
+        Ok(FusionOn(()))
     }
-    let out = f();
-    // SAFETY: as above; turning it off cannot fail once it could be turned on.
-    unsafe { ji_fusion_on_this_thread(0, err.as_mut_ptr(), err.len()) };
-    Ok(out)
+}
+
+impl Drop for FusionOn {
+    fn drop(&mut self) {
+        let mut err = [0 as c_char; 64];
+        // SAFETY: as in `new`; turning it off cannot fail once it could be turned on.
+        unsafe { ji_fusion_on_this_thread(0, err.as_mut_ptr(), err.len()) };
+    }
 }
 
 impl FastModel {
@@ -262,47 +247,57 @@ impl FastModel {
         }
     }
 
+    fn run(&self, m: &JitModule, input: &mut [f32], batch: usize) -> Result<Vec<f32>> {
+        let (h, w) = self.hw;
+        forward_module(m, input, batch, h, w, Device::Cpu, |x| self.input(x))
+    }
+
     /// A fresh copy of the base module, fused while warming up on `batch` probe images;
     /// returns it with its outputs on that warm-up batch.
-    fn new_instance(&self, batch: usize) -> std::result::Result<(CModule, Vec<f32>), String> {
-        let module = new_module(|err, len| unsafe {
-            // SAFETY: base is a live module; the C++ side catches every exception.
-            ji_module_clone(module_ptr(&self.base), err, len)
-        })?;
+    fn new_instance(&self, batch: usize) -> std::result::Result<(JitModule, Vec<f32>), String> {
+        let module = self.base.clone_module()?;
         let input = self.probe.repeat(batch);
-        let (h, w) = self.hw;
-        let run = |m: &CModule| {
-            forward_module(m, &mut input.clone(), batch, h, w, Device::Cpu, |x| {
-                self.input(x)
-            })
-            .map_err(|e| e.to_string())
-        };
-        let out = with_fusion(|| {
-            for _ in 0..FUSION_WARMUP_CALLS - 1 {
-                run(&module)?;
-            }
-            run(&module)
-        })??;
+        let _fusion = FusionOn::new()?;
+        let mut out = Vec::new();
+        for _ in 0..FUSION_WARMUP_CALLS {
+            out = self
+                .run(&module, &mut input.clone(), batch)
+                .map_err(|e| e.to_string())?;
+        }
         Ok((module, out))
     }
 
-    /// The fused instance for `batch`, made on first use; None when that batch size runs
+    /// The fused instance for `batch` if one was prepared; None when that batch size runs
     /// image by image.
-    fn instance(&self, batch: usize) -> Option<Arc<CModule>> {
+    fn instance(&self, batch: usize) -> Option<Arc<JitModule>> {
+        let map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&batch)
+            .and_then(|cell| cell.get())
+            .cloned()
+            .flatten()
+    }
+
+    /// Makes (once per process) the fused instance for `batch`, unless the limit on shapes is
+    /// reached. Returns whether it serves.
+    fn prepare(&self, batch: usize) -> bool {
         let cell = {
             let mut map = self.instances.lock().unwrap_or_else(|e| e.into_inner());
             if !map.contains_key(&batch) && map.len() >= MAX_FUSED_SHAPES {
-                return None;
+                return false;
             }
             map.entry(batch).or_default().clone()
         };
-        cell.get_or_init(|| self.make_instance(batch)).clone()
+        cell.get_or_init(|| self.make_instance(batch)).is_some()
     }
 
     /// A checked fused instance for `batch`, or None (said on stderr) when there is none.
-    fn make_instance(&self, batch: usize) -> Option<Arc<CModule>> {
+    fn make_instance(&self, batch: usize) -> Option<Arc<JitModule>> {
         match self.new_instance(batch) {
             Ok((module, out)) => {
+                self.warmed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(batch, FUSION_WARMUP_CALLS);
                 let diff = max_abs_diff(&out, &self.probe_out.repeat(batch));
                 if diff <= self.tolerance {
                     Some(Arc::new(module))
@@ -316,34 +311,33 @@ impl FastModel {
                 }
             }
             Err(e) => {
-                eprintln!("libji: no fused model for batch {batch} ({e}); that batch size runs image by image");
+                eprintln!(
+                    "libji: no fused model for batch {batch} ({e}); that batch size runs image \
+                     by image"
+                );
                 None
             }
         }
     }
 
     fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
-        if (h, w) == self.hw {
-            if let Some(m) = self.instance(batch) {
-                return forward_module(&m, input, batch, h, w, Device::Cpu, |x| self.input(x));
-            }
+        if (h, w) != self.hw {
+            return Err(Error::Inference(format!(
+                "the model was prepared for {}x{} inputs, got {h}x{w}",
+                self.hw.0, self.hw.1
+            )));
+        }
+        if let Some(m) = self.instance(batch) {
+            return self.run(&m, input, batch);
         }
         // Image by image through the batch-1 instance (checked at load, so always present).
         let one = self
             .instance(1)
-            .filter(|_| (h, w) == self.hw)
-            .ok_or_else(|| {
-                Error::Inference(format!(
-                    "the model was prepared for {}x{} inputs, got {h}x{w}",
-                    self.hw.0, self.hw.1
-                ))
-            })?;
+            .ok_or_else(|| Error::Inference("the fused batch-1 model is missing".into()))?;
         let per = input.len() / batch.max(1);
         let mut out = Vec::new();
         for img in input.chunks_exact_mut(per) {
-            out.extend(forward_module(&one, img, 1, h, w, Device::Cpu, |x| {
-                self.input(x)
-            })?);
+            out.extend(self.run(&one, img, 1)?);
         }
         Ok(out)
     }
@@ -413,10 +407,22 @@ fn cpu_has_bf16() -> bool {
         .unwrap_or(false)
 }
 
+/// Forward passes run so far in this process, by batch size (the last slot counts every batch
+/// of `MAX_COUNTED_BATCH` or more), for tests and diagnostics ([`forward_passes`]).
+const MAX_COUNTED_BATCH: usize = 64;
+static FORWARD_PASSES: [AtomicU64; MAX_COUNTED_BATCH + 1] =
+    [const { AtomicU64::new(0) }; MAX_COUNTED_BATCH + 1];
+
+/// How many forward passes of batch size `batch` this process has run, through any model (a
+/// test hook: warm-up at init and calls are counted alike).
+pub fn forward_passes(batch: usize) -> u64 {
+    FORWARD_PASSES[batch.min(MAX_COUNTED_BATCH)].load(Ordering::Relaxed)
+}
+
 /// Runs `module` on `batch` CHW float32 images laid end to end in `input` (moved to `device`,
 /// then through `prepare`); returns the raw outputs, `batch` rows of equal width, as f32.
 fn forward_module(
-    module: &CModule,
+    module: &JitModule,
     input: &mut [f32],
     batch: usize,
     h: u32,
@@ -424,7 +430,6 @@ fn forward_module(
     device: Device,
     prepare: impl FnOnce(Tensor) -> std::result::Result<Tensor, tch::TchError>,
 ) -> Result<Vec<f32>> {
-    let _guard = tch::no_grad_guard();
     let shape = [batch as i64, 3, h as i64, w as i64];
     let inference = |e: tch::TchError| Error::Inference(summarize_torch_error(&e.to_string()));
     let numel = shape.iter().product::<i64>() as usize;
@@ -454,14 +459,8 @@ fn forward_module(
         x = x.f_to_device(device).map_err(inference)?;
     }
     let x = prepare(x).map_err(inference)?;
-    let out = module.forward_is(&[IValue::Tensor(x)]).map_err(inference)?;
-    let out = first_tensor(out).ok_or_else(|| {
-        Error::Inference(
-            "the model returned no tensor (expected a [batch, classes] tensor, a tuple or \
-             list whose first item is one, or a dict with a \"logits\" entry)"
-                .into(),
-        )
-    })?;
+    FORWARD_PASSES[batch.min(MAX_COUNTED_BATCH)].fetch_add(1, Ordering::Relaxed);
+    let out = module.forward(&x).map_err(Error::Inference)?;
     let out = out
         .f_to_kind(Kind::Float)
         .and_then(|t| t.f_to_device(Device::Cpu))
@@ -488,10 +487,11 @@ fn precision_name(p: Precision) -> &'static str {
 }
 
 impl Model {
-    /// Loads a TorchScript file and probes its output width with one forward pass (which
-    /// also warms it up). On the CPU with `optimize`, the fast path is prepared and checked
-    /// against the plain model on probe inputs; it falls back to the plain model, saying
-    /// why, when a step fails or the outputs differ. On CUDA, `cuda_freeze` freezes the model.
+    /// Loads a TorchScript file and probes its output width with one forward pass (the first
+    /// of its batch-1 warm-up passes). On the CPU with `optimize`, the fast path is prepared
+    /// and checked against the plain model on probe inputs; it falls back to the plain model,
+    /// saying why, when a step fails or the outputs differ. On CUDA, `cuda_freeze` freezes the
+    /// model.
     pub fn load(
         path: &Path,
         device: Device,
@@ -535,15 +535,14 @@ impl Model {
             Precision::Fp16 => Kind::Half,
             Precision::Bf16 => Kind::BFloat16,
         };
-        let not_loadable = |e: tch::TchError| {
+        let not_loadable = |e: String| {
             Error::ModelLoad(format!(
-                "{} is not a loadable TorchScript model: {}",
-                path.display(),
-                summarize_torch_error(&e.to_string())
+                "{} is not a loadable TorchScript model: {e}",
+                path.display()
             ))
         };
         // Loaded plainly first in any case, so a bad file gets the usual message.
-        let plain = CModule::load_on_device(path, if cuda_freeze { Device::Cpu } else { device })
+        let mut plain = JitModule::load(path, if cuda_freeze { Device::Cpu } else { device })
             .map_err(not_loadable)?;
         let (h, w) = input_hw;
         let forward_failed = |e: Error| {
@@ -553,9 +552,17 @@ impl Model {
                 e
             ))
         };
+        let convert = |m: &mut JitModule, precision| {
+            m.to(device, precision).map_err(|e| {
+                Error::ModelLoad(format!(
+                    "{}: cannot convert its weights to {}: {e}",
+                    path.display(),
+                    precision_name(precision)
+                ))
+            })
+        };
         if on_cpu && optimize {
-            let mut plain = plain;
-            prepare_plain(&mut plain, device, Kind::Float)?;
+            convert(&mut plain, Precision::Fp32)?;
             // The plain model's outputs on two probe images, for checking the fast path; only
             // computed when the fast path is prepared (not when a predictor of the same file
             // finds it ready).
@@ -577,6 +584,7 @@ impl Model {
                         probe_scores,
                         runner: Runner::Fast(fast),
                         report,
+                        hw: input_hw,
                     })
                 }
                 Err(reason) => {
@@ -584,67 +592,92 @@ impl Model {
                         "libji: {}: the CPU fast path is off, running the plain model: {reason}",
                         path.display()
                     );
-                    let precision = if kind == Kind::BFloat16 {
+                    if precision == Precision::Bf16 {
                         // The plain model in bf16 (weights converted; input cast per call).
-                        prepare_plain(&mut plain, device, kind)?;
-                        "bf16"
-                    } else {
-                        "fp32"
-                    };
-                    let report = Optimization::plain("plain", precision, Some(reason));
-                    return Model::finish(
-                        Runner::Plain {
-                            module: plain,
-                            device,
-                            kind,
-                        },
-                        report,
-                        input_hw,
-                    )
-                    .map_err(forward_failed);
+                        convert(&mut plain, precision)?;
+                    }
+                    let report =
+                        Optimization::plain("plain", precision_name(precision), Some(reason));
+                    return Model::finish(plain, device, kind, report, input_hw)
+                        .map_err(forward_failed);
                 }
             }
         }
         let (module, path_name) = if cuda_freeze && !on_cpu {
             drop(plain);
-            let mut m = load_frozen_cuda(path, device, kind == Kind::Half)?;
-            m.f_set_eval()
-                .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
-            (m, "cuda_frozen")
+            (
+                load_frozen_cuda(path, device, kind == Kind::Half)?,
+                "cuda_frozen",
+            )
         } else {
-            let mut m = plain;
-            prepare_plain(&mut m, device, kind)?;
-            (m, "plain")
+            convert(&mut plain, precision)?;
+            (plain, "plain")
         };
         if let Device::Cuda(_) = device {
+            // Process-wide (libtorch has one switch): stated in ji.h and model info.
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let report = Optimization::plain(path_name, precision_name(precision), None);
-        Model::finish(
-            Runner::Plain {
+        Model::finish(module, device, kind, report, input_hw).map_err(forward_failed)
+    }
+
+    /// A plain model: probes the output width with one forward pass on zeros (its first
+    /// batch-1 warm-up pass).
+    fn finish(
+        module: JitModule,
+        device: Device,
+        kind: Kind,
+        report: Optimization,
+        (h, w): (u32, u32),
+    ) -> Result<Model> {
+        let mut model = Model {
+            runner: Runner::Plain {
                 module,
                 device,
                 kind,
+                warmed: Mutex::new(HashMap::new()),
             },
-            report,
-            input_hw,
-        )
-        .map_err(forward_failed)
-    }
-
-    /// Probes the output width with one forward pass on zeros.
-    fn finish(runner: Runner, report: Optimization, (h, w): (u32, u32)) -> Result<Model> {
-        let mut model = Model {
-            runner,
             num_classes: 0,
             probe_scores: Vec::new(),
             report,
+            hw: (h, w),
         };
         let mut probe = vec![0f32; 3 * h as usize * w as usize];
         let out = model.forward(&mut probe, 1, h, w)?;
+        if let Runner::Plain { warmed, .. } = &model.runner {
+            warmed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(1, 1);
+        }
         model.num_classes = out.len();
         model.probe_scores = out;
         Ok(model)
+    }
+
+    /// Readies batch size `batch` before any call needs it: on the CPU fast path its fused
+    /// instance is built and checked (once per process and model), and every runner then
+    /// gets forward passes on probe images until that batch size has had `passes` at init
+    /// (the load-time probe and the fast path's fusion passes count). Later calls with this
+    /// batch size run the warmed graph; a call never builds one.
+    pub fn prepare_batch(&self, batch: usize, passes: u32) -> Result<()> {
+        let (h, w) = self.hw;
+        let input = probe_image(h, w, 3).repeat(batch);
+        match &self.runner {
+            Runner::Plain { warmed, .. } => top_up(warmed, batch, passes, &input, |x| {
+                self.forward(x, batch, h, w)
+            }),
+            Runner::Fast(fast) => {
+                if !fast.prepare(batch) {
+                    // This batch size runs image by image through the batch-1 instance.
+                    return Ok(());
+                }
+                let m = fast.instance(batch).expect("prepared above");
+                top_up(&fast.warmed, batch, passes, &input, |x| {
+                    fast.run(&m, x, batch)
+                })
+            }
+        }
     }
 
     pub fn num_classes(&self) -> usize {
@@ -655,6 +688,14 @@ impl Model {
     /// CPU fast path), for checks on the output kind.
     pub fn probe_scores(&self) -> &[f32] {
         &self.probe_scores
+    }
+
+    /// What [`Model::probe_scores`] came from, for messages.
+    pub fn probe_input(&self) -> &'static str {
+        match self.runner {
+            Runner::Plain { .. } => "an all-zeros probe input",
+            Runner::Fast(_) => "a synthetic probe image",
+        }
     }
 
     /// How the model runs (fast path, or plain and why).
@@ -672,6 +713,7 @@ impl Model {
                 module,
                 device,
                 kind,
+                ..
             } => forward_module(module, input, batch, h, w, *device, |x| {
                 if *kind == Kind::Float {
                     Ok(x)
@@ -684,13 +726,21 @@ impl Model {
     }
 }
 
-/// Eval mode, and the floating-point weights in the precision that runs (also for a model
-/// saved after `.half()` or `.double()`, which would otherwise fail on the fp32 input).
-fn prepare_plain(module: &mut CModule, device: Device, kind: Kind) -> Result<()> {
-    module
-        .f_set_eval()
-        .map_err(|e| Error::ModelLoad(format!("set_eval failed: {e}")))?;
-    module.to(device, kind, false);
+/// Runs `run` on copies of `input` until batch size `batch` has had `passes` forward passes at
+/// init, as counted in `warmed`.
+fn top_up(
+    warmed: &Mutex<HashMap<usize, u32>>,
+    batch: usize,
+    passes: u32,
+    input: &[f32],
+    run: impl Fn(&mut [f32]) -> Result<Vec<f32>>,
+) -> Result<()> {
+    let mut warmed = warmed.lock().unwrap_or_else(|e| e.into_inner());
+    let done = warmed.entry(batch).or_insert(0);
+    while *done < passes {
+        run(&mut input.to_vec())?;
+        *done += 1;
+    }
     Ok(())
 }
 
@@ -778,10 +828,10 @@ impl FastModel {
         reference: &[Vec<f32>],
         expected: &[Vec<f32>],
     ) -> std::result::Result<(FastModel, Optimization), String> {
-        let c_path = c_path(path).map_err(|e| e.to_string())?;
+        let c_path = c_path(path)?;
         let channels_last = true;
         let mut stats = [0 as c_int; 2];
-        let base = new_module(|err, len| unsafe {
+        let base = JitModule::from_new(|err, len| unsafe {
             // SAFETY: valid C string and a 2-int buffer; the C++ side catches every exception.
             ji_fast_prepare(
                 c_path.as_ptr(),
@@ -807,18 +857,19 @@ impl FastModel {
             probe_out: Vec::new(),
             tolerance,
             instances: Mutex::new(HashMap::new()),
+            warmed: Mutex::new(HashMap::new()),
         };
         let (one, warm_out) = fast.new_instance(1)?;
         let mut graph = [0 as c_int; 2];
         // SAFETY: writes two ints; reads this thread's last optimised graph.
         unsafe { ji_last_graph_stats(graph.as_mut_ptr()) };
-        let (h, w) = hw;
         let mut diff = max_abs_diff(&warm_out, &expected[0]);
+        let mut passes = FUSION_WARMUP_CALLS;
         for (p, e) in reference.iter().zip(expected).skip(1) {
-            let out = forward_module(&one, &mut p.clone(), 1, h, w, Device::Cpu, |x| {
-                fast.input(x)
-            })
-            .map_err(|e| format!("the fused model failed: {e}"))?;
+            let out = fast
+                .run(&one, &mut p.clone(), 1)
+                .map_err(|e| format!("the fused model failed: {e}"))?;
+            passes += 1;
             diff = diff.max(max_abs_diff(&out, e));
         }
         let bf16 = kind == Kind::BFloat16;
@@ -837,6 +888,10 @@ impl FastModel {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .insert(1, Arc::new(OnceLock::from(Some(Arc::new(one)))));
+        fast.warmed
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(1, passes);
         let report = Optimization {
             path: "cpu_fused",
             fallback_reason: None,
@@ -848,29 +903,6 @@ impl FastModel {
             probe_tolerance: if bf16 { None } else { Some(tolerance) },
         };
         Ok((fast, report))
-    }
-}
-
-/// Models may return a tensor, a tuple/list whose first item is the logits (e.g. aux heads),
-/// or a dict: its "logits" entry (Hugging Face style), or its only entry.
-fn first_tensor(v: IValue) -> Option<Tensor> {
-    match v {
-        IValue::Tensor(t) => Some(t),
-        IValue::Tuple(items) | IValue::GenericList(items) => {
-            items.into_iter().next().and_then(first_tensor)
-        }
-        IValue::TensorList(ts) => ts.into_iter().next(),
-        IValue::GenericDict(mut entries) => {
-            let logits = entries
-                .iter()
-                .position(|(k, _)| matches!(k, IValue::String(s) if s == "logits"));
-            match (logits, entries.len()) {
-                (Some(i), _) => first_tensor(entries.swap_remove(i).1),
-                (None, 1) => first_tensor(entries.remove(0).1),
-                _ => None,
-            }
-        }
-        _ => None,
     }
 }
 

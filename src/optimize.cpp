@@ -1,7 +1,7 @@
 // The libtorch calls tch does not expose: torch.jit.optimize_for_inference / freeze, our zero-pad
-// folding pass, and oneDNN Graph (LLGA) fusion. Modules are handed to tch as the same
-// `torch::jit::Module*` its own loader creates (tch deletes them). Exceptions never cross into
-// Rust: they become an error message.
+// folding pass, and oneDNN Graph (LLGA) fusion. Modules are returned as a new
+// `torch::jit::Module*` that src/jit.rs owns (and frees through src/jit.cpp). Exceptions never
+// cross into Rust: they become an error message.
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/codegen/onednn/interface.h>
 #include <torch/csrc/jit/ir/constants.h>
@@ -228,18 +228,6 @@ extern "C" void *ji_fast_prepare(const char *path, int channels_last, int bf16, 
             stats[1] = left;
         }
         return new torch::jit::Module(frozen);
-    });
-}
-
-// A copy of `module` with its own methods, hence its own graph executor: the fused graph is
-// specialised to the input shape it saw while warming up, so each batch shape gets a copy.
-extern "C" void *ji_module_clone(const void *module, char *err, size_t err_len) {
-    return guarded(err, err_len, [&]() -> void * {
-        // Cloning registers new types and methods in the module's compilation unit, which is
-        // not thread-safe: two batch sizes may be first used at once.
-        static std::mutex clone_lock;
-        std::lock_guard<std::mutex> hold(clone_lock);
-        return new torch::jit::Module(static_cast<const torch::jit::Module *>(module)->clone());
     });
 }
 

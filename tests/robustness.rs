@@ -235,8 +235,8 @@ fn release_of_null_and_free_of_null_are_fine_and_handles_are_independent() {
 
 #[test]
 fn optimized_modules_are_created_used_and_dropped_repeatedly() {
-    // The optimized module is handed to tch as a CModule built from a raw pointer (src/model.rs);
-    // dropping it must free it the way tch frees its own, again and again.
+    // Optimized modules live behind our own handle (src/jit.rs), made and freed by our C++
+    // shim: dropping them must free them cleanly, again and again.
     let image = read("images/red.jpg");
     let first = Handle::open("conv_optimized.json").run(&image).unwrap();
     for _ in 0..3 {

@@ -4,7 +4,7 @@
 //!
 //! Usage: bench_forward MODEL.pt [--size H W] [--batch N] [--rounds R] [--calls C]
 //!                                [--precision fp32|bf16] [--threads T] [--consecutive]
-//!                                [--huge-pages on|off] [--awake on|off]
+//!                                [--huge-pages on|off]
 //! By default the variants take turns call by call (each call then follows another model's,
 //! as in a pipeline that does other work between forwards); with `--consecutive` each variant
 //! makes its C calls in a row (the steady state of one model called back to back), the
@@ -33,8 +33,7 @@ fn main() {
     let mut precision = Precision::Fp32;
     let mut threads = 0i32;
     let mut consecutive = false;
-    let mut huge_pages = true;
-    let mut awake = None;
+    let mut huge_pages = false;
     while let Some(a) = args.next() {
         let mut num = || {
             args.next()
@@ -52,10 +51,8 @@ fn main() {
             "--calls" => calls = num(),
             "--threads" => threads = num() as i32,
             "--consecutive" => consecutive = true,
-            // As an engine's `"huge_pages"` (default on): the heap in huge pages after load.
-            "--huge-pages" => huge_pages = args.next().as_deref() != Some("off"),
-            // As an engine's `"keep_cpus_awake"` (default: on under OMP_WAIT_POLICY=PASSIVE).
-            "--awake" => awake = Some(args.next().as_deref() == Some("on")),
+            // As an engine's `"huge_pages"` (opt-in): the heap in huge pages after load.
+            "--huge-pages" => huge_pages = args.next().as_deref() == Some("on"),
             "--precision" => {
                 precision = match args.next().as_deref() {
                     Some("bf16") => Precision::Bf16,
@@ -80,6 +77,10 @@ fn main() {
         false,
     )
     .unwrap();
+    // As an engine does at init: batch N gets its own fused graph, warmed up.
+    for m in [&fast, &plain] {
+        m.prepare_batch(batch, 3).unwrap();
+    }
     if huge_pages {
         let _ = ji::hugepages::advise_heap();
     }
@@ -87,14 +88,11 @@ fn main() {
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
         .collect();
     let variants: [(&str, &Model); 2] = [("fast", &fast), ("plain", &plain)];
-    let pollers = ji::awake::Pollers::for_setting(awake).unwrap();
     let mut run = |&(_, m): &(&str, &Model)| {
         let t = Instant::now();
-        let _hold = pollers.as_ref().map(|p| p.hold());
         m.forward(&mut input, batch, h, w).unwrap();
         t.elapsed().as_secs_f64() * 1e3
     };
-    // Warm-up: the first batch-N call of the fast path makes and fuses its graph.
     for _ in 0..3 {
         for v in &variants {
             run(v);
@@ -130,7 +128,6 @@ fn main() {
         "threads": tch::get_num_threads(),
         "consecutive": consecutive,
         "huge_pages": huge_pages,
-        "keep_cpus_awake": pollers.is_some(),
         "fast_load_s": load_fast_s,
         "optimization": fast.optimization().to_json(),
     });

@@ -155,23 +155,20 @@ pub struct Config {
     pub run: RunOptions,
     /// Reported by `ji_get_version` as `algo_version`.
     pub algo_version: String,
-    /// Warm-up forward passes at init (so the first judged image is not slow).
+    /// Forward passes each batch size the predictor prepares at init gets before create
+    /// returns (the load-time probe counted), so the first judged call runs a warmed graph.
     pub warmup: u32,
     /// libtorch intra-op threads for CPU inference; 0 keeps libtorch's default.
     pub num_threads: u32,
     /// The CPU fast path (freeze, zero-pad folding, oneDNN Graph fusion, channels-last),
     /// checked against the plain model at init (`"optimize"`, default true).
     pub optimize: bool,
-    /// `"optimize_for_inference": true`: on CUDA the model is frozen. The GPU default is
-    /// unchanged (plain TorchScript + cuDNN autotuning).
+    /// `"optimize": true` (not the default): on CUDA the model is also frozen
+    /// (`torch.jit.freeze`). The GPU default is plain TorchScript + cuDNN autotuning.
     pub cuda_freeze: bool,
-    /// `"huge_pages"` (default true): on the CPU, the heap goes to transparent huge pages at
-    /// the end of init (see `crate::hugepages`).
+    /// `"huge_pages"` (opt-in, default false): on the CPU, the process heap goes to
+    /// transparent huge pages at the end of init (see `crate::hugepages`). Process-wide.
     pub huge_pages: bool,
-    /// `"keep_cpus_awake"`: on the CPU, poller threads at idle priority keep the CPUs from
-    /// halting while a call runs (see `crate::awake`). `None` (the default): on when
-    /// `OMP_WAIT_POLICY` is `PASSIVE` and no CPU quota applies (`awake::default_on`).
-    pub keep_cpus_awake: Option<bool>,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
 }
@@ -209,6 +206,21 @@ impl Default for AsyncConfig {
     }
 }
 
+/// Keys earlier versions accepted, with what to do instead: an error that says so beats
+/// "unknown key".
+const REMOVED_KEYS: &[(&str, &str)] = &[
+    (
+        "optimize_for_inference",
+        "it was folded into \"optimize\": \"optimize\": true also freezes the model on CUDA \
+         (absent: the CPU fast path, plain TorchScript on CUDA; false: plain everywhere)",
+    ),
+    (
+        "keep_cpus_awake",
+        "the library no longer starts poller threads (a host that sets \
+         OMP_WAIT_POLICY=PASSIVE asked for no spinning): delete the key",
+    ),
+];
+
 const KNOWN_KEYS: &[&str] = &[
     "model_path",
     "class_names_path",
@@ -229,11 +241,8 @@ const KNOWN_KEYS: &[&str] = &[
     "algo_version",
     "warmup",
     "num_threads",
-    // The CPU fast path, and the older key (see parse_optimize).
     "optimize",
-    "optimize_for_inference",
     "huge_pages",
-    "keep_cpus_awake",
     "async_queue",
     "async_workers",
     "async_max_batch",
@@ -272,6 +281,11 @@ impl Config {
             ))
         })?;
         for key in obj.keys() {
+            if let Some((_, what)) = REMOVED_KEYS.iter().find(|(k, _)| k == key) {
+                return Err(Error::Config(format!(
+                    "\"{key}\" is no longer a key: {what}"
+                )));
+            }
             if !key.starts_with('_') && !KNOWN_KEYS.contains(&key.as_str()) {
                 return Err(Error::Config(format!(
                     "unknown key \"{key}\" (known keys: {})",
@@ -445,12 +459,15 @@ impl Config {
             },
         };
         let exif_transpose = get_bool(obj, "exif_transpose", false)?;
-        let (optimize, cuda_freeze) = parse_optimize(obj)?;
-        let huge_pages = get_bool(obj, "huge_pages", true)?;
-        let keep_cpus_awake = match obj.get("keep_cpus_awake") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(get_bool(obj, "keep_cpus_awake", false)?),
+        // Absent: the CPU fast path, plain TorchScript on CUDA; true: also frozen on CUDA.
+        let (optimize, cuda_freeze) = match obj.get("optimize") {
+            None | Some(Value::Null) => (true, false),
+            Some(_) => {
+                let on = get_bool(obj, "optimize", true)?;
+                (on, on)
+            }
         };
+        let huge_pages = get_bool(obj, "huge_pages", false)?;
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -459,33 +476,27 @@ impl Config {
             },
         };
         let algo_version = get_str(obj, "algo_version")?.unwrap_or("1.0").to_owned();
-        let warmup = get_u32(obj, "warmup", 1)?;
-        let num_threads = get_u32(obj, "num_threads", 0)?;
+        let warmup = get_u32(obj, "warmup", 3, 1..=100)?;
+        let num_threads = get_u32(obj, "num_threads", 0, 0..=1024)?;
         let run = RunOptions::default().with_overrides(obj)?;
         let async_defaults = AsyncConfig::default();
         let asynchronous = AsyncConfig {
-            queue: get_u32(obj, "async_queue", async_defaults.queue)?,
-            workers: get_u32(obj, "async_workers", async_defaults.workers)?,
-            max_batch: get_u32(obj, "async_max_batch", async_defaults.max_batch)?,
-            max_wait_ms: get_u32(obj, "async_max_wait_ms", async_defaults.max_wait_ms)?,
+            queue: get_u32(obj, "async_queue", async_defaults.queue, 1..=1024)?,
+            workers: get_u32(
+                obj,
+                "async_workers",
+                async_defaults.workers,
+                1..=MAX_ASYNC_WORKERS,
+            )?,
+            max_batch: get_u32(obj, "async_max_batch", async_defaults.max_batch, 1..=1024)?,
+            max_wait_ms: get_u32(
+                obj,
+                "async_max_wait_ms",
+                async_defaults.max_wait_ms,
+                0..=10_000,
+            )?,
             out_frame: get_bool(obj, "async_out_frame", async_defaults.out_frame)?,
         };
-        for (key, v) in [
-            ("async_queue", asynchronous.queue),
-            ("async_workers", asynchronous.workers),
-            ("async_max_batch", asynchronous.max_batch),
-        ] {
-            if v == 0 {
-                return Err(bad_value(key, "an integer 1..=1024", v));
-            }
-        }
-        if asynchronous.workers > MAX_ASYNC_WORKERS {
-            return Err(bad_value(
-                "async_workers",
-                &format!("an integer 1..={MAX_ASYNC_WORKERS}"),
-                asynchronous.workers,
-            ));
-        }
         Ok(Config {
             model_path,
             class_names_path,
@@ -512,7 +523,6 @@ impl Config {
             optimize,
             cuda_freeze,
             huge_pages,
-            keep_cpus_awake,
             asynchronous,
         })
     }
@@ -746,31 +756,26 @@ fn get_bool(obj: &Map<String, Value>, key: &str, default: bool) -> Result<bool> 
     }
 }
 
-/// `"optimize"` (default true: the CPU fast path) and the older `"optimize_for_inference"`,
-/// whose `true` keeps its old meaning: optimised on the CPU (now the fast path) and frozen on
-/// CUDA; its `false` was the old default and changes nothing. Returns (optimize, cuda_freeze).
-fn parse_optimize(obj: &Map<String, Value>) -> Result<(bool, bool)> {
-    let optimize = match obj.get("optimize") {
-        None => None,
-        Some(_) => Some(get_bool(obj, "optimize", true)?),
-    };
-    let legacy = get_bool(obj, "optimize_for_inference", false)?;
-    if legacy && optimize == Some(false) {
-        return Err(Error::Config(
-            "\"optimize\": false contradicts \"optimize_for_inference\": true".into(),
-        ));
-    }
-    Ok((optimize.unwrap_or(true), legacy))
-}
-
-fn get_u32(obj: &Map<String, Value>, key: &str, default: u32) -> Result<u32> {
+/// An integer key in `range` (one message per key, naming the range).
+fn get_u32(
+    obj: &Map<String, Value>,
+    key: &str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32> {
     match obj.get(key) {
         None => Ok(default),
         Some(v) => v
             .as_u64()
-            .filter(|n| *n <= 1024)
-            .map(|n| n as u32)
-            .ok_or_else(|| bad_value(key, "an integer 0..=1024", v)),
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                bad_value(
+                    key,
+                    &format!("an integer {}..={}", range.start(), range.end()),
+                    v,
+                )
+            }),
     }
 }
 
@@ -815,25 +820,56 @@ mod tests {
         assert_eq!(c.device, DeviceSpec::Auto);
         assert_eq!(c.preprocess, PreprocessConfig::default());
         assert_eq!(c.run, RunOptions::default());
-        assert!(c.huge_pages);
+        assert!(!c.huge_pages, "the host's heap is left alone unless asked");
+        assert_eq!((c.optimize, c.cuda_freeze, c.warmup), (true, false, 3));
     }
 
     #[test]
-    fn keep_cpus_awake_is_a_bool_or_absent() {
+    fn removed_keys_say_what_replaced_them() {
         let m = r#""model_path": "m.pt", "class_names_path": "c.txt""#;
-        let awake = |v: &str| parse(&format!("{{{m}{v}}}")).map(|c| c.keep_cpus_awake);
-        assert_eq!(awake("").unwrap(), None);
-        assert_eq!(awake(", \"keep_cpus_awake\": null").unwrap(), None);
-        assert_eq!(awake(", \"keep_cpus_awake\": true").unwrap(), Some(true));
-        assert_eq!(awake(", \"keep_cpus_awake\": false").unwrap(), Some(false));
-        let e = awake(", \"keep_cpus_awake\": \"auto\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("keep_cpus_awake"), "{e}");
+        for (key, needle) in [
+            ("optimize_for_inference", "\"optimize\": true also freezes"),
+            ("keep_cpus_awake", "no longer starts poller threads"),
+        ] {
+            let e = parse(&format!("{{{m}, \"{key}\": true}}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains(needle), "{e}");
+        }
+        let opt = |v: &str| {
+            parse(&format!("{{{m}, \"optimize\": {v}}}")).map(|c| (c.optimize, c.cuda_freeze))
+        };
+        assert_eq!(opt("true").unwrap(), (true, true));
+        assert_eq!(opt("false").unwrap(), (false, false));
+        assert_eq!(opt("null").unwrap(), (true, false));
+        assert!(opt("1").unwrap_err().to_string().contains("optimize"));
     }
 
     #[test]
-    fn huge_pages_is_a_bool_defaulting_to_true() {
+    fn integer_keys_name_their_one_range() {
+        let m = r#""model_path": "m.pt", "class_names_path": "c.txt""#;
+        for (key, bad, range) in [
+            ("warmup", "0", "1..=100"),
+            ("num_threads", "2000", "0..=1024"),
+            ("async_queue", "0", "1..=1024"),
+            ("async_workers", "65", "1..=64"),
+            ("async_max_wait_ms", "-1", "0..=10000"),
+            ("warmup", "4294967297", "1..=100"),
+        ] {
+            let e = parse(&format!("{{{m}, \"{key}\": {bad}}}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "\"{key}\": expected an integer {range}, got {bad}"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_pages_is_an_opt_in_bool() {
         let m = r#""model_path": "m.pt", "class_names_path": "c.txt""#;
         assert!(
             !parse(&format!("{{{m}, \"huge_pages\": false}}"))
@@ -852,16 +888,21 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_template_is_valid_and_spells_out_the_defaults() {
-        let c = parse(include_str!("../config/algo_config.json")).unwrap();
+    fn the_shipped_template_holds_only_what_a_contestant_sets() {
+        let text = include_str!("../config/algo_config.json");
+        let keys: Vec<String> = serde_json::from_str::<Map<String, Value>>(text)
+            .unwrap()
+            .keys()
+            .filter(|k| !k.starts_with('_'))
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["model_path", "device", "thresh", "topk"]);
+        // Valid as it is once the model names its classes (here: a class file beside it).
+        let c = parse(&text.replace("\"device\"", "\"class_names_path\": \"c.txt\", \"device\""))
+            .unwrap();
         assert_eq!(c.preprocess, PreprocessConfig::default());
         assert_eq!(c.run, RunOptions::default());
-        assert_eq!(
-            (c.device, c.precision, c.warmup),
-            (DeviceSpec::Auto, Precision::Fp32, 1)
-        );
-        assert_eq!(c.asynchronous, AsyncConfig::default());
-        assert!(c.optimize && c.huge_pages);
+        assert_eq!(c.device, DeviceSpec::Auto);
     }
 
     #[test]

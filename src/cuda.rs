@@ -108,7 +108,7 @@ pub fn device_count() -> usize {
 }
 
 /// `s` cut to at most `max` bytes (at a character boundary), with "..." when cut.
-fn shorten(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub(crate) fn shorten(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if s.len() <= max {
         return s.into();
     }

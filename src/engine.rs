@@ -2,7 +2,6 @@
 //! together. It is `Send + Sync`: calls on one engine may run concurrently from any thread
 //! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
 
-use crate::awake::{Hold, Pollers};
 use crate::config::{Config, ModelOutput, RunOptions, Size};
 use crate::decode::{decode_image, decode_image_window, DecodeOptions};
 use crate::error::{Error, Result};
@@ -12,7 +11,7 @@ use crate::model::{self, softmax, Model};
 use crate::output::{self, Classification, Rendered};
 use crate::preprocess::{source_window, Preprocessor};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 /// One caller's scratch: the decoded pixels' buffer, resize buffers and the batch's input
 /// tensor.
@@ -22,6 +21,9 @@ struct Work {
     pre: Preprocessor,
     input: Vec<f32>,
 }
+
+/// One part of a batch preprocessed on its own thread: its size and scratch, once done.
+type PartSlot = Mutex<Option<Result<(Size, Work)>>>;
 
 /// A caller's scratch holding more than this is dropped when its call ends instead of being
 /// pooled: one burst of huge images must not pin their buffers for the life of the process.
@@ -40,7 +42,7 @@ impl Work {
 }
 
 /// Shared across threads by both C APIs (one handle or predictor, concurrent calls): must stay
-/// `Send + Sync`. `Model` holds a tch `CModule`, which tch declares `Send + Sync` (libtorch's
+/// `Send + Sync`. `Model` holds `JitModule`s, which are `Send + Sync` (libtorch's
 /// `Module::forward` is safe to call concurrently); everything else is immutable after
 /// `new` or behind a lock.
 const _: () = {
@@ -59,8 +61,6 @@ pub struct Engine {
     pool: Mutex<Vec<Work>>,
     /// `"huge_pages"` on a CPU engine: the heap is re-advised when it grows (`hugepages`).
     huge_pages: bool,
-    /// `"keep_cpus_awake"` on a CPU engine: held by every call (`awake`).
-    awake: Option<Arc<Pollers>>,
 }
 
 impl Engine {
@@ -72,10 +72,12 @@ impl Engine {
         Engine::new(Config::load(&path)?)
     }
 
-    /// Loads class names and the model described by `config`, checks they agree, warms up.
+    /// Loads class names and the model described by `config`, checks they agree, and warms
+    /// up every batch size a call can be known to use (see [`Engine::batch_sizes`]).
     pub fn new(config: Config) -> Result<Engine> {
         let names = config.class_names()?;
         if config.num_threads > 0 {
+            // Process-wide: libtorch has one intra-op thread count (stated in ji.h).
             tch::set_num_threads(config.num_threads as i32);
         }
         let device = model::resolve_device(config.device)?;
@@ -98,9 +100,8 @@ impl Engine {
             )));
         }
         check_output_kind(&config, &model)?;
-        let mut probe = vec![0f32; 3 * size.height as usize * size.width as usize];
-        for _ in 1..config.warmup {
-            model.forward(&mut probe, 1, size.height, size.width)?;
+        for batch in Engine::batch_sizes(&config) {
+            model.prepare_batch(batch, config.warmup)?;
         }
         let huge_pages = device == tch::Device::Cpu && config.huge_pages;
         if huge_pages {
@@ -108,15 +109,6 @@ impl Engine {
             // THP leaves it as it is (see `hugepages`).
             let _ = crate::hugepages::advise_heap();
         }
-        let awake = if device == tch::Device::Cpu {
-            Pollers::for_setting(config.keep_cpus_awake).map_err(|e| {
-                Error::ModelLoad(format!(
-                    "\"keep_cpus_awake\": cannot start its threads: {e}"
-                ))
-            })?
-        } else {
-            None
-        };
         Ok(Engine {
             device_name: model::device_name(device),
             run_defaults: RwLock::new(config.run.clone()),
@@ -125,8 +117,32 @@ impl Engine {
             model,
             pool: Mutex::new(Vec::new()),
             huge_pages,
-            awake,
         })
+    }
+
+    /// The forward batch sizes known at init, which `new` warms up: 1 (every synchronous
+    /// call, and a batch of frames runs image by image on the CPU fast path) and the
+    /// asynchronous mode's `async_max_batch`.
+    pub fn batch_sizes(config: &Config) -> Vec<usize> {
+        let mut sizes = vec![1];
+        let async_batch = config.asynchronous.max_batch.max(1) as usize;
+        if async_batch > 1 {
+            sizes.push(async_batch);
+        }
+        sizes
+    }
+
+    /// One forward pass of every batch size `new` warmed up, on the calling thread: for a
+    /// thread that will run calls (an async lane), whose first forward would otherwise pay
+    /// for per-thread setup (on a GPU: its cuDNN / cuBLAS handles).
+    pub fn warm_thread(&self) -> Result<()> {
+        let size = self.config.preprocess.output_size();
+        for batch in Engine::batch_sizes(&self.config) {
+            let mut probe = vec![0f32; batch * 3 * size.height as usize * size.width as usize];
+            self.model
+                .forward(&mut probe, batch, size.height, size.width)?;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {
@@ -192,7 +208,6 @@ impl Engine {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let _awake = self.keep_awake();
         let mut work = self.take_work();
         let result = self.forward_batch(images, &mut work);
         self.return_work(work);
@@ -221,29 +236,35 @@ impl Engine {
     }
 
     /// Preprocesses `images` into one tensor and runs the model on it. Batches are
-    /// preprocessed on several threads (each with its own pooled buffers), so a GPU is not
-    /// left waiting on one CPU core.
+    /// preprocessed in parts on libtorch's intra-op threads (`parallel`, each part with its
+    /// own pooled buffers), so a GPU is not left waiting on one CPU core; no thread of our
+    /// own is started.
     fn forward_batch(&self, images: &[&RgbImage], work: &mut Work) -> Result<Vec<f32>> {
-        use rayon::prelude::*;
         work.input.clear();
-        let threads = rayon::current_num_threads().min(images.len()).min(8);
+        let threads = if images.len() > 1 {
+            crate::parallel::threads().min(images.len()).min(8)
+        } else {
+            1
+        };
         let size = if threads <= 1 {
             self.append_tensors(images, &mut work.pre, &mut work.input)?
         } else {
-            // Chunks on rayon's persistent pool, each with pooled buffers; a panic in one
-            // reaches the caller's catch_unwind through rayon.
             let per = images.len().div_ceil(threads);
-            let parts: Vec<Result<(Size, Work)>> = images
-                .par_chunks(per)
-                .map(|chunk| {
-                    let mut w = self.take_work();
-                    w.input.clear();
-                    let mut part = std::mem::take(&mut w.input);
-                    let r = self.append_tensors(chunk, &mut w.pre, &mut part);
-                    w.input = part;
-                    r.map(|size| (size, w))
-                })
-                .collect();
+            let chunks: Vec<&[&RgbImage]> = images.chunks(per).collect();
+            let slots: Vec<PartSlot> = chunks.iter().map(|_| Mutex::new(None)).collect();
+            crate::parallel::for_each(chunks.len(), |i| {
+                let mut w = self.take_work();
+                w.input.clear();
+                let mut part = std::mem::take(&mut w.input);
+                let r = self.append_tensors(chunks[i], &mut w.pre, &mut part);
+                w.input = part;
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r.map(|s| (s, w)));
+            });
+            let parts = slots.into_iter().map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .expect("for_each runs every part")
+            });
             let mut size = None;
             let mut result = Ok(());
             for part in parts {
@@ -297,7 +318,6 @@ impl Engine {
         args: Option<&str>,
     ) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
-        let _awake = self.keep_awake();
         let mut work = self.take_work();
         // Only the pixels the preprocessing reads are decoded (JPEG): the same tensor as a
         // full decode (see `decode_image_window`).
@@ -329,7 +349,6 @@ impl Engine {
     /// `ji_calc_image`): no per-call allocation for the RGB copy.
     pub fn run_frame_json(&self, frame: &RawFrame, args: Option<&str>) -> Result<Rendered> {
         let opts = self.run_defaults().with_args(args)?;
-        let _awake = self.keep_awake();
         let mut work = self.take_work();
         let result = match frame.to_rgb_reusing(
             self.config.preprocess.max_image_pixels,
@@ -369,14 +388,16 @@ impl Engine {
         output::render(cls, &self.names, opts, &self.device_name)
     }
 
-    /// Keeps the CPUs awake until dropped, where `"keep_cpus_awake"` is on.
-    fn keep_awake(&self) -> Option<Hold<'_>> {
-        self.awake.as_deref().map(Pollers::hold)
-    }
-
-    /// Whether this engine's calls keep the CPUs awake (`"keep_cpus_awake"`).
-    pub fn keeps_cpus_awake(&self) -> bool {
-        self.awake.is_some()
+    /// What this engine changed, or may change, for the whole process (`evsdk_model_info`'s
+    /// `"process_wide"`).
+    pub fn process_wide(&self) -> serde_json::Value {
+        serde_json::json!({
+            "intra_op_threads": tch::get_num_threads(),
+            "num_threads_set": self.config.num_threads > 0,
+            "cudnn_benchmark": self.device_name != "cpu",
+            "huge_pages": self.huge_pages,
+            "onednn_fusion_pass": self.model.optimization().path == "cpu_fused",
+        })
     }
 
     fn take_work(&self) -> Work {
@@ -434,7 +455,8 @@ fn check_output_kind(config: &Config, model: &Model) -> Result<()> {
     };
     let distribution = lo >= -(tol as f32) && hi <= 1.0 + tol as f32 && (sum - 1.0).abs() <= tol;
     let stats = format!(
-        "on an all-zeros probe input its {} outputs range from {lo} to {hi} and sum to {sum:.6}",
+        "on {} its {} outputs range from {lo} to {hi} and sum to {sum:.6}",
+        model.probe_input(),
         p.len()
     );
     match (config.model_output, distribution) {

@@ -1,9 +1,30 @@
-//! One error type for the whole core; each variant knows the C status code it becomes.
+//! One error type for the whole core; each variant knows the C status code it becomes. The
+//! codes are defined here, once; `ffi::evsdk` exports them (cbindgen writes them into ji.h).
 
-use crate::ffi::evsdk::*;
 use std::os::raw::c_int;
 
-#[derive(Debug, thiserror::Error)]
+/// Success.
+pub const EVSDK_OK: c_int = 0;
+/// A NULL pointer, a bad size, or `args` that is not a JSON object.
+pub const EVSDK_ERR_INVALID_ARGUMENT: c_int = -1;
+/// The bytes are not a decodable image (empty, truncated, unknown format).
+pub const EVSDK_ERR_DECODE: c_int = -2;
+/// The config or class-names file is missing, malformed or inconsistent (also: CUDA asked
+/// for but not available).
+pub const EVSDK_ERR_CONFIG: c_int = -3;
+/// The model file cannot be loaded as TorchScript, fails on a probe input, or its output
+/// width differs from the number of classes.
+pub const EVSDK_ERR_MODEL_LOAD: c_int = -4;
+/// libtorch failed while running the model.
+pub const EVSDK_ERR_INFERENCE: c_int = -5;
+/// An internal error (a caught Rust panic). The handle stays usable.
+pub const EVSDK_ERR_PANIC: c_int = -6;
+/// A file could not be read.
+pub const EVSDK_ERR_IO: c_int = -7;
+/// The image declares more pixels than the config's `max_image_pixels`.
+pub const EVSDK_ERR_IMAGE_TOO_LARGE: c_int = -8;
+
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A caller-supplied argument is unusable (NULL, bad size, bad args JSON, ...).
     #[error("invalid argument: {0}")]
@@ -37,8 +58,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The native API's status code for this error (the `EVSDK_ERR_*` constants, defined
-    /// once, in `ffi::evsdk`, where cbindgen exports them).
+    /// The native API's status code for this error (the `EVSDK_ERR_*` constants above).
     pub fn code(&self) -> c_int {
         match self {
             Error::InvalidArgument(_) => EVSDK_ERR_INVALID_ARGUMENT,

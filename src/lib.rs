@@ -1,15 +1,17 @@
 //! ji-rs: an ev_sdk-compatible `libji.so` that classifies images with a TorchScript model,
 //! with preprocessing that reproduces PIL + torchvision exactly.
 //!
-//! The safe core (config, class names, decode, resize, preprocess, model, output, engine)
-//! never sees a raw pointer; `ffi` is the thin C layer over it.
+//! The core (config, class names, decode, resize, preprocess, model, output, engine) works in
+//! typed values; `ffi` is the thin C layer over it. Raw pointers appear in the core only where
+//! it talks to C++ (libtorch modules in `jit`, the optimisation passes in `model`, the CUDA
+//! backend in `cuda`, libtorch's thread team in `parallel`), each behind a safe type or
+//! function.
 //!
 //! Every unsafe operation sits in its own `unsafe` block with a `SAFETY` note, also inside
 //! `unsafe fn`s (the C entry points), so each one states what it relies on.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod awake;
 pub mod class_names;
 pub mod config;
 pub mod cuda;
@@ -20,6 +22,7 @@ pub mod ffi;
 pub mod frame;
 pub mod hugepages;
 pub mod image;
+pub mod jit;
 pub mod metadata;
 pub mod model;
 pub mod output;

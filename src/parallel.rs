@@ -39,16 +39,11 @@ extern "C" fn call(ctx: *mut c_void, i: i64) {
 }
 
 /// Runs `f(0)`, ..., `f(n - 1)`, spread over libtorch's intra-op threads (the caller's thread
-/// takes part), and returns when all have run; in turn on the caller's thread when that is
-/// one of rayon's. A panic in `f` is resumed here, after all ran.
+/// takes part), and returns when all have run; in turn on the caller's thread when there is
+/// one thread or the caller is already inside a parallel region (a part of an outer
+/// `for_each`, such as one chunk of a batch). A panic in `f` is resumed here, after all ran.
 pub fn for_each(n: usize, f: impl Fn(usize) + Sync) {
     if n == 0 {
-        return;
-    }
-    // On one of rayon's threads (a batch's images preprocessed in parallel) the work is spread
-    // already, and a thread that is not libtorch's would start an OpenMP team of its own.
-    if rayon::current_thread_index().is_some() {
-        (0..n).for_each(f);
         return;
     }
     let ctx = Ctx {
@@ -75,20 +70,22 @@ mod tests {
         });
         assert!(hits.iter().all(|h| h.load(Ordering::SeqCst) == 1));
         for_each(0, |_| unreachable!());
-        // Inside rayon's pool: in turn, on that thread.
+        // Nested: each inner loop runs in order on its outer part's thread.
         let on = std::sync::Mutex::new(Vec::new());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| {
-                for_each(3, |i| {
-                    on.lock().unwrap().push((i, std::thread::current().id()))
-                })
-            });
+        for_each(2, |outer| {
+            for_each(3, |i| {
+                on.lock()
+                    .unwrap()
+                    .push((outer, i, std::thread::current().id()))
+            })
+        });
         let on = on.into_inner().unwrap();
-        assert_eq!(on.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1, 2]);
-        assert!(on.iter().all(|p| p.1 == on[0].1));
+        assert_eq!(on.len(), 6);
+        for outer in 0..2 {
+            let part: Vec<_> = on.iter().filter(|p| p.0 == outer).collect();
+            assert_eq!(part.iter().map(|p| p.1).collect::<Vec<_>>(), [0, 1, 2]);
+            assert!(part.iter().all(|p| p.2 == part[0].2));
+        }
     }
 
     #[test]

@@ -424,9 +424,9 @@ fn models_saved_in_fp16_or_fp64_run_on_fp32_input() {
 }
 
 #[test]
-fn optimize_for_inference_keeps_the_predictions() {
+fn optimize_true_keeps_the_predictions() {
     let fast = ji::Engine::from_config_path(Some(&fixture("conv_optimized.json"))).unwrap();
-    // The older key still asks for the CPU fast path (and freezing on CUDA).
+    // "optimize": true asks for the CPU fast path (and freezing on CUDA).
     assert!(fast.config().optimize && fast.config().cuda_freeze);
     assert_eq!(fast.optimization().path, "cpu_fused");
     assert_same_top3_as_conv("conv_optimized.json", 1e-4);
@@ -439,7 +439,7 @@ fn optimize_for_inference_keeps_the_predictions() {
     std::fs::write(
         &cfg,
         format!(
-            r#"{{"model_path": {:?}, "class_names_path": {:?}, "device": "cpu", "optimize_for_inference": true}}"#,
+            r#"{{"model_path": {:?}, "class_names_path": {:?}, "device": "cpu", "optimize": true}}"#,
             bad_model, classes
         ),
     )

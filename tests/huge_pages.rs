@@ -1,5 +1,6 @@
-//! `"huge_pages"`: a CPU engine's init puts the process heap in transparent huge pages, a
-//! call advises what the heap grew by since, and `false` leaves it alone. One test in its own
+//! `"huge_pages"` (opt-in): by default a CPU engine leaves the process heap alone; with `true`
+//! its init puts the heap in transparent huge pages and a call advises what the heap grew by
+//! since. One test in its own
 //! binary: the heap is the whole process's, so no other test may create engines meanwhile.
 
 mod common;
@@ -36,7 +37,7 @@ fn thp_eligible_at(addr: usize) -> Option<bool> {
 }
 
 #[test]
-fn cpu_init_puts_the_heap_in_huge_pages_unless_told_not_to() {
+fn the_heap_is_left_alone_by_default_and_put_in_huge_pages_when_asked() {
     let mode = thp_mode();
     if !matches!(mode.as_deref(), Some("madvise") | Some("always")) {
         eprintln!("skipped: transparent huge pages are {mode:?} on this kernel");
@@ -50,16 +51,21 @@ fn cpu_init_puts_the_heap_in_huge_pages_unless_told_not_to() {
         config_copy(&fixture("colour.json"), "huge_pages", name, &extra)
     };
 
-    let off = evsdk_open(&config("off", Some(false)));
+    // The default: a guest in the host's process does not advise the host's heap.
+    let off = evsdk_open(&config("default", None));
     if mode.as_deref() == Some("madvise") {
         // Only advised mappings are eligible in this mode, and nothing advised the heap.
-        assert_eq!(heap_thp_eligible(), Some(false));
+        assert_eq!(
+            heap_thp_eligible(),
+            Some(false),
+            "a default init must leave the [heap] as the host had it"
+        );
     }
-    let on = evsdk_open(&config("default", None));
+    let on = evsdk_open(&config("on", Some(true)));
     assert_eq!(
         heap_thp_eligible(),
         Some(true),
-        "after a default CPU init the [heap] must be THP-eligible"
+        "after an init with \"huge_pages\": true the [heap] must be THP-eligible"
     );
     let img = std::fs::read(fixture("images/red.jpg")).unwrap();
     if mode.as_deref() == Some("madvise") {

@@ -205,7 +205,7 @@ torch.jit.script(M()).save(sys.argv[1])
 }
 
 #[test]
-fn optimize_false_and_the_older_key_are_honoured() {
+fn optimize_is_one_key_with_three_settings() {
     let base = std::fs::read_to_string(fixture("conv.json")).unwrap();
     let with = |extra: &str| {
         let text = base.replacen('{', &format!("{{{extra}, "), 1);
@@ -213,12 +213,19 @@ fn optimize_false_and_the_older_key_are_honoured() {
     };
     let c = with(r#""optimize": false"#).unwrap();
     assert!(!c.optimize && !c.cuda_freeze);
-    let c = with(r#""optimize_for_inference": true"#).unwrap();
+    let c = with(r#""optimize": true"#).unwrap();
     assert!(c.optimize && c.cuda_freeze);
-    let c = with(r#""optimize_for_inference": false"#).unwrap();
-    assert!(c.optimize && !c.cuda_freeze);
-    let err = with(r#""optimize": false, "optimize_for_inference": true"#).unwrap_err();
-    assert!(err.to_string().contains("contradicts"), "{err}");
+    let c = with(r#""_note": 0"#).unwrap();
+    assert!(
+        c.optimize && !c.cuda_freeze,
+        "absent: the CPU fast path, plain on CUDA"
+    );
+    // The older key is gone, with a message saying what replaced it.
+    let err = with(r#""optimize_for_inference": true"#).unwrap_err();
+    assert!(
+        err.to_string().contains("folded into \"optimize\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -240,6 +247,15 @@ fn evsdk_model_info_says_how_the_model_runs() {
         serde_json::Value::Null
     );
     assert!(v["optimization"]["probe_max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    // What is process-wide, with a default config: nothing this handle asked to change.
+    assert_eq!(v["warmed_batch_sizes"], serde_json::json!([1]), "{v}");
+    assert_eq!(v["warmup"], 3);
+    let pw = &v["process_wide"];
+    assert_eq!(pw["num_threads_set"], false, "{v}");
+    assert_eq!(pw["huge_pages"], false, "{v}");
+    assert_eq!(pw["cudnn_benchmark"], false, "{v}");
+    assert_eq!(pw["onednn_fusion_pass"], true, "{v}");
+    assert!(pw["intra_op_threads"].as_i64().unwrap() >= 1, "{v}");
     let mut out = std::ptr::null_mut();
     assert_eq!(
         unsafe { evsdk_model_info(std::ptr::null(), &mut out) },

@@ -5,7 +5,7 @@ same machine, same model, same images, same thread count, in one run.
 Usage: bench_inference.py [--models lite0,mobilenet,mobilenet_v3,resnet50,repvgg] [--images N]
                           [--repeat R] [--threads T] [--batch B] [--device cpu|cuda]
                           [--precision fp32|fp16] [--order call|block] [--huge-pages on|off]
-                          [--keep-cpus-awake auto|on|off] [--libji-process same|own]
+                          [--libji-process same|own]
                           [--lib PATH]
                           [--forward-bench PATH] [--json OUT.json]
 
@@ -38,14 +38,14 @@ hit all methods alike:
         each call follows a call of its own method, as a judge's calls do.
 
 --libji-process says where (b) runs:
-  same  (the default) in this process, through ctypes, beside the Python pipeline; libji's
-        "huge_pages" is off by default then, because its heap advice is process-wide and would
-        speed up the Python pipeline too;
+  same  (the default) in this process, through ctypes, beside the Python pipeline (libji's
+        opt-in "huge_pages" would then speed up the Python pipeline too: its heap advice is
+        process-wide);
   own   in a process of its own (this script with --libji-worker, which never imports torch),
-        as a judge runs libji.so, with the library's defaults ("huge_pages" on); the calls are
-        still interleaved with the other methods', one at a time, and each is timed inside
-        the worker around the call and the reading of its JSON (as in one process), so the pipe
-        is not counted. (c) still runs in this process, with "huge_pages" off. Use it with
+        as a judge runs libji.so; the calls are still interleaved with the other methods', one
+        at a time, and each is timed inside the worker around the call and the reading of its
+        JSON (as in one process), so the pipe is not counted. (c) still runs in this process,
+        with "huge_pages" off. Use it with
         OMP_WAIT_POLICY=PASSIVE: with the default policy each process's OpenMP workers spin
         after its calls, on the cores the other process's call then needs (measured on Lite0:
         ratio 2.48, libji's p99 50 ms).
@@ -236,15 +236,14 @@ def repvgg_a0_deploy(classes):
                                torch.nn.Linear(c_in, classes))
 
 
-def forward_bench(exe, cfg, threads, awake):
+def forward_bench(exe, cfg, threads, huge_pages):
     """(e): libji's fast path and the plain model, forward only, in C++ (bench_forward)."""
     import subprocess
     if not os.path.exists(exe):
         print("(no %s: build it with `cargo build --release --example bench_forward`)" % exe)
         return None
-    cmd = [exe, cfg["model_path"], "--threads", str(threads), "--rounds", "5", "--calls", "10"]
-    if awake != "auto":
-        cmd += ["--awake", awake]
+    cmd = [exe, cfg["model_path"], "--threads", str(threads), "--rounds", "5", "--calls", "10",
+           "--huge-pages", huge_pages]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -276,27 +275,20 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--order", choices=["call", "block"], default="call")
-    # Off by default here, unlike the library: the advice applies to the whole process's heap,
-    # so with it the Python pipeline in this process would run faster than it does on its own
-    # (measured: ResNet-50's Python pipeline 13.5-13.9 -> 14.6-14.9 images/s). libji's own
-    # gain from it is measured in a C host by tools/ab_bench.c (BENCHMARKS.md).
-    ap.add_argument("--huge-pages", choices=["on", "off"], default=None,
-                    help="libji's \"huge_pages\" (default off with --libji-process same: it is "
-                         "process-wide and would speed up the Python pipeline in this process "
-                         "too; on with own, the library's default)")
+    # Off by default, as in the library. With --libji-process same the advice would reach the
+    # whole process's heap, so the Python pipeline in this process would run faster than it
+    # does on its own (measured: ResNet-50's Python pipeline 13.5-13.9 -> 14.6-14.9 images/s).
+    # Always written into the config, so that an older libji.so given with --lib (whose
+    # default was on) is measured the same way.
+    ap.add_argument("--huge-pages", choices=["on", "off"], default="off",
+                    help="libji's opt-in \"huge_pages\" (default off, as in the library)")
     ap.add_argument("--libji-process", choices=["same", "own"], default="same",
                     help="run (b) in this process (same) or in a process of its own (own)")
-    # As the library by default: on under OMP_WAIT_POLICY=PASSIVE. Its pollers spin only while
-    # a libji call runs, so unlike the heap advice they do not speed up the Python pipeline.
-    ap.add_argument("--keep-cpus-awake", choices=["auto", "on", "off"], default="auto",
-                    help="libji's \"keep_cpus_awake\" (auto: on under OMP_WAIT_POLICY=PASSIVE)")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
     ap.add_argument("--forward-bench", default=os.path.join(ROOT, "target", "release", "examples",
                                                             "bench_forward"))
     ap.add_argument("--json")
     a = ap.parse_args()
-    if a.huge_pages is None:
-        a.huge_pages = "on" if a.libji_process == "own" else "off"
     if a.device == "cuda":
         torch.backends.cudnn.benchmark = True  # as the library does
     torch.set_num_threads(a.threads)
@@ -312,7 +304,7 @@ def main():
                                    a.lib], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True)
     results = {"device": a.device, "precision": a.precision, "threads": a.threads, "order": a.order,
-               "huge_pages": a.huge_pages, "keep_cpus_awake": a.keep_cpus_awake,
+               "huge_pages": a.huge_pages,
                "libji_process": a.libji_process,
                "models": {},
                "load_average_start": os.getloadavg()}
@@ -321,8 +313,7 @@ def main():
         blobs = [open(f, "rb").read() for f in files]
         for name, (cfg, eager) in make_models(d, a.models.split(",")).items():
             cfg = dict(cfg, device=a.device, precision=a.precision, num_threads=a.threads, topk=1,
-                       confidence_decimals=None, warmup=3, huge_pages=a.huge_pages == "on",
-                       keep_cpus_awake={"auto": None, "on": True, "off": False}[a.keep_cpus_awake])
+                       confidence_decimals=None, warmup=3, huge_pages=a.huge_pages == "on")
             cfg_path = os.path.join(d, name + ".json")
             json.dump(cfg, open(cfg_path, "w"))
             pycfg = reference_predict.load_config(cfg_path)
@@ -452,7 +443,7 @@ def main():
             rows["top1_agreement_a_b"] = agree
             rows["top1_agreement_a_b_plain"] = agree_plain
             if a.device == "cpu":
-                fb = forward_bench(a.forward_bench, cfg, a.threads, a.keep_cpus_awake)
+                fb = forward_bench(a.forward_bench, cfg, a.threads, a.huge_pages)
                 if fb:
                     rows["e_forward_fast_ms"] = fb["fast_ms"]
                     rows["e_forward_plain_ms"] = fb["plain_ms"]
@@ -462,10 +453,9 @@ def main():
                         fb["optimization"]["path"], fb["optimization"]["pads_folded"],
                         fb["optimization"]["fusion_groups"])
             results["models"][name] = rows
-            print("\n%s (%s, %s, %d threads, order %s, huge pages %s, keep CPUs awake %s, "
-                  "libji in %s process)"
+            print("\n%s (%s, %s, %d threads, order %s, huge pages %s, libji in %s process)"
                   % (name, a.device, a.precision, a.threads, a.order, a.huge_pages,
-                     a.keep_cpus_awake, "this" if worker is None else "its own"))
+                     "this" if worker is None else "its own"))
             for k, v in rows.items():
                 if isinstance(v, dict):
                     print("  %-30s %8.1f img/s   p50 %7.2f ms   p99 %7.2f ms" % (k, v["images_per_s"], v["p50_ms"], v["p99_ms"]))

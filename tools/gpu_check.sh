@@ -7,7 +7,7 @@
 #
 # On the device it writes a table to stdout and logs under $OUT, checking:
 #   1. `device: auto` picks CUDA and the JSON says so (model_data.device = cuda:0);
-#   2. top-1 agreement between GPU fp32, GPU fp16 (plain and frozen by optimize_for_inference)
+#   2. top-1 agreement between GPU fp32, GPU fp16 (plain and frozen by "optimize": true)
 #      and CPU on the same images;
 #   3. images/s and p50/p99 through the ABI, single image and batched ji_calc_image, against
 #      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
@@ -88,7 +88,7 @@ base = {"model_path": "model.pt", "class_names_path": "class.txt", "resize_mode"
 for name, extra in {"auto": {"device": "auto"}, "cpu": {"device": "cpu"},
                     "fp16": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32"},
                     "fp16opt": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32",
-                                "optimize_for_inference": True}}.items():
+                                "optimize": True}}.items():
     json.dump(dict(base, **extra), open(os.path.join(d, name + ".json"), "w"))
 PY
   echo "== 1. device auto"

@@ -104,6 +104,9 @@ def solid(colour, size=(64, 48)):
     return Image.new("RGB", size, colour)
 
 
+STAMP = "version-2"
+
+
 def main(out):
     parent = os.path.dirname(os.path.abspath(out)) or "."
     os.makedirs(parent, exist_ok=True)
@@ -153,13 +156,13 @@ def main(out):
                           resize_mode="shorter_side"),
         "letterbox.json": dict(base, resize_mode="letterbox", resize_size=[36, 36]),
         "conv_optimized.json": dict(base, model_path="model/conv.pt", resize_size=256, crop_size=224,
-                                    resize_mode="shorter_side", optimize_for_inference=True),
+                                    resize_mode="shorter_side", optimize=True),
         "conv_half.json": dict(base, model_path="model/conv_half.pt", resize_size=256, crop_size=224,
                                resize_mode="shorter_side"),
         "conv_double.json": dict(base, model_path="model/conv_double.pt", resize_size=256, crop_size=224,
                                  resize_mode="shorter_side"),
         "conv_half_optimized.json": dict(base, model_path="model/conv_half.pt", resize_size=256, crop_size=224,
-                                         resize_mode="shorter_side", optimize_for_inference=True),
+                                         resize_mode="shorter_side", optimize=True),
         "wide.json": dict(base, model_path="model/wide.pt"),
         "moody.json": dict(base, model_path="model/moody.pt"),
         "small_limit.json": dict(base, max_image_pixels=10000),
@@ -215,6 +218,8 @@ def main(out):
             rgb = tuple(max(0, min(255, c + shade)) for c in colours[cname])
             solid(rgb, (40 + 7 * k, 30 + 5 * k)).save(os.path.join(d, "%s_%d.jpg" % (cname, k)))
 
+    # The Makefile regenerates the set when this stamp is missing (bump it when they change).
+    open(j(STAMP), "w").close()
     if os.path.isdir(out):
         shutil.rmtree(out, ignore_errors=True)
     try:

@@ -29,7 +29,8 @@ output kind (the TorchScript extra file ji_metadata.json): they fill the keys th
 out, and a key set in both that disagrees is an error, as in libji.so.
 Ignored (they do not change the pipeline's numbers): device (this always runs on the CPU),
 thresh, topk, confidence_decimals, pillow_compat, max_image_pixels, warmup, num_threads,
-algo_version, precision, optimize, optimize_for_inference, huge_pages, keep_cpus_awake, and any key starting with "_". Other keys are errors, as in libji.so.
+algo_version, precision, optimize, huge_pages, the async_* keys, and any key starting with "_".
+Other keys are errors, as in libji.so (which also names the keys it no longer accepts).
 
 Per image: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB'), then
     stretch:      transforms.Resize([h, w])
@@ -63,7 +64,8 @@ USED_KEYS = {"model_path", "class_names_path", "resize_mode", "resize_size", "cr
              "mean", "std", "model_output", "exif_transpose", "override_model_metadata"}
 IGNORED_KEYS = {"device", "thresh", "topk", "confidence_decimals", "pillow_compat",
                 "max_image_pixels", "warmup", "num_threads", "algo_version", "precision",
-                "optimize", "optimize_for_inference", "huge_pages", "keep_cpus_awake"}
+                "optimize", "huge_pages", "async_queue", "async_workers", "async_max_batch",
+                "async_max_wait_ms", "async_out_frame"}
 RESIZE_MODES = ("stretch", "shorter_side", "letterbox", "pad_square")
 # What tools/export_torchscript.py may store in a model (src/metadata.rs reads the same).
 METADATA_NAME = "ji_metadata.json"

@@ -7,26 +7,11 @@ use crate::frame::RawFrame;
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
 
-/// Success.
-pub const EVSDK_OK: c_int = 0;
-/// A NULL pointer, a bad size, or `args` that is not a JSON object.
-pub const EVSDK_ERR_INVALID_ARGUMENT: c_int = -1;
-/// The bytes are not a decodable image (empty, truncated, unknown format).
-pub const EVSDK_ERR_DECODE: c_int = -2;
-/// The config or class-names file is missing, malformed or inconsistent (also: CUDA asked
-/// for but not available).
-pub const EVSDK_ERR_CONFIG: c_int = -3;
-/// The model file cannot be loaded as TorchScript, fails on a probe input, or its output
-/// width differs from the number of classes.
-pub const EVSDK_ERR_MODEL_LOAD: c_int = -4;
-/// libtorch failed while running the model.
-pub const EVSDK_ERR_INFERENCE: c_int = -5;
-/// An internal error (a caught Rust panic). The handle stays usable.
-pub const EVSDK_ERR_PANIC: c_int = -6;
-/// A file could not be read.
-pub const EVSDK_ERR_IO: c_int = -7;
-/// The image declares more pixels than the config's `max_image_pixels`.
-pub const EVSDK_ERR_IMAGE_TOO_LARGE: c_int = -8;
+// The status codes are defined once, by the core (`crate::error`), and exported here.
+pub use crate::error::{
+    EVSDK_ERR_CONFIG, EVSDK_ERR_DECODE, EVSDK_ERR_IMAGE_TOO_LARGE, EVSDK_ERR_INFERENCE,
+    EVSDK_ERR_INVALID_ARGUMENT, EVSDK_ERR_IO, EVSDK_ERR_MODEL_LOAD, EVSDK_ERR_PANIC, EVSDK_OK,
+};
 
 /// An opaque classifier handle: the config, class names and loaded model. One handle may be
 /// used from several threads at once.
@@ -65,7 +50,9 @@ fn write_json(value: &serde_json::Value, out_json: *mut *mut c_char) {
 /// against the config file's folder.
 ///
 /// On success returns `EVSDK_OK` and writes a new handle to `*out_handle`; release it with
-/// `evsdk_release`. On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
+/// `evsdk_release`. With a default config nothing process-wide changes; `"num_threads"`
+/// (libtorch's one intra-op thread count), a CUDA device (cuDNN benchmark mode) and
+/// `"huge_pages"` do, for the whole process (see `ji_create_predictor`). On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
 /// untouched, and `evsdk_last_error()` says what went wrong (file, key, expected vs got).
 ///
 /// # Safety
@@ -234,8 +221,16 @@ pub(crate) unsafe fn raw_frame<'a>(
 /// `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
-/// "probe_tolerance"}, "keep_cpus_awake": true when idle-priority pollers keep the CPUs awake
-/// during calls}` (README, "Speed").
+/// "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
+/// init, "process_wide": {...}}` (README, "Speed").
+///
+/// `"process_wide"` lists what this library changed, or may change, for the whole process:
+/// `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
+/// `"num_threads_set"` (true when this handle's config set it, with `"num_threads"`: the
+/// last handle created wins), `"cudnn_benchmark"` (cuDNN autotuning, switched on for the
+/// process by a CUDA handle), `"huge_pages"` (this handle advises the process heap into
+/// transparent huge pages, opt-in) and `"onednn_fusion_pass"` (the CPU fast path registered
+/// TorchScript's oneDNN Graph pass, which only acts on graphs this library optimises).
 ///
 /// # Safety
 /// `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
@@ -253,7 +248,9 @@ pub unsafe extern "C" fn evsdk_model_info(
                 "device": e.device_name(),
                 "classes": e.num_classes(),
                 "optimization": e.optimization().to_json(),
-                "keep_cpus_awake": e.keeps_cpus_awake(),
+                "warmed_batch_sizes": Engine::batch_sizes(e.config()),
+                "warmup": e.config().warmup,
+                "process_wide": e.process_wide(),
             }),
             out_json,
         );

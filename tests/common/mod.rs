@@ -46,7 +46,7 @@ pub fn generated(name: &str, script: &str, marker: &str) -> PathBuf {
 /// The core fixture folder (models, configs, images, a labelled val folder).
 pub fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| generated("core", "make_fixtures.py", "colour.json"))
+    DIR.get_or_init(|| generated("core", "make_fixtures.py", "version-2"))
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

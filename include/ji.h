@@ -98,6 +98,13 @@
 #define MAX_VERSION_LENGTH 512
 
 /**
+ * How many ended threads' results a predictor keeps (the oldest is freed first): a result
+ * read after its thread was joined stays valid until this many more threads' results have
+ * been retired after it.
+ */
+#define JI_RETIRED_RESULTS 64
+
+/**
  * The most frames one `ji_calc_image` call accepts (more is -3): a batch is held in memory
  * whole and runs as one forward pass.
  */
@@ -253,13 +260,16 @@ extern "C" {
  * against the config file's folder.
  *
  * On success returns `EVSDK_OK` and writes a new handle to `*out_handle`; release it with
- * `evsdk_release`. On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
+ * `evsdk_release`. With a default config nothing process-wide changes; `"num_threads"`
+ * (libtorch's one intra-op thread count), a CUDA device (cuDNN benchmark mode) and
+ * `"huge_pages"` do, for the whole process (see `ji_create_predictor`). On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
  * untouched, and `evsdk_last_error()` says what went wrong (file, key, expected vs got).
  *
  * # Safety
  * `config_path` is NULL or a NUL-terminated string; `out_handle` points to writable storage.
  */
-int evsdk_init(const char *config_path, struct EvsdkHandle **out_handle);
+int evsdk_init(const char *config_path,
+               struct EvsdkHandle **out_handle);
 
 /**
  * Classifies an encoded image file held in memory (JPEG, PNG, BMP, WebP, GIF, TIFF).
@@ -317,8 +327,16 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
  * `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
- * "probe_tolerance"}, "keep_cpus_awake": true when idle-priority pollers keep the CPUs awake
- * during calls}` (README, "Speed").
+ * "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
+ * init, "process_wide": {...}}` (README, "Speed").
+ *
+ * `"process_wide"` lists what this library changed, or may change, for the whole process:
+ * `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
+ * `"num_threads_set"` (true when this handle's config set it, with `"num_threads"`: the
+ * last handle created wins), `"cudnn_benchmark"` (cuDNN autotuning, switched on for the
+ * process by a CUDA handle), `"huge_pages"` (this handle advises the process heap into
+ * transparent huge pages, opt-in) and `"onednn_fusion_pass"` (the CPU fast path registered
+ * TorchScript's oneDNN Graph pass, which only acts on graphs this library optimises).
  *
  * # Safety
  * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
@@ -362,7 +380,9 @@ const char *evsdk_version(void);
 int ji_init(int argc, char **argv);
 
 /**
- * Global teardown. Predictors still alive stay valid; this library keeps no global state.
+ * Global teardown: does nothing, and predictors still alive stay valid. (What the library
+ * keeps for the process's life: the prepared CPU fast-path model of each distinct model file,
+ * reused by later predictors, and libtorch's CUDA backend once a predictor loaded it.)
  */
 void ji_reinit(void);
 
@@ -373,16 +393,32 @@ void ji_reinit(void);
  *
  * Threads: the predictor may be used from any thread, and from several threads at once
  * (calls run in parallel); one predictor per thread works too. Each thread's results
- * (`event->json`, out frames) are its own and are freed when the thread ends.
+ * (`event->json`, out frames) are its own. They belong to the predictor, not to the thread:
+ * when a thread ends, its last results stay valid (a host may join a worker thread and then
+ * read what it got) until `JI_RETIRED_RESULTS` (64) more ended threads' results have been
+ * retired after them, the oldest freed first; so memory stays bounded however many threads
+ * come and go.
+ *
+ * A guest in the host's process: with a default config, creating and using a predictor
+ * changes nothing process-wide and starts no thread of its own (the asynchronous mode's
+ * `async_workers` lanes start with `ji_set_callback`). What is process-wide by nature, and
+ * only when asked: `"num_threads"` sets libtorch's single intra-op thread count for the whole
+ * process (the last predictor created wins); a predictor on CUDA switches on cuDNN's
+ * benchmark mode for the process; `"huge_pages": true` advises the process heap into
+ * transparent huge pages. `evsdk_model_info` reports them under `"process_wide"`.
  */
 void *ji_create_predictor(JiPredictorType pdtype);
 
 /**
- * Destroys a predictor and everything it handed out. NULL is accepted. Never twice, and not
- * while another thread is still inside a call on it. Asynchronous requests still queued are
- * finished first: each gets its callback before this returns, none comes after. Called from
- * inside one of this predictor's own callbacks it cannot wait for itself: it destroys nothing
- * and says so on stderr and in `evsdk_last_error()`.
+ * Destroys a predictor and everything it handed out. NULL is accepted. Never twice.
+ *
+ * Calls already inside the library on this predictor when this begins are waited for: a
+ * running call finishes and returns its result; a `ji_calc_image_asyn` waiting for queue
+ * space returns -1 (no callback). Asynchronous requests already accepted are finished first:
+ * each gets its callback before this returns, none comes after. A call that *starts* after
+ * this has begun uses a destroyed predictor: that is the caller's error (undefined), as on
+ * the platform. Called from inside one of this predictor's own callbacks it cannot wait for
+ * itself: it destroys nothing and says so on stderr and in `evsdk_last_error()`.
  *
  * # Safety
  * `predictor` is NULL or a live pointer from `ji_create_predictor`.
@@ -401,7 +437,9 @@ void ji_destroy_predictor(void *predictor);
  *
  * Ownership: `event->json` and `outFrame->data` belong to the predictor: do not free them.
  * They stay valid until the next `ji_*` call on the same predictor from the same thread,
- * the end of that thread, or `ji_destroy_predictor`, whichever comes first.
+ * or `ji_destroy_predictor`; if the thread ends first, until `JI_RETIRED_RESULTS` (64)
+ * more threads' results have been retired after them (a result may be read after joining
+ * the thread that asked for it).
  *
  * Threads: a predictor may be called from several threads at once; each thread has its own
  * `event->json` and out frames, so a call on another thread never invalidates yours.
@@ -423,8 +461,9 @@ int ji_calc_frame(void *predictor,
  * as `ji_calc_frame`; a NULL `buffer` or a `length` of 0 or less is -3.
  *
  * Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
- * next `ji_*` call on the same predictor from the same thread, the end of that thread, or
- * `ji_destroy_predictor`, whichever comes first.
+ * next `ji_*` call on the same predictor from the same thread, or `ji_destroy_predictor`; if
+ * the thread ends first, until `JI_RETIRED_RESULTS` (64) more threads' results have been
+ * retired after it.
  *
  * Threads: a predictor may be called from several threads at once; each thread has its own
  * `event->json`.
@@ -444,8 +483,9 @@ int ji_calc_buffer(void *predictor,
  * Event and return codes as `ji_calc_frame`; an unreadable file is -1.
  *
  * Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
- * next `ji_*` call on the same predictor from the same thread, the end of that thread, or
- * `ji_destroy_predictor`, whichever comes first.
+ * next `ji_*` call on the same predictor from the same thread, or `ji_destroy_predictor`; if
+ * the thread ends first, until `JI_RETIRED_RESULTS` (64) more threads' results have been
+ * retired after it.
  *
  * Threads: a predictor may be called from several threads at once; each thread has its own
  * `event->json`.
@@ -495,8 +535,8 @@ int ji_calc_video_file(void *predictor,
  *
  * Ownership: `event->json`, `*pOutFrames` and every out frame's `pData` belong to the
  * predictor: do not free them. They stay valid until the next `ji_*` call on the same
- * predictor from the same thread, the end of that thread, or `ji_destroy_predictor`,
- * whichever comes first.
+ * predictor from the same thread, or `ji_destroy_predictor`; if the thread ends first, until
+ * `JI_RETIRED_RESULTS` (64) more threads' results have been retired after them.
  *
  * Threads: a predictor may be called from several threads at once; each thread has its own
  * results, so a call on another thread never invalidates yours.
@@ -531,7 +571,8 @@ int ji_update_config(void *predictor, const char *args);
  * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
  * "runtime": .., "devices": ..}}` (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes
  * with the NUL) into the caller's buffer. `algo_version` comes from the config
- * (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0; -3 for NULL; -1,
+ * (`$EV_SDK_CONFIG` or the platform path); when the config cannot be loaded it is "unknown"
+ * and `"config_error"` says why (shortened to 160 bytes). Returns 0; -3 for NULL; -1,
  * with an empty string written, when the JSON would not fit (a very long `algo_version`): it
  * is never cut short.
  *
@@ -555,8 +596,9 @@ JiErrorCode ji_set_callback(void *predictor, JiCallBack callback);
 /**
  * ev_sdk 4.x asynchronous `ji_calc_image`: queues `nInCount` BGR frames and returns at once.
  *
- * **Returns** 0 when the request is queued: its callback then comes exactly once. Otherwise
- * no callback comes: -3 for what `ji_calc_image` reports as -3 (NULL predictor or frames,
+ * **Returns** 0 when the request is queued: its callback then comes exactly once (what it
+ * receives is allocated before this returns, so nothing can drop it later). Otherwise no
+ * callback comes: -3 for what `ji_calc_image` reports as -3 (NULL predictor or frames,
  * `nInCount` 0, unsupported format, bad geometry, invalid `args`); -1 when no callback is set
  * (`ji_set_callback`), when the predictor is being destroyed, or out of memory; -99
  * (`JISDK_RET_OVERMAXQPS`) when called from inside one of this predictor's callbacks while
@@ -564,7 +606,9 @@ JiErrorCode ji_set_callback(void *predictor, JiCallBack callback);
  *
  * **Queue**: at most `async_queue` requests (config) wait; a call that finds the queue full
  * waits until a worker takes requests from it. The frames are copied before the call
- * returns: the caller's memory may be reused at once. `args` apply as at submission time.
+ * returns: the caller's memory may be reused at once (a request with a frame over
+ * `max_image_pixels` is not copied: its callback reports the error). `args` apply as at
+ * submission time.
  *
  * **Callback** `cb(output, pUserData)`: from one of the predictor's worker threads, one
  * callback at a time, in submission order, with `pUserData` unchanged. `output->event` is what `ji_calc_image` would give
@@ -589,8 +633,14 @@ JiErrorCode ji_set_callback(void *predictor, JiCallBack callback);
  *
  * **Threads**: any thread may submit. A callback may call this library, including
  * `ji_calc_image` and `ji_calc_image_asyn` on the same predictor, but not
- * `ji_destroy_predictor` on it. `ji_destroy_predictor` answers every queued request before it
- * returns (submissions made meanwhile get -1); no callback comes after.
+ * `ji_destroy_predictor` on it. `ji_destroy_predictor` answers every accepted request before
+ * it returns, and a submission already waiting for queue space when it begins returns -1;
+ * no callback comes after. Submitting after `ji_destroy_predictor` has begun is the caller's
+ * error (see there).
+ *
+ * **Exceptions**: a C++ exception that escapes the callback is caught by the library and
+ * reported on stderr; the following requests go on. (Catch your own: whatever the callback
+ * had not freed when it threw is lost.)
  *
  * # Safety
  * As `ji_calc_image`; `pUserData` is passed back untouched and never dereferenced.

@@ -83,7 +83,17 @@ fi
 EV_SDK_CONFIG=$fx/small_limit.json bin="$here/build/test_async" check async_cpp 0 \
   'platform: requests=20 callbacks=20' 'errors: requests=12 callbacks=12' \
   'destroy: in_flight=[0-9]+ answered_at_return=30' 'threads: predictors=4 threads=12 callbacks=120' \
-  'reentrant: callbacks=25' 'summary: failures=0' -- all
+  'reentrant: callbacks=25' 'throws: callbacks=11' 'caught, the next requests go on' 'summary: failures=0' -- all
+# ji_destroy_predictor while 8 submitters wait on a full queue (queue 2, one lane), 200 rounds.
+sed -e 's/^{/{"async_queue": 2, "async_workers": 1, /' -e "s#\"model/#\"$fx/model/#g" "$fx/small_limit.json" >"$out/race.json"
+EV_SDK_CONFIG=$out/race.json bin="$here/build/test_async" check async_destroy_race 0 \
+  'race: rounds=200 accepted=[0-9]+ refused=[1-9][0-9]* blocked_rounds=[0-9]+' 'summary: failures=0' -- race 200
+# Results read after the thread that asked was joined; MALLOC_PERTURB_ poisons freed memory, so
+# a result freed with its thread would read as garbage.
+MALLOC_PERTURB_=165 bin="$here/build/test_results_lifetime" check results_outlive_threads 0 \
+  'thread/ji_calc_file: threads=21 read after join' 'thread/ji_calc_frame: threads=21' \
+  'thread/ji_calc_image: threads=21' 'std::async/ji_calc_frame: tasks=64 read after their threads ended' \
+  'summary: failures=0' -- "$img/red.jpg"
 "$here/build/header_check" >"$out/header_check.log" 2>&1 && { pass=$((pass + 1)); echo "ok   header_as_cxx"; } || { fail=$((fail + 1)); echo "FAIL header_as_cxx"; cat "$out/header_check.log"; }
 
 if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
@@ -105,13 +115,20 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
   done
   # The asynchronous mode under valgrind: C++ new/delete across the boundary, worker threads,
   # drain on destroy (a mismatched free or a leaked JiData is an error here).
-  EV_SDK_CONFIG=$fx/small_limit.json "${vg[@]}" "$here/build/test_async" all >"$out/vg_async.log" 2>&1
-  rc=$?
-  if [ $rc = 0 ] && grep -q "summary: failures=0" "$out/vg_async.log"; then
-    pass=$((pass + 1)); echo "ok   valgrind test_async"
-  else
-    fail=$((fail + 1)); echo "FAIL valgrind test_async (exit $rc)"; grep -E "==[0-9]+==|FAIL" "$out/vg_async.log" | head -40
-  fi
+  # Then the destroy race (fewer rounds) and results read after their threads ended.
+  vg_run() { # NAME CONFIG PROGRAM ARGS...
+    local name=$1 cfg=$2; shift 2
+    EV_SDK_CONFIG=$cfg "${vg[@]}" "$@" >"$out/vg_$name.log" 2>&1
+    local rc=$?
+    if [ $rc = 0 ] && grep -q "summary: failures=0" "$out/vg_$name.log"; then
+      pass=$((pass + 1)); echo "ok   valgrind $name"
+    else
+      fail=$((fail + 1)); echo "FAIL valgrind $name (exit $rc)"; grep -E "==[0-9]+==|FAIL" "$out/vg_$name.log" | head -40
+    fi
+  }
+  vg_run test_async "$fx/small_limit.json" "$here/build/test_async" all
+  vg_run test_async_race "$out/race.json" "$here/build/test_async" race 6
+  vg_run test_results_lifetime "$fx/colour.json" "$here/build/test_results_lifetime" "$img/red.jpg" 12
 fi
 
 echo "c-tests: $pass passed, $fail failed"

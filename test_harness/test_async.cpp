@@ -2,17 +2,22 @@
 // (`test-ji-api -f 2`): the frame lives only during the call, userData comes from `new`, and the
 // callback frees what it gets with `delete [] (unsigned char*)outPic.pData` and `delete output`.
 // Then: errors through the callback, destroy with requests in flight, many predictors and
-// threads at once, callbacks that call back into the library. Run under valgrind by
-// run_tests.sh (mismatched new/delete and leaks are errors there).
+// threads at once, callbacks that call back into the library, callbacks that throw. Run under
+// valgrind by run_tests.sh (mismatched new/delete and leaks are errors there).
 //
-// Usage: test_async [platform|errors|destroy|threads|reentrant|all]   (EV_SDK_CONFIG: a config
-// of the colour test model with max_image_pixels 10000, tests/fixtures/generated/core/
+// Usage: test_async [platform|errors|destroy|threads|reentrant|throws|all]   (EV_SDK_CONFIG: a
+// config of the colour test model with max_image_pixels 10000, tests/fixtures/generated/core/
 // small_limit.json). Prints one summary line per mode; exit 0 when every check passed.
+//        test_async race ROUNDS   (EV_SDK_CONFIG: the same with "async_queue": 2 and
+// "async_workers": 1): ji_destroy_predictor while 8 submitters wait on a full queue.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -306,6 +311,137 @@ void mode_reentrant() {
   std::printf("reentrant: callbacks=%d\n", c.get());
 }
 
+// Callbacks that throw: the library catches the exception (and says so on stderr); the other
+// requests are answered as usual.
+void on_result_throw(JiData *output, void *user) {
+  UserData *u = static_cast<UserData *>(user);
+  check_and_free(output, u);
+  Counter *c = u->counter;
+  int seq = u->seq;
+  delete u;
+  c->add();
+  if (seq % 2 == 0) throw std::runtime_error("a contestant's callback failed");
+}
+
+void mode_throws() {
+  void *pred = create();
+  CHECK(ji_set_callback(pred, on_result_throw) == 0, "ji_set_callback");
+  Counter c;
+  for (int i = 0; i < 10; ++i) CHECK(submit(pred, &c, 0, i, i % 3, 20, 20) == 0, "queued");
+  CHECK(c.wait_for(10), "every request answered although half the callbacks threw");
+  // The predictor still works, synchronously and asynchronously.
+  std::vector<unsigned char> px = solid(20, 20, 2);
+  JiImageInfo info = info_of(px, 20, 20);
+  JiEvent ev;
+  ev.json = NULL;
+  CHECK(ji_calc_image(pred, &info, 1, NULL, NULL, NULL, &ev) == 0 && ev.json &&
+            std::string(ev.json).find(class_id_field(2)) != std::string::npos,
+        "a synchronous call after the exceptions");
+  CHECK(submit(pred, &c, 0, 11, 1, 20, 20) == 0, "queued after the exceptions");
+  CHECK(c.wait_for(11), "answered after the exceptions");
+  ji_destroy_predictor(pred);
+  std::printf("throws: callbacks=%d\n", c.get());
+}
+
+// ji_destroy_predictor while submitters wait on a full queue (async_queue 2, one lane). Each
+// round: the first callback holds the lane until a releaser opens it, so the queue fills and
+// most of 8 submitters block inside ji_calc_image_asyn; each makes exactly one submission
+// (starting a call after the destroy began would be the caller's error). The destroy then
+// begins: every submitter must return (0 if its request was accepted, -1 otherwise), every
+// accepted request must get exactly one callback before the destroy returns, and nothing may
+// touch freed memory (valgrind, in run_tests.sh).
+struct RaceRound {
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false;
+  std::atomic<int> callbacks{0};
+  std::atomic<int> started{0};
+};
+
+struct RaceUser {
+  RaceRound *round;
+  bool first;
+};
+
+void on_result_race(JiData *output, void *user) {
+  RaceUser *u = static_cast<RaceUser *>(user);
+  if (u->first) {
+    std::unique_lock<std::mutex> lock(u->round->m);
+    u->round->cv.wait(lock, [&] { return u->round->open; });
+  }
+  if (output->outPic.pData != NULL) delete[] (unsigned char *)output->outPic.pData;
+  delete output;
+  u->round->callbacks++;
+  delete u;
+}
+
+int submit_race(void *pred, RaceRound *round, bool first) {
+  std::vector<unsigned char> px = solid(16, 12, 1);
+  JiImageInfo info = info_of(px, 16, 12);
+  RaceUser *u = new RaceUser;
+  u->round = round;
+  u->first = first;
+  int rc = ji_calc_image_asyn(pred, &info, 1, NULL, u);
+  if (rc != JISDK_RET_SUCCEED) delete u;
+  return rc;
+}
+
+void mode_race(int rounds) {
+  const int kSubmitters = 8;
+  int accepted_total = 0, refused_total = 0, blocked_rounds = 0;
+  for (int r = 0; r < rounds; ++r) {
+    void *pred = create();
+    CHECK(ji_set_callback(pred, on_result_race) == 0, "ji_set_callback");
+    RaceRound round;
+    // The first request occupies the lane (its callback waits); two more fill the queue.
+    CHECK(submit_race(pred, &round, true) == 0, "first request");
+    std::vector<int> rcs(kSubmitters, -100);
+    std::vector<std::thread> subs;
+    for (int t = 0; t < kSubmitters; ++t)
+      subs.push_back(std::thread([&, t] {
+        round.started++;
+        rcs[t] = submit_race(pred, &round, false);
+      }));
+    // Every submitter has started its one call; give the blocked ones time to reach the wait.
+    while (round.started.load() < kSubmitters) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    int returned_before = 0;
+    for (int t = 0; t < kSubmitters; ++t) returned_before += rcs[t] != -100;
+    if (returned_before < kSubmitters) ++blocked_rounds;
+    // The releaser opens the first callback once the destroy is under way.
+    std::thread releaser([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::lock_guard<std::mutex> lock(round.m);
+      round.open = true;
+      round.cv.notify_all();
+    });
+    ji_destroy_predictor(pred);
+    int at_return = round.callbacks.load();
+    releaser.join();
+    for (size_t t = 0; t < subs.size(); ++t) subs[t].join();
+    int accepted = 1, refused = 0;
+    for (int t = 0; t < kSubmitters; ++t) {
+      CHECK(rcs[t] == 0 || rcs[t] == JISDK_RET_FAILED,
+            "a submitter returns 0 or -1, got " + std::to_string(rcs[t]));
+      accepted += rcs[t] == 0;
+      refused += rcs[t] == JISDK_RET_FAILED;
+    }
+    CHECK(at_return == accepted, "round " + std::to_string(r) + ": " + std::to_string(accepted) +
+                                     " accepted, " + std::to_string(at_return) +
+                                     " callbacks when the destroy returned");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(round.callbacks.load() == at_return, "no callback after the destroy returned");
+    accepted_total += accepted;
+    refused_total += refused;
+  }
+  // Most rounds must really have had submitters blocked on the full queue when the destroy
+  // began (else the test would not test the race).
+  CHECK(blocked_rounds * 2 >= rounds, "submitters were blocked in most rounds");
+  CHECK(refused_total > 0, "some submissions were refused by the destroy");
+  std::printf("race: rounds=%d accepted=%d refused=%d blocked_rounds=%d\n", rounds, accepted_total,
+              refused_total, blocked_rounds);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -318,6 +454,8 @@ int main(int argc, char **argv) {
   if (all || mode == "destroy") { mode_destroy(); known = true; }
   if (all || mode == "threads") { mode_threads(); known = true; }
   if (all || mode == "reentrant") { mode_reentrant(); known = true; }
+  if (all || mode == "throws") { mode_throws(); known = true; }
+  if (mode == "race") { mode_race(argc > 2 ? std::atoi(argv[2]) : 200); known = true; }
   if (!known) {
     std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
     return 2;

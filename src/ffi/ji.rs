@@ -3,7 +3,9 @@
 //! for the platform's `ji.h` compiles against ours.
 //!
 //! Ownership: `event->json`, `outFrame->data` and `*pOutFrames` are owned by the predictor and
-//! stay valid until the next call on that predictor from the same thread (or its destruction).
+//! stay valid until the next call on that predictor from the same thread or its destruction;
+//! after the thread ends, until `JI_RETIRED_RESULTS` more threads' results have been retired
+//! after them (see `OutputSlots`).
 //! The asynchronous mode (`ji_set_callback`, `ji_calc_image_asyn`) lives in `ji_async.rs`.
 
 #![allow(non_camel_case_types, non_snake_case)]
@@ -20,7 +22,7 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::hash_map::{Entry, HashMap};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::ThreadId;
 
 /// Return codes (ev_sdk 3.x `#define`s, 4.x `JiErrorCode`).
@@ -161,12 +163,38 @@ struct ThreadOutputs {
 // thread, so the slots may sit in a Mutex shared by all threads (which makes Predictor Sync).
 unsafe impl Send for ThreadOutputs {}
 
-/// A predictor's per-thread outputs. Thread ids are never reused, so a slot must not outlive
-/// its thread: each thread that gets a slot registers it in its `HELD_SLOTS`, whose destructor
-/// removes the slot when the thread ends. Memory is thus bounded by the live threads that
-/// called the predictor; `ji_destroy_predictor` frees every slot at once.
+/// How many ended threads' results a predictor keeps (the oldest is freed first): a result
+/// read after its thread was joined stays valid until this many more threads' results have
+/// been retired after it.
+pub const JI_RETIRED_RESULTS: usize = 64;
+
+/// A predictor's per-thread outputs. Thread ids are never reused, so a live slot must not
+/// outlive its thread: each thread that gets a slot registers it in its `HELD_SLOTS`, whose
+/// destructor retires the slot when the thread ends. A retired slot stays readable (a host may
+/// read a result after joining the thread that asked for it) until `JI_RETIRED_RESULTS`
+/// newer ones have been retired. Memory is thus bounded by the live threads that called the
+/// predictor plus `JI_RETIRED_RESULTS`; `ji_destroy_predictor` frees every slot at once.
 #[derive(Default)]
-struct OutputSlots(Mutex<HashMap<ThreadId, Box<ThreadOutputs>>>);
+struct OutputSlots(Mutex<Slots>);
+
+#[derive(Default)]
+struct Slots {
+    live: HashMap<ThreadId, Box<ThreadOutputs>>,
+    /// Ended threads' outputs, oldest first.
+    retired: std::collections::VecDeque<Box<ThreadOutputs>>,
+}
+
+impl Slots {
+    /// The thread's slot moves to the retired list; the oldest beyond the bound is freed.
+    fn retire(&mut self, thread: ThreadId) {
+        if let Some(slot) = self.live.remove(&thread) {
+            self.retired.push_back(slot);
+            while self.retired.len() > JI_RETIRED_RESULTS {
+                self.retired.pop_front();
+            }
+        }
+    }
+}
 
 /// The slots this thread holds in predictors (weak: a destroyed predictor's slots are gone).
 struct HeldSlots {
@@ -178,8 +206,8 @@ impl Drop for HeldSlots {
     fn drop(&mut self) {
         for slots in self.slots.drain(..) {
             if let Some(slots) = slots.upgrade() {
-                let mut map = slots.0.lock().unwrap_or_else(|e| e.into_inner());
-                map.remove(&self.thread);
+                let mut slots = slots.0.lock().unwrap_or_else(|e| e.into_inner());
+                slots.retire(self.thread);
             }
         }
     }
@@ -201,6 +229,45 @@ pub(super) struct Predictor {
     outputs: Arc<OutputSlots>,
     /// The asynchronous mode's queue and worker (started by `ji_set_callback`).
     pub(super) asyn: AsyncQueue,
+    /// Threads inside a call on this predictor: `ji_destroy_predictor` waits for them.
+    pub(super) calls: CallGate,
+}
+
+/// Counts the threads inside a call on a predictor, so that `ji_destroy_predictor` frees it
+/// only after every call that was already running when it began has returned (a submission
+/// blocked on a full queue is woken by the destroy and returns -1).
+#[derive(Default)]
+pub(super) struct CallGate {
+    inside: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// One thread inside a call; leaves on drop.
+pub(super) struct Inside<'a>(&'a CallGate);
+
+impl CallGate {
+    pub(super) fn enter(&self) -> Inside<'_> {
+        *self.inside.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Inside(self)
+    }
+
+    /// Returns once no thread is inside a call.
+    fn wait_idle(&self) {
+        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        while *inside > 0 {
+            inside = self.idle.wait(inside).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let mut inside = self.0.inside.lock().unwrap_or_else(|e| e.into_inner());
+        *inside -= 1;
+        if *inside == 0 {
+            self.0.idle.notify_all();
+        }
+    }
 }
 
 const _: () = {
@@ -212,8 +279,8 @@ impl Predictor {
     /// Runs `f` with this thread's output slot (boxed, so pointers into it survive rehashing).
     fn with_outputs<T>(&self, f: impl FnOnce(&mut ThreadOutputs) -> T) -> T {
         let thread = std::thread::current().id();
-        let mut map = self.outputs.0.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = match map.entry(thread) {
+        let mut slots = self.outputs.0.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match slots.live.entry(thread) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 // This thread's first slot here: register it so the thread's end frees it.
@@ -268,6 +335,9 @@ fn run_call(
     event: Option<(&mut c_int, &mut *const c_char)>,
     f: impl FnOnce(&Predictor) -> Result<Rendered>,
 ) -> c_int {
+    let pred = predictor(p).ok();
+    // ji_destroy_predictor waits for this call to leave before it frees anything.
+    let _inside = pred.map(|p| p.calls.enter());
     let result = catch(|| f(predictor(p)?));
     let (rc, code, value) = match result {
         Ok(r) => (JISDK_RET_SUCCEED, event_code(&r), r.json),
@@ -279,10 +349,10 @@ fn run_call(
     };
     if let Some((ev_code, ev_json)) = event {
         *ev_code = code;
-        *ev_json = match predictor(p) {
-            Ok(pred) => pred.store_json(&value),
+        *ev_json = match pred {
+            Some(pred) => pred.store_json(&value),
             // No predictor to own a string: a static one says why.
-            Err(_) => NULL_PREDICTOR_JSON.as_ptr() as *const c_char,
+            None => NULL_PREDICTOR_JSON.as_ptr() as *const c_char,
         };
     }
     rc
@@ -304,7 +374,9 @@ pub unsafe extern "C" fn ji_init(argc: c_int, argv: *mut *mut c_char) -> c_int {
     JISDK_RET_SUCCEED
 }
 
-/// Global teardown. Predictors still alive stay valid; this library keeps no global state.
+/// Global teardown: does nothing, and predictors still alive stay valid. (What the library
+/// keeps for the process's life: the prepared CPU fast-path model of each distinct model file,
+/// reused by later predictors, and libtorch's CUDA backend once a predictor loaded it.)
 #[no_mangle]
 pub extern "C" fn ji_reinit() {}
 
@@ -314,7 +386,19 @@ pub extern "C" fn ji_reinit() {}
 ///
 /// Threads: the predictor may be used from any thread, and from several threads at once
 /// (calls run in parallel); one predictor per thread works too. Each thread's results
-/// (`event->json`, out frames) are its own and are freed when the thread ends.
+/// (`event->json`, out frames) are its own. They belong to the predictor, not to the thread:
+/// when a thread ends, its last results stay valid (a host may join a worker thread and then
+/// read what it got) until `JI_RETIRED_RESULTS` (64) more ended threads' results have been
+/// retired after them, the oldest freed first; so memory stays bounded however many threads
+/// come and go.
+///
+/// A guest in the host's process: with a default config, creating and using a predictor
+/// changes nothing process-wide and starts no thread of its own (the asynchronous mode's
+/// `async_workers` lanes start with `ji_set_callback`). What is process-wide by nature, and
+/// only when asked: `"num_threads"` sets libtorch's single intra-op thread count for the whole
+/// process (the last predictor created wins); a predictor on CUDA switches on cuDNN's
+/// benchmark mode for the process; `"huge_pages": true` advises the process heap into
+/// transparent huge pages. `evsdk_model_info` reports them under `"process_wide"`.
 #[no_mangle]
 pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     let _ = pdtype;
@@ -325,6 +409,7 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
                 asyn: AsyncQueue::new(Arc::clone(&engine)),
                 engine,
                 outputs: Arc::default(),
+                calls: CallGate::default(),
             })) as *mut c_void
         }
         Err(e) => {
@@ -334,11 +419,15 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     }
 }
 
-/// Destroys a predictor and everything it handed out. NULL is accepted. Never twice, and not
-/// while another thread is still inside a call on it. Asynchronous requests still queued are
-/// finished first: each gets its callback before this returns, none comes after. Called from
-/// inside one of this predictor's own callbacks it cannot wait for itself: it destroys nothing
-/// and says so on stderr and in `evsdk_last_error()`.
+/// Destroys a predictor and everything it handed out. NULL is accepted. Never twice.
+///
+/// Calls already inside the library on this predictor when this begins are waited for: a
+/// running call finishes and returns its result; a `ji_calc_image_asyn` waiting for queue
+/// space returns -1 (no callback). Asynchronous requests already accepted are finished first:
+/// each gets its callback before this returns, none comes after. A call that *starts* after
+/// this has begun uses a destroyed predictor: that is the caller's error (undefined), as on
+/// the platform. Called from inside one of this predictor's own callbacks it cannot wait for
+/// itself: it destroys nothing and says so on stderr and in `evsdk_last_error()`.
 ///
 /// # Safety
 /// `predictor` is NULL or a live pointer from `ji_create_predictor`.
@@ -354,8 +443,10 @@ pub unsafe extern "C" fn ji_destroy_predictor(predictor: *mut c_void) {
                 set_last_error(msg);
                 return Ok(());
             }
-            // Drain while the predictor is whole: callbacks may still call into it.
+            // Drain while the predictor is whole: callbacks may still call into it. Then wait
+            // for the calls already inside (submitters woken by the shutdown return -1).
             pred.asyn.shutdown();
+            pred.calls.wait_idle();
             // SAFETY: a live pointer from ji_create_predictor, destroyed once (caller contract).
             drop(unsafe { Box::from_raw(predictor as *mut Predictor) });
         }
@@ -374,7 +465,9 @@ pub unsafe extern "C" fn ji_destroy_predictor(predictor: *mut c_void) {
 ///
 /// Ownership: `event->json` and `outFrame->data` belong to the predictor: do not free them.
 /// They stay valid until the next `ji_*` call on the same predictor from the same thread,
-/// the end of that thread, or `ji_destroy_predictor`, whichever comes first.
+/// or `ji_destroy_predictor`; if the thread ends first, until `JI_RETIRED_RESULTS` (64)
+/// more threads' results have been retired after them (a result may be read after joining
+/// the thread that asked for it).
 ///
 /// Threads: a predictor may be called from several threads at once; each thread has its own
 /// `event->json` and out frames, so a call on another thread never invalidates yours.
@@ -467,8 +560,9 @@ pub unsafe extern "C" fn ji_calc_frame(
 /// as `ji_calc_frame`; a NULL `buffer` or a `length` of 0 or less is -3.
 ///
 /// Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
-/// next `ji_*` call on the same predictor from the same thread, the end of that thread, or
-/// `ji_destroy_predictor`, whichever comes first.
+/// next `ji_*` call on the same predictor from the same thread, or `ji_destroy_predictor`; if
+/// the thread ends first, until `JI_RETIRED_RESULTS` (64) more threads' results have been
+/// retired after it.
 ///
 /// Threads: a predictor may be called from several threads at once; each thread has its own
 /// `event->json`.
@@ -510,8 +604,9 @@ pub unsafe extern "C" fn ji_calc_buffer(
 /// Event and return codes as `ji_calc_frame`; an unreadable file is -1.
 ///
 /// Ownership: `event->json` belongs to the predictor: do not free it. It stays valid until the
-/// next `ji_*` call on the same predictor from the same thread, the end of that thread, or
-/// `ji_destroy_predictor`, whichever comes first.
+/// next `ji_*` call on the same predictor from the same thread, or `ji_destroy_predictor`; if
+/// the thread ends first, until `JI_RETIRED_RESULTS` (64) more threads' results have been
+/// retired after it.
 ///
 /// Threads: a predictor may be called from several threads at once; each thread has its own
 /// `event->json`.
@@ -693,8 +788,8 @@ pub(super) unsafe fn image_frame<'a>(
 ///
 /// Ownership: `event->json`, `*pOutFrames` and every out frame's `pData` belong to the
 /// predictor: do not free them. They stay valid until the next `ji_*` call on the same
-/// predictor from the same thread, the end of that thread, or `ji_destroy_predictor`,
-/// whichever comes first.
+/// predictor from the same thread, or `ji_destroy_predictor`; if the thread ends first, until
+/// `JI_RETIRED_RESULTS` (64) more threads' results have been retired after them.
 ///
 /// Threads: a predictor may be called from several threads at once; each thread has its own
 /// results, so a call on another thread never invalidates yours.
@@ -811,7 +906,8 @@ pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c
 /// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
 /// "runtime": .., "devices": ..}}` (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes
 /// with the NUL) into the caller's buffer. `algo_version` comes from the config
-/// (`$EV_SDK_CONFIG` or the platform path) when it is readable. Returns 0; -3 for NULL; -1,
+/// (`$EV_SDK_CONFIG` or the platform path); when the config cannot be loaded it is "unknown"
+/// and `"config_error"` says why (shortened to 160 bytes). Returns 0; -3 for NULL; -1,
 /// with an empty string written, when the JSON would not fit (a very long `algo_version`): it
 /// is never cut short.
 ///
@@ -824,13 +920,17 @@ pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
         return JISDK_RET_INVALIDPARAMS;
     }
     let text = catch(|| {
-        let config = crate::config::Config::load(&crate::config::Config::default_path()).ok();
-        let v = json!({
+        let config = crate::config::Config::load(&crate::config::Config::default_path());
+        let mut v = json!({
             "sdk_version": crate::SDK_VERSION,
             "algo_version": config.as_ref().map_or("unknown", |c| c.algo_version.as_str()),
             "cuda_available": crate::cuda::device_count() > 0,
             "cuda": crate::cuda::describe(),
         });
+        if let Err(e) = &config {
+            // Why algo_version is unknown; bounded (the buffer holds 512 bytes in all).
+            v["config_error"] = crate::cuda::shorten(&e.to_string(), 160).into();
+        }
         Ok(v.to_string())
     })
     .unwrap_or_else(|e| {
@@ -878,8 +978,9 @@ pub unsafe extern "C" fn ji_set_callback(
 
 /// ev_sdk 4.x asynchronous `ji_calc_image`: queues `nInCount` BGR frames and returns at once.
 ///
-/// **Returns** 0 when the request is queued: its callback then comes exactly once. Otherwise
-/// no callback comes: -3 for what `ji_calc_image` reports as -3 (NULL predictor or frames,
+/// **Returns** 0 when the request is queued: its callback then comes exactly once (what it
+/// receives is allocated before this returns, so nothing can drop it later). Otherwise no
+/// callback comes: -3 for what `ji_calc_image` reports as -3 (NULL predictor or frames,
 /// `nInCount` 0, unsupported format, bad geometry, invalid `args`); -1 when no callback is set
 /// (`ji_set_callback`), when the predictor is being destroyed, or out of memory; -99
 /// (`JISDK_RET_OVERMAXQPS`) when called from inside one of this predictor's callbacks while
@@ -887,7 +988,9 @@ pub unsafe extern "C" fn ji_set_callback(
 ///
 /// **Queue**: at most `async_queue` requests (config) wait; a call that finds the queue full
 /// waits until a worker takes requests from it. The frames are copied before the call
-/// returns: the caller's memory may be reused at once. `args` apply as at submission time.
+/// returns: the caller's memory may be reused at once (a request with a frame over
+/// `max_image_pixels` is not copied: its callback reports the error). `args` apply as at
+/// submission time.
 ///
 /// **Callback** `cb(output, pUserData)`: from one of the predictor's worker threads, one
 /// callback at a time, in submission order, with `pUserData` unchanged. `output->event` is what `ji_calc_image` would give
@@ -912,8 +1015,14 @@ pub unsafe extern "C" fn ji_set_callback(
 ///
 /// **Threads**: any thread may submit. A callback may call this library, including
 /// `ji_calc_image` and `ji_calc_image_asyn` on the same predictor, but not
-/// `ji_destroy_predictor` on it. `ji_destroy_predictor` answers every queued request before it
-/// returns (submissions made meanwhile get -1); no callback comes after.
+/// `ji_destroy_predictor` on it. `ji_destroy_predictor` answers every accepted request before
+/// it returns, and a submission already waiting for queue space when it begins returns -1;
+/// no callback comes after. Submitting after `ji_destroy_predictor` has begun is the caller's
+/// error (see there).
+///
+/// **Exceptions**: a C++ exception that escapes the callback is caught by the library and
+/// reported on stderr; the following requests go on. (Catch your own: whatever the callback
+/// had not freed when it threw is lost.)
 ///
 /// # Safety
 /// As `ji_calc_image`; `pUserData` is passed back untouched and never dereferenced.

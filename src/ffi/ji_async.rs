@@ -8,7 +8,9 @@
 //!
 //! What the callback receives is allocated by `alloc.cpp` with C++ `new` (the `JiData`) and
 //! `new unsigned char[]` (the out-frame pixels), because the platform's test program frees it
-//! with `delete` and `delete []`.
+//! with `delete` and `delete []`. Both are allocated when the request is accepted, so an
+//! accepted request always gets its callback. Callbacks are called through a C++ trampoline
+//! (`alloc.cpp`) that catches any C++ exception escaping them.
 
 use super::ji::{
     event_code, image_frame, ji_code, predictor, JiCallBack, JiData, JiEvent, JiImageInfo,
@@ -23,6 +25,7 @@ use crate::image::RgbImage;
 use crate::output::{self, Rendered};
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ptr::NonNull;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -33,6 +36,36 @@ extern "C" {
     fn ji_rs_jidata_delete(p: *mut JiData);
     fn ji_rs_bytes_new(n: usize) -> *mut u8;
     fn ji_rs_bytes_delete(p: *mut u8);
+    // Calls `cb(data, user_data)`, catching any C++ exception (reported on stderr): 0, or -1
+    // when one was caught.
+    fn ji_rs_call_callback(cb: Callback, data: *mut JiData, user_data: *mut c_void) -> c_int;
+}
+
+/// A `JiData` from C++ `new`, allocated when a request is accepted: freed here unless handed to
+/// the request's callback.
+struct CppData(NonNull<JiData>);
+
+impl CppData {
+    fn new() -> Result<CppData> {
+        // SAFETY: the shim returns NULL or a value-initialised (all zero) JiData from `new`.
+        NonNull::new(unsafe { ji_rs_jidata_new() })
+            .map(CppData)
+            .ok_or_else(|| Error::Inference("out of memory allocating a JiData".into()))
+    }
+
+    /// Gives the JiData away (to be freed with `delete`).
+    fn into_raw(self) -> *mut JiData {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for CppData {
+    fn drop(&mut self) {
+        // SAFETY: from ji_rs_jidata_new, not given away.
+        unsafe { ji_rs_jidata_delete(self.0.as_ptr()) }
+    }
 }
 
 /// Pixels in a C++ `new unsigned char[]` buffer: freed here unless handed to a callback.
@@ -96,13 +129,19 @@ type Callback = unsafe extern "C" fn(*mut JiData, *mut c_void);
 
 struct Request {
     frames: Vec<Frame>,
+    /// Why the request fails without running (a frame over `max_image_pixels`: its frames
+    /// were not copied); answered through the callback like any other result.
+    refused: Option<Error>,
     opts: RunOptions,
     callback: Callback,
     user_data: *mut c_void,
+    /// What the callback will receive, allocated at submission.
+    data: CppData,
 }
 
-// SAFETY: the pixel buffers are owned by the request; `user_data` and the callback are the
-// caller's, who agreed to get them back on a library thread (the async contract).
+// SAFETY: the pixel buffers and the JiData are owned by the request; `user_data` and the
+// callback are the caller's, who agreed to get them back on a library thread (the async
+// contract).
 unsafe impl Send for Request {}
 
 struct State {
@@ -205,7 +244,14 @@ impl AsyncQueue {
                 let shared = Arc::clone(&self.shared);
                 let handle = std::thread::Builder::new()
                     .name(format!("ji-async-{lane}"))
-                    .spawn(move || worker(&shared));
+                    .spawn(move || {
+                        // The lane's first forward pays for per-thread setup (on a GPU, its
+                        // cuDNN / cuBLAS handles) here rather than on a judged request.
+                        if let Err(e) = catch(|| shared.engine.warm_thread()) {
+                            eprintln!("libji: async lane {lane}: warm-up failed: {e}");
+                        }
+                        worker(&shared)
+                    });
                 match handle {
                     Ok(h) => {
                         st.worker_ids.push(h.thread().id());
@@ -239,7 +285,9 @@ impl Drop for AsyncQueue {
 /// # Safety
 /// `p` is NULL or a live predictor.
 pub(super) unsafe fn set_callback(p: *mut c_void, callback: JiCallBack) -> Result<()> {
-    predictor(p)?.asyn.set_callback(callback)
+    let pred = predictor(p)?;
+    let _inside = pred.calls.enter();
+    pred.asyn.set_callback(callback)
 }
 
 /// `ji_calc_image_asyn`.
@@ -267,7 +315,10 @@ unsafe fn enqueue(
     args: *const c_char,
     user_data: *mut c_void,
 ) -> Result<c_int> {
-    let q = &predictor(p)?.asyn;
+    let pred = predictor(p)?;
+    // ji_destroy_predictor waits for this call to leave before it frees anything.
+    let _inside = pred.calls.enter();
+    let q = &pred.asyn;
     if frames.is_null() || count == 0 {
         return Err(Error::InvalidArgument(
             "pInFrames is NULL or nInCount is 0".into(),
@@ -290,31 +341,44 @@ unsafe fn enqueue(
     }
     // SAFETY: `frames` points to `count` readable infos (caller contract).
     let infos = unsafe { std::slice::from_raw_parts(frames, count as usize) };
-    let mut copies = Vec::with_capacity(infos.len());
+    // Only the buffer's geometry against nDataLen is checked here (nothing beyond it is
+    // read); an image over max_image_pixels is answered through the callback, as the README
+    // documents for the asynchronous mode, and its request's frames are never copied.
+    let mut views = Vec::with_capacity(infos.len());
     for (i, info) in infos.iter().enumerate() {
-        // Only the buffer's geometry against nDataLen is checked here (nothing beyond it is
-        // read); an image over max_image_pixels is refused by the worker, through the
-        // callback, as the README documents for the asynchronous mode.
         // SAFETY: `pData` holds what `nDataLen` describes (caller contract).
         let frame = unsafe { image_frame(info, None) }.map_err(|e| match e {
             Error::InvalidArgument(m) => Error::InvalidArgument(format!("frame {i}: {m}")),
             other => other,
         })?;
-        // SAFETY: a plain-data copy of a valid reference (JiImageInfo is Copy-like C data).
-        let mut template = unsafe { std::ptr::read(info) };
-        template.pData = std::ptr::null_mut();
-        copies.push(Frame {
-            pixels: CppBytes::packed_copy(&frame)?,
-            width: frame.width,
-            height: frame.height,
-            info: template,
-        });
+        views.push(frame);
+    }
+    let limit = q.shared.engine.max_image_pixels();
+    let refused = views
+        .iter()
+        .find_map(|f| RawFrame::check_pixel_limit(f.width, f.height, limit).err());
+    let mut copies = Vec::with_capacity(infos.len());
+    if refused.is_none() {
+        for (info, frame) in infos.iter().zip(&views) {
+            // SAFETY: a plain-data copy of a valid reference (JiImageInfo is Copy-like C data).
+            let mut template = unsafe { std::ptr::read(info) };
+            template.pData = std::ptr::null_mut();
+            copies.push(Frame {
+                pixels: CppBytes::packed_copy(frame)?,
+                width: frame.width,
+                height: frame.height,
+                info: template,
+            });
+        }
     }
     let request = Request {
         frames: copies,
+        refused,
         opts,
         callback,
         user_data,
+        // Allocated now: once the request is accepted nothing can keep its callback away.
+        data: CppData::new()?,
     };
     let shared = &q.shared;
     let mut st = shared.lock();
@@ -468,6 +532,9 @@ fn run_batch(engine: &Engine, batch: &[Request]) -> Vec<Result<Rendered>> {
 }
 
 fn to_rgb(engine: &Engine, request: &Request) -> Result<Vec<RgbImage>> {
+    if let Some(e) = &request.refused {
+        return Err(e.clone());
+    }
     request
         .frames
         .iter()
@@ -489,6 +556,7 @@ fn deliver(request: Request, result: Result<Rendered>, out_frame: bool) {
         mut frames,
         callback,
         user_data,
+        data,
         ..
     } = request;
     let (code, json) = match &result {
@@ -498,13 +566,8 @@ fn deliver(request: Request, result: Result<Rendered>, out_frame: bool) {
             json_cstring(&output::error_json(e, ji_code(e))),
         ),
     };
-    // SAFETY: the shim returns NULL or a value-initialised (all zero) JiData from `new`.
-    let data = unsafe { ji_rs_jidata_new() };
-    if data.is_null() {
-        eprintln!("ji_calc_image_asyn: out of memory: a request's callback is dropped");
-        return;
-    }
-    // SAFETY: `data` is a live, exclusively owned JiData.
+    let data = data.into_raw();
+    // SAFETY: `data` is a live, exclusively owned JiData (value-initialised at submission).
     let out = unsafe { &mut *data };
     out.event = JiEvent {
         code,
@@ -522,8 +585,9 @@ fn deliver(request: Request, result: Result<Rendered>, out_frame: bool) {
         };
     }
     drop(frames);
-    // SAFETY: the caller's callback, given the JiData it now owns and its own user data.
-    unsafe { callback(data, user_data) };
+    // SAFETY: the caller's callback, given the JiData it now owns and its own user data,
+    // through the trampoline that stops C++ exceptions before they reach Rust frames.
+    unsafe { ji_rs_call_callback(callback, data, user_data) };
     drop(json); // valid until the callback has returned
 }
 

@@ -264,6 +264,8 @@ extern "C" {
  * (libtorch's one intra-op thread count), a CUDA device (cuDNN benchmark mode) and
  * `"huge_pages"` do, for the whole process (see `ji_create_predictor`). On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
  * untouched, and `evsdk_last_error()` says what went wrong (file, key, expected vs got).
+ * `"device": "auto"` without a usable GPU runs on the CPU and prints why to stderr, once per
+ * process (`evsdk_model_info`'s `cpu_fallback` has it too).
  *
  * # Safety
  * `config_path` is NULL or a NUL-terminated string; `out_handle` points to writable storage.
@@ -324,7 +326,8 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
 
 /**
  * Describes how the handle's model runs, as JSON written to `*out_json` (free it with
- * `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
+ * `evsdk_free_string`): `{"device": "cpu", "cpu_fallback": null or why "device": "auto" runs
+ * on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
  * "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
@@ -390,6 +393,8 @@ void ji_reinit(void);
  * Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
  * Returns NULL on failure; the reason is printed to stderr and available from
  * `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+ * `"device": "auto"` without a usable GPU runs on the CPU and prints why to stderr, once per
+ * process (`ji_get_version`'s `cuda.reason` has it too).
  *
  * Threads: the predictor may be used from any thread, and from several threads at once
  * (calls run in parallel); one predictor per thread works too. Each thread's results
@@ -568,13 +573,18 @@ JiErrorCode ji_calc_image(void *predictor,
 int ji_update_config(void *predictor, const char *args);
 
 /**
- * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
- * "runtime": .., "devices": ..}}` (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes
- * with the NUL) into the caller's buffer. `algo_version` comes from the config
- * (`$EV_SDK_CONFIG` or the platform path); when the config cannot be loaded it is "unknown"
- * and `"config_error"` says why (shortened to 160 bytes). Returns 0; -3 for NULL; -1,
- * with an empty string written, when the JSON would not fit (a very long `algo_version`): it
- * is never cut short.
+ * Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"driver": ..,
+ * "driver_devices": .., "backend": .., "runtime": .., "devices": .., "reason": ..}}`
+ * (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's
+ * buffer. `algo_version` comes from the config (`$EV_SDK_CONFIG` or the platform path); when
+ * the config cannot be loaded it is "unknown" and `"config_error"` says why (at most 160
+ * bytes). `cuda` says what the NVIDIA driver reports (asked through `libcuda.so.1`,
+ * also before any predictor exists; this initialises the driver, as a CUDA predictor does),
+ * whether libtorch's CUDA backend is loaded (by the first `"auto"` or `"cuda"` predictor),
+ * the devices libtorch sees, and why CUDA cannot be used as far as known (at most 200 bytes,
+ * cut further when a long `algo_version` needs the room; `null` when nothing stands against
+ * it). Returns 0; -3 for NULL; -1, with an empty string written, when the JSON would not fit
+ * (a very long `algo_version`): it is never cut short.
  *
  * # Safety
  * `pVersion` is NULL or points to at least `MAX_VERSION_LENGTH` writable bytes.

@@ -169,6 +169,16 @@ impl Engine {
         &self.device_name
     }
 
+    /// Why `"device": "auto"` runs on the CPU ([`crate::cuda::devices`]); `None` when it runs
+    /// on CUDA or the config asked for a device.
+    pub fn cpu_fallback(&self) -> Option<&'static str> {
+        if self.config.device == crate::config::DeviceSpec::Auto && self.device_name == "cpu" {
+            crate::cuda::devices().err()
+        } else {
+            None
+        }
+    }
+
     /// The run options a call with no `args` uses.
     pub fn run_defaults(&self) -> RunOptions {
         self.run_defaults

@@ -84,30 +84,20 @@ impl Optimization {
 }
 
 /// The device libtorch will use for a spec. `auto` and `cuda` first load libtorch's CUDA
-/// backend at run time ([`crate::cuda`]); `auto` falls back to the CPU when it cannot be
-/// loaded or sees no GPU, `cuda` is then a config error naming the library and the reason.
+/// backend at run time ([`crate::cuda`]); `auto` falls back to the CPU when CUDA cannot be
+/// used and says why on stderr, `cuda` is then a config error with the same reason.
 pub fn resolve_device(spec: DeviceSpec) -> Result<Device> {
     match spec {
         DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Auto => Ok(match crate::cuda::load() {
-            Ok(()) if crate::cuda::device_count() > 0 => Device::Cuda(0),
-            _ => Device::Cpu,
-        }),
+        DeviceSpec::Auto => Ok(crate::cuda::auto_device()),
         DeviceSpec::Cuda(n) => {
-            crate::cuda::load().map_err(|e| {
+            let count = crate::cuda::devices().map_err(|reason| {
                 Error::Config(format!(
-                    "\"device\" asks for cuda:{n} but libtorch's CUDA backend could not be \
-                     loaded: {e}"
+                    "\"device\" asks for cuda:{n} but CUDA cannot be used: {reason}"
                 ))
             })?;
-            let count = crate::cuda::device_count();
             if n < count {
                 Ok(Device::Cuda(n))
-            } else if count == 0 {
-                Err(Error::Config(format!(
-                    "\"device\" asks for cuda:{n} but libtorch sees no CUDA device (its CUDA \
-                     backend is loaded; is there a GPU and an NVIDIA driver?)"
-                )))
             } else {
                 Err(Error::Config(format!(
                     "\"device\" asks for cuda:{n} but only {count} CUDA device(s) exist"

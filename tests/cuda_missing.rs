@@ -24,7 +24,10 @@ fn missing_cuda_backend_falls_back_or_names_the_library() {
     std::fs::write(&cuda_cfg, cfg.to_string()).unwrap();
     match Engine::from_config_path(Some(&cuda_cfg)) {
         Err(Error::Config(msg)) => {
-            assert!(msg.contains("CUDA backend could not be loaded"), "{msg}");
+            assert!(
+                msg.contains("CUDA cannot be used: libtorch's CUDA backend could not be loaded"),
+                "{msg}"
+            );
             assert!(
                 msg.contains("/nonexistent/libtorch_cuda.so: cannot open shared object file"),
                 "the loader's message must name the library: {msg}"
@@ -46,10 +49,15 @@ fn missing_cuda_backend_falls_back_or_names_the_library() {
         auto.run_json(&img, None).unwrap().json["model_data"]["device"],
         "cpu"
     );
-    let backend = ji::cuda::describe()["backend"].as_str().unwrap().to_owned();
+    let described = ji::cuda::describe();
+    assert_eq!(described["backend"], "not found");
+    let reason = described["reason"].as_str().unwrap();
     assert!(
-        backend.starts_with("unavailable: /nonexistent/libtorch_cuda.so"),
-        "{backend}"
+        reason.starts_with(
+            "libtorch's CUDA backend could not be loaded: /nonexistent/libtorch_cuda.so"
+        ),
+        "{reason}"
     );
+    assert_eq!(auto.cpu_fallback(), Some(reason));
     assert_eq!(ji::cuda::runtime_version(), None);
 }

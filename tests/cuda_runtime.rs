@@ -1,6 +1,7 @@
 //! libtorch's CUDA backend is loaded at run time (src/cuda.rs), not linked: a CPU predictor
 //! never touches it, and loading it after CPU work still installs libtorch's real CUDA hooks.
-//! (No GPU here: "auto" must fall back to the CPU, "cuda" must be a config error.)
+//! Without a GPU "auto" falls back to the CPU with a reason and "cuda" is a config error with
+//! the same reason; on a GPU host (`common::gpu_host`) both run on cuda:0.
 
 mod common;
 
@@ -36,20 +37,36 @@ fn cuda_backend_is_loaded_on_demand_and_cpu_work_first_does_not_disable_it() {
         .unwrap()
         .starts_with("not loaded"));
 
-    // 2. "auto": the development build finds the wheel's libtorch_cuda.so; no GPU, so CPU.
+    // 2. "auto": the development build finds the wheel's libtorch_cuda.so.
     let auto = Engine::from_config_path(Some(&config_with_device("auto"))).unwrap();
     assert_eq!(
         ji::cuda::status(),
         Some(Ok(())),
         "libtorch_cuda.so did not load"
     );
-    assert_eq!(auto.device_name(), "cpu");
     // libtorch's real CUDA hooks are in force although CPU inference ran before the load.
     let v = ji::cuda::runtime_version().expect("CUDA hooks are the CPU-only stub");
     assert!(v >= 12000, "CUDART_VERSION {v}");
     let described = ji::cuda::describe();
     assert_eq!(described["backend"], "loaded");
+    let cuda_cfg = config_with_device("cuda");
+    if gpu_host() {
+        assert_eq!(auto.device_name(), "cuda:0", "{described}");
+        assert_eq!(auto.cpu_fallback(), None);
+        assert!(described["devices"].as_u64().unwrap() >= 1, "{described}");
+        assert_eq!(described["reason"], serde_json::Value::Null);
+        assert_eq!(
+            auto.run_json(&img, None).unwrap().json["model_data"]["device"],
+            "cuda:0"
+        );
+        let cuda = Engine::from_config_path(Some(&cuda_cfg)).unwrap();
+        assert_eq!(cuda.device_name(), "cuda:0");
+        return;
+    }
+    assert_eq!(auto.device_name(), "cpu");
     assert_eq!(described["devices"], 0);
+    let reason = auto.cpu_fallback().expect("auto on the CPU says why");
+    assert_eq!(described["reason"], reason);
     assert_eq!(
         auto.run_json(&img, None).unwrap().json["model_data"],
         before["model_data"],
@@ -66,9 +83,12 @@ fn cuda_backend_is_loaded_on_demand_and_cpu_work_first_does_not_disable_it() {
         "CUDA kernels are not registered: {err}"
     );
 
-    // 3. "cuda" without a GPU: a config error that says the backend loaded but sees no device.
-    match Engine::from_config_path(Some(&config_with_device("cuda"))) {
-        Err(Error::Config(msg)) => assert!(msg.contains("sees no CUDA device"), "{msg}"),
+    // 3. "cuda" without a GPU: a config error with the reason "auto" gave.
+    match Engine::from_config_path(Some(&cuda_cfg)) {
+        Err(Error::Config(msg)) => assert!(
+            msg.ends_with(&format!("CUDA cannot be used: {reason}")),
+            "{msg}"
+        ),
         Err(e) => panic!("expected a config error, got {e}"),
         Ok(_) => panic!("device cuda without a GPU must fail"),
     }

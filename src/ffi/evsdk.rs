@@ -54,6 +54,8 @@ fn write_json(value: &serde_json::Value, out_json: *mut *mut c_char) {
 /// (libtorch's one intra-op thread count), a CUDA device (cuDNN benchmark mode) and
 /// `"huge_pages"` do, for the whole process (see `ji_create_predictor`). On failure returns a negative `EVSDK_ERR_*` code, leaves `*out_handle`
 /// untouched, and `evsdk_last_error()` says what went wrong (file, key, expected vs got).
+/// `"device": "auto"` without a usable GPU runs on the CPU and prints why to stderr, once per
+/// process (`evsdk_model_info`'s `cpu_fallback` has it too).
 ///
 /// # Safety
 /// `config_path` is NULL or a NUL-terminated string; `out_handle` points to writable storage.
@@ -218,7 +220,8 @@ pub(crate) unsafe fn raw_frame<'a>(
 }
 
 /// Describes how the handle's model runs, as JSON written to `*out_json` (free it with
-/// `evsdk_free_string`): `{"device": "cpu", "classes": 1000, "optimization": {"path":
+/// `evsdk_free_string`): `{"device": "cpu", "cpu_fallback": null or why "device": "auto" runs
+/// on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
 /// "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
@@ -246,6 +249,7 @@ pub unsafe extern "C" fn evsdk_model_info(
         write_json(
             &serde_json::json!({
                 "device": e.device_name(),
+                "cpu_fallback": e.cpu_fallback(),
                 "classes": e.num_classes(),
                 "optimization": e.optimization().to_json(),
                 "warmed_batch_sizes": Engine::batch_sizes(e.config()),

@@ -383,6 +383,8 @@ pub extern "C" fn ji_reinit() {}
 /// Creates a predictor from `$EV_SDK_CONFIG`, else `/usr/local/ev_sdk/config/algo_config.json`.
 /// Returns NULL on failure; the reason is printed to stderr and available from
 /// `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
+/// `"device": "auto"` without a usable GPU runs on the CPU and prints why to stderr, once per
+/// process (`ji_get_version`'s `cuda.reason` has it too).
 ///
 /// Threads: the predictor may be used from any thread, and from several threads at once
 /// (calls run in parallel); one predictor per thread works too. Each thread's results
@@ -903,13 +905,18 @@ pub unsafe extern "C" fn ji_update_config(predictor: *mut c_void, args: *const c
     })
 }
 
-/// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"backend": ..,
-/// "runtime": .., "devices": ..}}` (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes
-/// with the NUL) into the caller's buffer. `algo_version` comes from the config
-/// (`$EV_SDK_CONFIG` or the platform path); when the config cannot be loaded it is "unknown"
-/// and `"config_error"` says why (shortened to 160 bytes). Returns 0; -3 for NULL; -1,
-/// with an empty string written, when the JSON would not fit (a very long `algo_version`): it
-/// is never cut short.
+/// Writes `{"sdk_version": .., "algo_version": .., "cuda_available": .., "cuda": {"driver": ..,
+/// "driver_devices": .., "backend": .., "runtime": .., "devices": .., "reason": ..}}`
+/// (NUL-terminated, at most `MAX_VERSION_LENGTH` = 512 bytes with the NUL) into the caller's
+/// buffer. `algo_version` comes from the config (`$EV_SDK_CONFIG` or the platform path); when
+/// the config cannot be loaded it is "unknown" and `"config_error"` says why (at most 160
+/// bytes). `cuda` says what the NVIDIA driver reports (asked through `libcuda.so.1`,
+/// also before any predictor exists; this initialises the driver, as a CUDA predictor does),
+/// whether libtorch's CUDA backend is loaded (by the first `"auto"` or `"cuda"` predictor),
+/// the devices libtorch sees, and why CUDA cannot be used as far as known (at most 200 bytes,
+/// cut further when a long `algo_version` needs the room; `null` when nothing stands against
+/// it). Returns 0; -3 for NULL; -1, with an empty string written, when the JSON would not fit
+/// (a very long `algo_version`): it is never cut short.
 ///
 /// # Safety
 /// `pVersion` is NULL or points to at least `MAX_VERSION_LENGTH` writable bytes.
@@ -931,7 +938,13 @@ pub unsafe extern "C" fn ji_get_version(pVersion: *mut c_char) -> c_int {
             // Why algo_version is unknown; bounded (the buffer holds 512 bytes in all).
             v["config_error"] = crate::cuda::shorten(&e.to_string(), 160).into();
         }
-        Ok(v.to_string())
+        let mut text = v.to_string();
+        if text.len() >= MAX_VERSION_LENGTH {
+            // The CUDA reason gives way to algo_version (stderr and evsdk_model_info have it).
+            crate::cuda::shorten_reason(&mut v["cuda"], text.len() + 1 - MAX_VERSION_LENGTH);
+            text = v.to_string();
+        }
+        Ok(text)
     })
     .unwrap_or_else(|e| {
         json!({"sdk_version": crate::SDK_VERSION, "error": e.to_string()}).to_string()

@@ -179,3 +179,16 @@ pub fn demo_config(suite: &str, name: &str, extra: &[(&str, serde_json::Value)])
     keys.extend(extra.iter().cloned());
     config_copy(&demo.join("config/algo_config.json"), suite, name, &keys)
 }
+
+/// Whether this machine has an NVIDIA GPU that CUDA programs may use: the kernel driver lists
+/// a GPU and `CUDA_VISIBLE_DEVICES` does not hide them all. Tests that depend on it assert the
+/// GPU path there and the CPU fallback elsewhere. (Known without asking libtorch or libji.)
+pub fn gpu_host() -> bool {
+    let listed = std::fs::read_dir("/proc/driver/nvidia/gpus")
+        .map(|d| d.count() > 0)
+        .unwrap_or(false);
+    let hidden = std::env::var("CUDA_VISIBLE_DEVICES")
+        .map(|v| v.trim().is_empty() || v.trim().starts_with('-'))
+        .unwrap_or(false);
+    listed && !hidden
+}

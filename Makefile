@@ -37,6 +37,7 @@ test: build fixtures lint
 	$(MAKE) --no-print-directory header-check
 	$(MAKE) --no-print-directory install-check
 	$(MAKE) --no-print-directory c-tests
+	$(MAKE) --no-print-directory jipy-check
 
 # Installs the cpu and cuda profiles into a temporary folder and runs the C programs against
 # the cpu one with the build's .venv hidden and LD_LIBRARY_PATH unset (test_harness/install_check.sh).
@@ -48,6 +49,12 @@ install-check: build fixtures
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# The platform's Python judge API (src/ji.py of an installed cpu tree) against the C API, in a
+# Python without torch, .venv and target/ hidden (test_harness/jipy_check.sh; README, "Python judges").
+.PHONY: jipy-check
+jipy-check: build fixtures
+	@bash test_harness/jipy_check.sh
 
 c-tests: build fixtures
 	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) run

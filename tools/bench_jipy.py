@@ -34,6 +34,7 @@ import argparse
 import ctypes
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,12 +215,19 @@ def main():
         print("bench_jipy: installing the demo into %s (make install LIBTORCH=cpu)" % a.tree, flush=True)
         subprocess.run(["make", "--no-print-directory", "-C", ROOT, "install", "PREFIX=" + a.tree,
                         "LIBTORCH=cpu"], check=True, stdout=subprocess.DEVNULL)
+    tmp = tempfile.mkdtemp(prefix="bench-jipy-")
+    try:
+        run(a, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, tmp):
     import cv2
+    import glob
     import numpy as np
     import torch
-    import glob
 
-    tmp = tempfile.mkdtemp(prefix="bench-jipy-")
     frames = os.path.join(tmp, "frames")
     os.makedirs(frames)
     photos = sorted(glob.glob(os.path.join(ROOT, "demo", "val", "*", "*.jpg")))

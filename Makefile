@@ -40,6 +40,7 @@ test: build fixtures lint
 	$(MAKE) --no-print-directory install-check
 	$(MAKE) --no-print-directory c-tests
 	$(MAKE) --no-print-directory test-judge-env
+	$(MAKE) --no-print-directory jipy-check
 
 # The environment a judge runs in: OMP_WAIT_POLICY unset (libgomp's default, spinning workers).
 # The ji_* and C-API suites and the C programs (valgrind is left to c-tests) run once more there,
@@ -58,6 +59,12 @@ install-check: build fixtures
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# The platform's Python judge API (src/ji.py of an installed cpu tree) against the C API, in a
+# Python without torch, .venv and target/ hidden (test_harness/jipy_check.sh; README, "Python judges").
+.PHONY: jipy-check
+jipy-check: build fixtures
+	@bash test_harness/jipy_check.sh
 
 c-tests: build fixtures
 	$(MAKE) --no-print-directory -C test_harness LIBDIR=$(CURDIR)/$(RELEASE) run

@@ -310,7 +310,8 @@ int evsdk_process_file(const struct EvsdkHandle *handle,
  * Classifies raw OpenCV-style pixels: `channels` 3 = BGR, 4 = BGRA (alpha ignored),
  * 1 = gray. Rows are `stride_bytes` apart (0 means tightly packed, `width * channels`).
  * The buffer must span `stride_bytes * (height - 1) + width * channels` bytes; it is only read.
- * Same `args`, result and ownership rules as `evsdk_process_image`.
+ * Same `args`, result and ownership rules as `evsdk_process_image`. The result is the JSON
+ * `ji_calc_frame` gives for the same frame.
  *
  * # Safety
  * As `evsdk_process_image`; `pixels` points to the span described above.
@@ -323,6 +324,28 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
                       uint32_t channels,
                       const char *args,
                       char **out_json);
+
+/**
+ * `evsdk_process_bgr` for hosts that answer in the platform's protocol, such as the Python
+ * judge API (`ji.py`): `*out_json` receives a JSON string on failure too, so it always holds
+ * exactly what `ji_calc_frame` puts in `event->json` for the same frame: the result, or
+ * `{"algorithm_data": {"is_alert": false, "target_info": null}, "model_data": null,
+ * "error": {"code", "kind", "message"}}` where `code` is the `ji_*` return code (-3 for bad
+ * parameters, -1 otherwise). Free it with `evsdk_free_string`. Returns `EVSDK_OK` or the
+ * `EVSDK_ERR_*` code, as `evsdk_process_bgr` does (`evsdk_last_error()` says why); only a
+ * NULL `out_json` is left unwritten.
+ *
+ * # Safety
+ * As `evsdk_process_bgr`.
+ */
+int evsdk_calc_frame(const struct EvsdkHandle *handle,
+                     const uint8_t *pixels,
+                     uint32_t width,
+                     uint32_t height,
+                     size_t stride_bytes,
+                     uint32_t channels,
+                     const char *args,
+                     char **out_json);
 
 /**
  * Describes how the handle's model runs, as JSON written to `*out_json` (free it with

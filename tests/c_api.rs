@@ -153,6 +153,102 @@ fn raw_bgr_with_padded_stride() {
     }
 }
 
+/// `evsdk_calc_frame` writes exactly what `ji_calc_frame` puts in `event->json` for the same
+/// frame: the result on success, the ji_* error object (with the ji_* code) on failure.
+#[test]
+fn calc_frame_json_equals_ji_calc_frame_event_json() {
+    use ji::ffi::ji::{ji_calc_frame, JI_CV_FRAME, JI_EVENT};
+    use std::ffi::{c_void, CStr};
+    let cfg = config_copy(
+        &fixture("colour.json"),
+        "c_api",
+        "calc_frame",
+        &[("max_image_pixels", 1000.into())],
+    );
+    let h = Handle::open(cfg.to_str().unwrap());
+    let p = Pred::with_config(&cfg);
+    let red = read("images/red.bgr");
+    let gray = vec![128u8; 16 * 16];
+    let bgra: Vec<u8> = (0..16 * 16).flat_map(|_| [200u8, 10, 10, 7]).collect();
+    let big = vec![0u8; 40 * 40 * 3];
+    // (label, pixels, width, height, stride bytes, channels, args)
+    let cases = [
+        ("padded BGR", &red, 20, 20, 64 * 3 + 4, 3, None),
+        ("topk", &red, 20, 20, 64 * 3 + 4, 3, Some(r#"{"topk": 3}"#)),
+        ("gray", &gray, 16, 16, 16, 1, None),
+        ("BGRA", &bgra, 16, 16, 64, 4, Some(r#"{"thresh": 0.99}"#)),
+        ("invalid args", &gray, 16, 16, 16, 1, Some("{nope")),
+        ("args not an object", &gray, 16, 16, 16, 1, Some("[1]")),
+        ("over max_image_pixels", &big, 40, 40, 120, 3, None),
+        ("stride below a row", &gray, 16, 8, 8, 1, None),
+    ];
+    for (label, px, w, hh, stride, ch, args) in cases {
+        let args_c = args.map(|a| CString::new(a).unwrap());
+        let args_p = args_c.as_ref().map_or(ptr::null(), |a| a.as_ptr());
+        let mut out: *mut c_char = ptr::null_mut();
+        let rc = unsafe { evsdk_calc_frame(h.0, px.as_ptr(), w, hh, stride, ch, args_p, &mut out) };
+        assert!(!out.is_null(), "{label}: out_json is always written");
+        let ours = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        unsafe { evsdk_free_string(out) };
+        let frame = JI_CV_FRAME {
+            rows: hh as i32,
+            cols: w as i32,
+            r#type: [0, 0, 0, 16, 24][ch as usize],
+            data: px.as_ptr() as *mut c_void,
+            step: stride as i32,
+        };
+        let mut ev = JI_EVENT {
+            code: 99,
+            json: ptr::null(),
+        };
+        let ji_rc = unsafe { ji_calc_frame(p.ptr(), &frame, args_p, ptr::null_mut(), &mut ev) };
+        let theirs = unsafe { CStr::from_ptr(ev.json) }.to_str().unwrap();
+        assert_eq!(ours, theirs, "{label}");
+        // The return code is evsdk_process_bgr's; the JSON's error code is ji_calc_frame's.
+        let mut out2: *mut c_char = ptr::null_mut();
+        let rc_bgr =
+            unsafe { evsdk_process_bgr(h.0, px.as_ptr(), w, hh, stride, ch, args_p, &mut out2) };
+        assert_eq!(rc, rc_bgr, "{label}");
+        if rc == EVSDK_OK {
+            assert_eq!(ji_rc, 0, "{label}");
+            assert_eq!(take_json(out2).to_string(), ours, "{label}");
+        } else {
+            let v: serde_json::Value = serde_json::from_str(&ours).unwrap();
+            assert_eq!(v["error"]["code"], ji_rc, "{label}: {ours}");
+            assert_eq!(v["error"]["message"], last_error(), "{label}");
+        }
+    }
+    // NULL handle and pixels: the error JSON, never a crash; a NULL out_json: the code alone.
+    let mut out: *mut c_char = ptr::null_mut();
+    let rc = unsafe {
+        evsdk_calc_frame(
+            ptr::null(),
+            gray.as_ptr(),
+            4,
+            4,
+            0,
+            1,
+            ptr::null(),
+            &mut out,
+        )
+    };
+    assert_eq!(rc, EVSDK_ERR_INVALID_ARGUMENT);
+    let v = take_json(out);
+    assert_eq!(v["error"]["code"], -3, "{v}");
+    assert_eq!(v["error"]["kind"], "invalid_argument", "{v}");
+    assert_eq!(v["algorithm_data"]["is_alert"], false, "{v}");
+    let mut out: *mut c_char = ptr::null_mut();
+    let rc = unsafe { evsdk_calc_frame(h.0, ptr::null(), 4, 4, 0, 1, ptr::null(), &mut out) };
+    assert_eq!(rc, EVSDK_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        take_json(out)["error"]["message"],
+        "invalid argument: pixel data is NULL"
+    );
+    let rc =
+        unsafe { evsdk_calc_frame(h.0, gray.as_ptr(), 4, 4, 0, 1, ptr::null(), ptr::null_mut()) };
+    assert_eq!(rc, EVSDK_ERR_INVALID_ARGUMENT, "a NULL out_json");
+}
+
 #[test]
 fn args_override_per_call() {
     let h = Handle::open("colour.json");

@@ -10,6 +10,7 @@
     DIR/include/           ji.h (+ ji_types.h, ji_error.h: the platform's 4.x header names)
     DIR/config/algo_config.json   the given config (or the template), model paths -> ../model/
     DIR/model/             the given model and class names
+    DIR/src/ji.py          the platform's Python judge API over lib/libji.so (python/ji.py)
 
 Profiles (what lib/ holds besides libji.so):
     cpu   what libji.so needs to load and run on the CPU: libtorch_cpu, libc10, libgomp and the
@@ -161,6 +162,10 @@ def main():
 
     for h in ("ji.h", "ji_types.h", "ji_error.h"):
         shutil.copy2(ROOT / "include" / h, prefix / "include" / h)
+    # The platform's Python judge API: a judge run with AUTO_TEST_USE_JI_PYTHON_API=1 imports
+    # src/ji.py, which loads ../lib/libji.so (python/ji.py; README, "Python judges").
+    (prefix / "src").mkdir(exist_ok=True)
+    shutil.copy2(ROOT / "python" / "ji.py", prefix / "src" / "ji.py")
     for f in (a.model, a.classes):
         if f is not None:
             shutil.copy2(f, prefix / "model" / f.name)

@@ -1,9 +1,11 @@
 //! The native C API: `evsdk_init` / `evsdk_process_*` / `evsdk_release`.
 
+use super::ji::ji_code;
 use super::{catch, guard, json_cstring, last_error_ptr, opt_str, required_path};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::RawFrame;
+use crate::output::{self, Rendered};
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
 
@@ -149,7 +151,8 @@ pub unsafe extern "C" fn evsdk_process_file(
 /// Classifies raw OpenCV-style pixels: `channels` 3 = BGR, 4 = BGRA (alpha ignored),
 /// 1 = gray. Rows are `stride_bytes` apart (0 means tightly packed, `width * channels`).
 /// The buffer must span `stride_bytes * (height - 1) + width * channels` bytes; it is only read.
-/// Same `args`, result and ownership rules as `evsdk_process_image`.
+/// Same `args`, result and ownership rules as `evsdk_process_image`. The result is the JSON
+/// `ji_calc_frame` gives for the same frame.
 ///
 /// # Safety
 /// As `evsdk_process_image`; `pixels` points to the span described above.
@@ -165,25 +168,79 @@ pub unsafe extern "C" fn evsdk_process_bgr(
     out_json: *mut *mut c_char,
 ) -> c_int {
     guard(|| {
-        let h = borrow_handle(handle)?;
         check_out(out_json, "out_json")?;
-        // SAFETY: NULL or NUL-terminated (caller contract).
-        let args = unsafe { opt_str(args, "args") }?;
-        // SAFETY: `pixels` spans the geometry (caller contract); raw_frame checks the
-        // geometry before it makes the view.
-        let frame = unsafe {
-            raw_frame(
-                pixels,
-                width,
-                height,
-                stride_bytes,
-                channels,
-                h.engine.max_image_pixels(),
-            )
-        }?;
-        write_json(&h.engine.run_frame_json(&frame, args)?.json, out_json);
+        // SAFETY: forwarded caller contract.
+        let r = unsafe { bgr_result(handle, pixels, width, height, stride_bytes, channels, args) }?;
+        write_json(&r.json, out_json);
         Ok(())
     })
+}
+
+/// `evsdk_process_bgr` for hosts that answer in the platform's protocol, such as the Python
+/// judge API (`ji.py`): `*out_json` receives a JSON string on failure too, so it always holds
+/// exactly what `ji_calc_frame` puts in `event->json` for the same frame: the result, or
+/// `{"algorithm_data": {"is_alert": false, "target_info": null}, "model_data": null,
+/// "error": {"code", "kind", "message"}}` where `code` is the `ji_*` return code (-3 for bad
+/// parameters, -1 otherwise). Free it with `evsdk_free_string`. Returns `EVSDK_OK` or the
+/// `EVSDK_ERR_*` code, as `evsdk_process_bgr` does (`evsdk_last_error()` says why); only a
+/// NULL `out_json` is left unwritten.
+///
+/// # Safety
+/// As `evsdk_process_bgr`.
+#[no_mangle]
+pub unsafe extern "C" fn evsdk_calc_frame(
+    handle: *const EvsdkHandle,
+    pixels: *const u8,
+    width: u32,
+    height: u32,
+    stride_bytes: usize,
+    channels: u32,
+    args: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    let result = catch(|| {
+        check_out(out_json, "out_json")?;
+        // SAFETY: forwarded caller contract.
+        unsafe { bgr_result(handle, pixels, width, height, stride_bytes, channels, args) }
+    });
+    let (rc, value) = match result {
+        Ok(r) => (EVSDK_OK, r.json),
+        Err(e) if out_json.is_null() => return e.code(),
+        Err(e) => (e.code(), output::error_json(&e, ji_code(&e))),
+    };
+    write_json(&value, out_json);
+    rc
+}
+
+/// The frame call behind `evsdk_process_bgr` and `evsdk_calc_frame`.
+///
+/// # Safety
+/// As `evsdk_process_bgr`.
+unsafe fn bgr_result(
+    handle: *const EvsdkHandle,
+    pixels: *const u8,
+    width: u32,
+    height: u32,
+    stride_bytes: usize,
+    channels: u32,
+    args: *const c_char,
+) -> Result<Rendered> {
+    let h = borrow_handle(handle)?;
+    // SAFETY: NULL or NUL-terminated (caller contract).
+    let args = unsafe { opt_str(args, "args") }?;
+    // SAFETY: `pixels` spans the geometry (caller contract); raw_frame checks the geometry
+    // before it makes the view.
+    let frame = unsafe {
+        raw_frame(
+            pixels,
+            width,
+            height,
+            stride_bytes,
+            channels,
+            h.engine.max_image_pixels(),
+        )
+    }?;
+    h.engine.run_frame_json(&frame, args)
 }
 
 /// Builds a bounds-checked view of caller pixels. The geometry, including `max_pixels`, is

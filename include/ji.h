@@ -318,7 +318,9 @@ int evsdk_process_bgr(const struct EvsdkHandle *handle,
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
  * "probe_tolerance"}, "keep_cpus_awake": true when idle-priority pollers keep the CPUs awake
- * during calls}` (README, "Speed").
+ * during calls, "preprocessing": {"applied": {"resize_mode", "resize_size", "crop_size",
+ * "mean", "std", "pillow_compat", "exif_transpose"}, "libji_defaults": true when neither the
+ * config nor the model's metadata set any of them}}` (README, "Speed" and "The config").
  *
  * # Safety
  * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.

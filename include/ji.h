@@ -354,7 +354,10 @@ int evsdk_calc_frame(const struct EvsdkHandle *handle,
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
  * "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
- * init, "process_wide": {...}}` (README, "Speed").
+ * init, "process_wide": {...}, "preprocessing": {"applied": {"resize_mode", "resize_size",
+ * "crop_size", "mean", "std", "pillow_compat", "exif_transpose"}, "libji_defaults": true when
+ * neither the config nor the model's metadata set any of them}}` (README, "Speed" and "The
+ * config").
  *
  * `"process_wide"` lists what this library changed, or may change, for the whole process:
  * `"intra_op_threads"` (libtorch's one intra-op thread count, now) and

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::resize::PillowCompat;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Where `ji_create_predictor` (and `evsdk_init(NULL)`) look when `$EV_SDK_CONFIG` is unset.
 pub const DEFAULT_CONFIG_PATH: &str = "/usr/local/ev_sdk/config/algo_config.json";
@@ -117,6 +118,42 @@ impl Default for PreprocessConfig {
 }
 
 impl PreprocessConfig {
+    /// The preprocessing in the config's own terms, for a person: `resize_mode "stretch" to
+    /// [224, 224], crop_size [224, 224], mean [...], std [...]`.
+    pub fn describe(&self) -> String {
+        let v = self.to_json();
+        format!(
+            "resize_mode {} to {}, crop_size {}, mean {}, std {}",
+            v["resize_mode"], v["resize_size"], v["crop_size"], v["mean"], v["std"]
+        )
+    }
+
+    /// The preprocessing as config keys and values (`evsdk_model_info`).
+    pub fn to_json(&self) -> Value {
+        let size = |s: Size| serde_json::json!([s.height, s.width]);
+        let round = |v: [f32; 3]| v.map(|x| (x as f64 * 1e6).round() / 1e6);
+        serde_json::json!({
+            "resize_mode": match self.resize_mode {
+                ResizeMode::Stretch => "stretch",
+                ResizeMode::ShorterSide => "shorter_side",
+                ResizeMode::Letterbox => "letterbox",
+                ResizeMode::PadSquare => "pad_square",
+            },
+            "resize_size": match self.resize_mode {
+                ResizeMode::ShorterSide => serde_json::json!(self.resize_size.height),
+                _ => size(self.resize_size),
+            },
+            "crop_size": self.crop_size.map(size),
+            "mean": round(self.mean),
+            "std": round(self.std),
+            "pillow_compat": match self.pillow_compat {
+                PillowCompat::Pillow13 => "13",
+                PillowCompat::Pillow12 => "12",
+            },
+            "exif_transpose": self.exif_transpose,
+        })
+    }
+
     /// Height and width of the tensor handed to the model.
     pub fn output_size(&self) -> Size {
         match self.crop_size {
@@ -145,6 +182,9 @@ pub struct Config {
     pub embedded_class_names: Option<Vec<String>>,
     /// Config keys whose values came from the model file's metadata.
     pub keys_from_model: Vec<String>,
+    /// Neither the config nor the model's metadata sets a preprocessing key
+    /// (`metadata::PREPROCESSING_KEYS`): libji's defaults apply, and init says so.
+    pub preprocessing_from_defaults: bool,
     /// `"override_model_metadata": true`: the config's values win over the model's metadata
     /// instead of a disagreement being an error.
     pub override_model_metadata: bool,
@@ -251,6 +291,58 @@ const KNOWN_KEYS: &[&str] = &[
     "override_model_metadata",
 ];
 
+/// The model file is checked before anything the model would supply: a missing file, or a
+/// checkpoint given as `model_path`, would otherwise surface as the first key the config
+/// leaves to the model (`class_names_path`). The export command in the message uses this
+/// config (`--config`). Unparsable text is left to `Config::parse` to report.
+fn check_model_first(text: &str, base: &Path, config: &Path) -> Result<()> {
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else {
+        return Ok(());
+    };
+    let Some(model) = obj.get("model_path").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if model.is_empty() {
+        return Ok(());
+    }
+    let classes = obj.get("class_names_path").and_then(Value::as_str);
+    let hint = crate::metadata::ExportHint {
+        config: Some(config.to_path_buf()),
+        config_has_classes: classes.is_some(),
+        config_has_preprocessing: crate::metadata::PREPROCESSING_KEYS
+            .iter()
+            .any(|k| obj.contains_key(*k)),
+        num_classes: classes
+            .and_then(|c| crate::class_names::load(&base.join(c)).ok())
+            .map(|n| n.len()),
+    };
+    crate::metadata::check_model_file(&base.join(model), &hint)
+}
+
+/// Says once per process and model file, at init, that libji applies its default
+/// preprocessing because neither the config nor the model's metadata sets any: a model
+/// trained with other sizes or normalisation loses accuracy with no other sign.
+pub fn announce_default_preprocessing(config: &Config) {
+    static SAID: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    if !config.preprocessing_from_defaults {
+        return;
+    }
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.contains(&config.model_path) {
+        return;
+    }
+    said.push(config.model_path.clone());
+    eprintln!(
+        "libji: note: neither the config nor {}'s metadata sets the test-time preprocessing, \
+         so libji applies its defaults: {}. If your validation code preprocesses otherwise, set \
+         \"resize_mode\", \"resize_size\", \"crop_size\", \"mean\" and \"std\" in the config, \
+         or export the model with them (tools/export_torchscript.py --resize-mode ... \
+         --resize-size ... --crop-size ... --mean ... --std ...)",
+        config.model_path.display(),
+        config.preprocess.describe()
+    );
+}
+
 impl Config {
     /// The config path used when the caller gives none: `$EV_SDK_CONFIG`, else the platform's.
     pub fn default_path() -> PathBuf {
@@ -266,6 +358,7 @@ impl Config {
             Error::Config(format!("cannot read config file {}: {e}", path.display()))
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
+        check_model_first(&text, base, path)?;
         Config::parse(&text, base)
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), config_message(&e))))
     }
@@ -342,15 +435,22 @@ impl Config {
                 }
             }
         }
-        let embedded_class_names = meta.and_then(|m| m.class_names);
-        if class_names_path.is_none() && embedded_class_names.is_none() {
+        if class_names_path.is_none() && meta.as_ref().is_none_or(|m| m.class_names.is_none()) {
             return Err(Error::Config(format!(
-                "missing required key \"class_names_path\" ({} has no embedded class names; \
-                 export it with tools/export_torchscript.py --classes class.txt to embed them)",
-                model_path.display()
+                "missing required key \"class_names_path\" ({} has no embedded class names: \
+                 name your class file there, or embed the names in the model with {})",
+                model_path.display(),
+                crate::metadata::add_class_names_command(
+                    &model_path,
+                    &meta.map(|m| m.config).unwrap_or_default()
+                )
             )));
         }
+        let embedded_class_names = meta.and_then(|m| m.class_names);
         let obj = &merged;
+        let preprocessing_from_defaults = !crate::metadata::PREPROCESSING_KEYS
+            .iter()
+            .any(|k| obj.contains_key(*k));
         let defaults = PreprocessConfig::default();
         let device = match get_str(obj, "device")? {
             None => DeviceSpec::Auto,
@@ -502,6 +602,7 @@ impl Config {
             class_names_path,
             embedded_class_names,
             keys_from_model,
+            preprocessing_from_defaults,
             override_model_metadata,
             device,
             precision,

@@ -17,8 +17,10 @@
 //!   case it is applied like `PIL.ImageOps.exif_transpose`.
 
 mod bmp;
+mod cvbmp;
 mod gif;
 mod ifd;
+pub mod imread;
 mod tif;
 
 use std::io::Cursor;
@@ -871,6 +873,38 @@ fn decode_with<D: ImageDecoder>(
     decoder: image::ImageResult<D>,
     opts: &DecodeOptions,
 ) -> Result<(RgbImage, Option<u8>)> {
+    let mut orientation = None;
+    let (w, h, color, buf) = read_samples_with(decoder, opts, |dec| {
+        if opts.exif_transpose {
+            orientation = dec
+                .exif_metadata()
+                .ok()
+                .flatten()
+                .and_then(|exif| exif_orientation(&exif));
+        }
+    })?;
+    let n = pixel_count(w as u64, h as u64)?;
+    let rgb = to_rgb(&buf, color, n)?;
+    drop(buf);
+    Ok((RgbImage::from_raw(w, h, rgb), orientation))
+}
+
+/// The decoder's samples as it gives them: `(width, height, color type, bytes)`, the size
+/// checked against `opts.max_pixels` first.
+fn read_samples<D: ImageDecoder>(
+    decoder: image::ImageResult<D>,
+    opts: &DecodeOptions,
+) -> Result<(u32, u32, ColorType, Vec<u8>)> {
+    read_samples_with(decoder, opts, |_| {})
+}
+
+/// [`read_samples`], with `inspect` called on the decoder after the size check and before
+/// the pixels are read (where its metadata is available).
+fn read_samples_with<D: ImageDecoder>(
+    decoder: image::ImageResult<D>,
+    opts: &DecodeOptions,
+    inspect: impl FnOnce(&mut D),
+) -> Result<(u32, u32, ColorType, Vec<u8>)> {
     let mut dec = decoder.map_err(|e| Error::Decode(e.to_string()))?;
     let (w, h) = dec.dimensions();
     check_size(w as u64, h as u64, opts)?;
@@ -887,14 +921,7 @@ fn decode_with<D: ImageDecoder>(
     dec.set_limits(limits)
         .map_err(|e| Error::Decode(e.to_string()))?;
 
-    let orientation = if opts.exif_transpose {
-        dec.exif_metadata()
-            .ok()
-            .flatten()
-            .and_then(|exif| exif_orientation(&exif))
-    } else {
-        None
-    };
+    inspect(&mut dec);
 
     let color = dec.color_type();
     let total = usize::try_from(dec.total_bytes())
@@ -902,10 +929,7 @@ fn decode_with<D: ImageDecoder>(
     let mut buf = alloc_buffer(Vec::new(), total)?;
     dec.read_image(&mut buf)
         .map_err(|e| Error::Decode(e.to_string()))?;
-    let n = pixel_count(w as u64, h as u64)?;
-    let rgb = to_rgb(&buf, color, n)?;
-    drop(buf);
-    Ok((RgbImage::from_raw(w, h, rgb), orientation))
+    Ok((w, h, color, buf))
 }
 
 /// `convert('RGB')` of the decoded samples, Pillow style.

@@ -109,6 +109,7 @@ impl Engine {
             // THP leaves it as it is (see `hugepages`).
             let _ = crate::hugepages::advise_heap();
         }
+        crate::config::announce_default_preprocessing(&config);
         Ok(Engine {
             device_name: model::device_name(device),
             run_defaults: RwLock::new(config.run.clone()),
@@ -469,17 +470,37 @@ fn check_output_kind(config: &Config, model: &Model) -> Result<()> {
         model.probe_input(),
         p.len()
     );
+    // When the model's own metadata states the wrong kind, the config's fix must also
+    // override it (it would otherwise be an error of its own: the two disagree).
+    let from_metadata = !config.override_model_metadata
+        && crate::metadata::read(&config.model_path)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.config.contains_key("model_output"));
+    let fix = |kind: &str| {
+        if from_metadata {
+            format!(
+                "set \"model_output\": \"{kind}\" and \"override_model_metadata\": true (the \
+                 model's metadata says otherwise), or export the model again without \
+                 --model-output"
+            )
+        } else {
+            format!("set \"model_output\": \"{kind}\"")
+        }
+    };
     match (config.model_output, distribution) {
         (ModelOutput::Probabilities, false) => Err(Error::ModelLoad(format!(
             "\"model_output\" is \"probabilities\" but {} does not output probabilities: {stats}. \
-             It outputs logits: remove \"model_output\" (or set it to \"logits\") so softmax is applied",
-            config.model_path.display()
+             It outputs logits, so softmax must be applied: {}",
+            config.model_path.display(),
+            fix("logits")
         ))),
         (ModelOutput::Logits, true) => Err(Error::ModelLoad(format!(
             "{} already outputs probabilities ({stats}: the model ends in softmax), but \
              \"model_output\" is \"logits\", which would apply softmax a second time and \
-             flatten the confidences: set \"model_output\": \"probabilities\"",
-            config.model_path.display()
+             flatten the confidences: {}",
+            config.model_path.display(),
+            fix("probabilities")
         ))),
         _ => Ok(()),
     }

@@ -12,7 +12,7 @@
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The extra file's name (`_extra_files` key) written by tools/export_torchscript.py.
 pub const METADATA_NAME: &str = "ji_metadata.json";
@@ -29,6 +29,22 @@ pub const METADATA_KEYS: &[&str] = &[
     "exif_transpose",
     "model_output",
 ];
+/// The metadata keys that describe test-time preprocessing (each has an option of
+/// tools/export_torchscript.py); a model and config that set none get libji's defaults.
+pub const PREPROCESSING_KEYS: &[&str] = &[
+    "resize_mode",
+    "resize_size",
+    "crop_size",
+    "mean",
+    "std",
+    "pillow_compat",
+    "exif_transpose",
+];
+/// libji's default preprocessing, written as tools/export_torchscript.py's options.
+pub const DEFAULT_PREPROCESSING_OPTIONS: &str = "--resize-mode stretch --resize-size 224 \
+     --crop-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225";
+/// The exporter as a command run from the ji-rs checkout (the project's Python has torch).
+const EXPORTER: &str = ".venv/bin/python tools/export_torchscript.py";
 /// Larger metadata is not ours (146 Chinese names take about 6 KB).
 const MAX_METADATA_BYTES: u64 = 16 << 20;
 
@@ -116,22 +132,128 @@ pub fn sniff(path: &Path) -> ModelFileKind {
     ModelFileKind::NotArchive
 }
 
+/// What an export command in a hint can be filled in from (see [`export_command`]).
+#[derive(Clone, Debug, Default)]
+pub struct ExportHint {
+    /// The config that names the model: the command takes its class file and preprocessing
+    /// with `--config`.
+    pub config: Option<PathBuf>,
+    /// The config names a class file (`"class_names_path"`).
+    pub config_has_classes: bool,
+    /// The config sets preprocessing keys ([`PREPROCESSING_KEYS`]).
+    pub config_has_preprocessing: bool,
+    /// The number of classes, when the class file is known.
+    pub num_classes: Option<usize>,
+}
+
+/// An absolute path for a command (a relative one would depend on where it is run).
+fn shown(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The export command for `source` (`--arch ARCH ... --weights FILE` or `--pickled FILE`)
+/// writing `out`, with every option the export and the model's use need: the class names
+/// (`--config`, else `--classes CLASS_FILE`) and the preprocessing (the config's, else
+/// libji's defaults written out, which the exporter requires); then what the placeholders
+/// mean. Run from the ji-rs checkout.
+pub fn export_command(source: &str, out: &Path, hint: &ExportHint) -> String {
+    let mut cmd = format!("{EXPORTER} {source}");
+    let mut notes = Vec::new();
+    if source.contains("ARCH") {
+        notes.push(
+            "ARCH: a torchvision name such as resnet50, timm:NAME, or \
+             path/to/your_model.py:factory for your own model code"
+                .to_owned(),
+        );
+    }
+    if source.contains(" N ") {
+        notes.push("N: the number of classes".into());
+    }
+    if let Some(c) = &hint.config {
+        cmd.push_str(&format!(" --config {}", shown(c)));
+    }
+    if hint.config.is_none() || !hint.config_has_classes {
+        cmd.push_str(" --classes CLASS_FILE");
+        notes.push(
+            "CLASS_FILE: your class file (the training code's {'name': 0, ...} dict works)".into(),
+        );
+    }
+    if hint.config.is_none() || !hint.config_has_preprocessing {
+        cmd.push(' ');
+        cmd.push_str(DEFAULT_PREPROCESSING_OPTIONS);
+        notes.push(
+            "the preprocessing options are libji's defaults: change them to what your \
+             validation code does"
+                .into(),
+        );
+    }
+    cmd.push_str(&format!(" --out {}", out.display()));
+    if notes.is_empty() {
+        format!("`{cmd}` (from the ji-rs checkout)")
+    } else {
+        format!("`{cmd}` (from the ji-rs checkout; {})", notes.join("; "))
+    }
+}
+
+/// The command that re-exports the TorchScript `model` with its class names embedded,
+/// keeping the preprocessing its metadata records (`config`), or stating libji's defaults.
+pub fn add_class_names_command(model: &Path, config: &Map<String, Value>) -> String {
+    let out = model.with_file_name("model_with_classes.pt");
+    let mut options = Vec::new();
+    for key in PREPROCESSING_KEYS {
+        let Some(v) = config.get(*key) else { continue };
+        let value = match v {
+            Value::Null => "none".to_owned(),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.to_string().trim_matches('"').to_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string().trim_matches('"').to_owned(),
+        };
+        options.push(format!("--{} {value}", key.replace('_', "-")));
+    }
+    let hint = ExportHint::default();
+    if options.is_empty() {
+        return export_command(&format!("--pickled {}", shown(model)), &out, &hint);
+    }
+    let cmd = format!(
+        "{EXPORTER} --pickled {} --classes CLASS_FILE {} --out {}",
+        shown(model),
+        options.join(" "),
+        out.display()
+    );
+    format!("`{cmd}` (from the ji-rs checkout; CLASS_FILE: your class file)")
+}
+
 /// For a file that is not TorchScript but something `tools/export_torchscript.py` turns into
 /// TorchScript, the message that says so with the command to run; `None` otherwise.
 pub fn not_torchscript_message(path: &Path) -> Option<String> {
+    not_torchscript_message_with(path, &ExportHint::default())
+}
+
+/// [`not_torchscript_message`] with the command filled in from `hint`.
+pub fn not_torchscript_message_with(path: &Path, hint: &ExportHint) -> Option<String> {
     let p = path.display();
     let out = path.with_file_name("model.pt");
-    let out = out.display();
+    let weights_source = format!(
+        "--arch ARCH --num-classes {} --weights {}",
+        hint.num_classes.map_or("N".to_owned(), |n| n.to_string()),
+        shown(path)
+    );
     let weights = format!(
-        "export it first: `python tools/export_torchscript.py --arch ARCH --num-classes N \
-         --weights {p} --out {out}` (ARCH: a torchvision name such as resnet50, timm:NAME, or \
-         path/to/your_model.py:factory for your own model code; N: the number of classes), \
-         then set \"model_path\" to the exported file"
+        "export it first: {}, then set \"model_path\" to {}",
+        export_command(&weights_source, &out, hint),
+        out.display()
     );
     let module = format!(
-        "export it first: `python tools/export_torchscript.py --pickled {p} --out {out}` \
-         (your model's code must be importable: the file's folder is added to the import path), \
-         then set \"model_path\" to the exported file"
+        "export it first: {} (your model's code must be importable: the file's folder is \
+         added to the import path), then set \"model_path\" to {}",
+        export_command(&format!("--pickled {}", shown(path)), &out, hint),
+        out.display()
     );
     match sniff(path) {
         ModelFileKind::TorchScript | ModelFileKind::Unknown => None,
@@ -151,6 +273,22 @@ pub fn not_torchscript_message(path: &Path) -> Option<String> {
             "{p} is a Python pickle (a checkpoint or state dict in torch's legacy format), not a \
              TorchScript model: {weights}"
         )),
+    }
+}
+
+/// The model file's own problems, which come before anything read from it: a missing file,
+/// or a checkpoint / state dict / pickled model where TorchScript belongs (with the export
+/// command, filled in from `hint`).
+pub fn check_model_file(path: &Path, hint: &ExportHint) -> crate::Result<()> {
+    if !path.is_file() {
+        return Err(crate::Error::ModelLoad(format!(
+            "model file {} does not exist",
+            path.display()
+        )));
+    }
+    match not_torchscript_message_with(path, hint) {
+        Some(msg) => Err(crate::Error::ModelLoad(msg)),
+        None => Ok(()),
     }
 }
 

@@ -121,6 +121,16 @@ fn classify(h: *mut EvsdkHandle, image: &Path, args: &str) -> Value {
     take_json(out)
 }
 
+/// The command between the first pair of backticks of a hint.
+fn hint_command(msg: &str) -> String {
+    let start = msg
+        .find('`')
+        .unwrap_or_else(|| panic!("no command in: {msg}"))
+        + 1;
+    let len = msg[start..].find('`').unwrap();
+    msg[start..start + len].to_owned()
+}
+
 fn assert_no_cpp_stack(msg: &str) {
     for bad in ["frame #", "Exception raised from", "corrupted"] {
         assert!(!msg.contains(bad), "{bad:?} in: {msg}");
@@ -134,7 +144,7 @@ fn checkpoints_state_dicts_and_pickles_name_the_export_command() {
         (
             "ckpt.pth",
             "is a PyTorch checkpoint or state dict (torch.save of the weights), not a TorchScript model",
-            "`python tools/export_torchscript.py --arch ARCH --num-classes N --weights",
+            "--weights",
         ),
         (
             "sd.pth",
@@ -144,7 +154,7 @@ fn checkpoints_state_dicts_and_pickles_name_the_export_command() {
         (
             "whole.pth",
             "is a pickled PyTorch model (torch.save(model)), not a TorchScript model",
-            "`python tools/export_torchscript.py --pickled",
+            "--pickled",
         ),
         (
             "legacy.pth",
@@ -152,7 +162,7 @@ fn checkpoints_state_dicts_and_pickles_name_the_export_command() {
             "--weights",
         ),
     ];
-    for (file, what, command) in cases {
+    for (file, what, option) in cases {
         let cfg = write_config(
             &d.join(format!("{file}.json")),
             json!({"model_path": file, "class_names_path": "class.txt", "device": "cpu"}),
@@ -160,13 +170,60 @@ fn checkpoints_state_dicts_and_pickles_name_the_export_command() {
         let (code, msg) = init_err(&cfg);
         assert_eq!(code, EVSDK_ERR_MODEL_LOAD, "{file}: {msg}");
         assert!(msg.contains(what), "{file}: {msg}");
-        assert!(msg.contains(command), "{file}: {msg}");
+        // A command for the project's Python, naming the file, with the class names and
+        // preprocessing taken from this config and the class count from its class file.
+        let command = hint_command(&msg);
         assert!(
-            msg.contains(&format!("{} --out", d.join(file).display())),
-            "the command names the file: {msg}"
+            command.starts_with(".venv/bin/python tools/export_torchscript.py "),
+            "{command}"
+        );
+        let abs = d.join(file).canonicalize().unwrap();
+        assert!(
+            command.contains(&format!("{option} {}", abs.display())),
+            "{command}"
+        );
+        assert!(
+            command.contains(&format!(
+                "--config {}",
+                cfg.canonicalize().unwrap().display()
+            )),
+            "{command}"
+        );
+        if option == "--weights" {
+            assert!(
+                command.contains("--arch ARCH --num-classes 3 "),
+                "{command}"
+            );
+        }
+        // The config sets no preprocessing: libji's defaults, written out (the exporter
+        // requires some).
+        assert!(
+            command.contains("--resize-mode stretch --resize-size 224 --crop-size 224"),
+            "{command}"
         );
         assert_no_cpp_stack(&msg);
     }
+    // The command works as written (ARCH filled in), and the model it writes runs with the
+    // same config once "model_path" names it: no second error.
+    let (_, msg) = init_err(&d.join("ckpt.pth.json"));
+    let command = hint_command(&msg).replace(
+        "ARCH",
+        &format!("{}:create", d.join("tinyrep.py").display()),
+    );
+    let out = Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(root())
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{command}:\n{}", text(&out));
+    assert!(d.join("model.pt").is_file());
+    let h = init(&write_config(
+        &d.join("exported.json"),
+        json!({"model_path": "model.pt", "class_names_path": "class.txt", "device": "cpu"}),
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    unsafe { evsdk_release(h) };
     // A file libtorch cannot read for other reasons: its message, without the C++ stack.
     let (_, msg) = init_err(&fixture("not_a_model.json"));
     assert!(msg.contains("not a loadable TorchScript model"), "{msg}");
@@ -245,7 +302,7 @@ fn mean_std_on_the_0_255_scale_and_the_wrong_output_kind_are_refused() {
         "{msg}"
     );
     assert!(msg.contains("does not output probabilities"), "{msg}");
-    assert!(msg.contains("remove \"model_output\""), "{msg}");
+    assert!(msg.contains("set \"model_output\": \"logits\""), "{msg}");
     // A softmax model left at the default "logits": softmax twice.
     let (code, msg) = init_err(&with(
         "logits_on_prob.json",
@@ -700,4 +757,278 @@ fn the_readme_walkthrough_runs_as_written() {
     assert!(mine.join("ev_sdk/lib/libji.so").is_file());
     assert!(mine.join("ev_sdk/lib/libtorch_cpu.so").is_file());
     std::fs::remove_dir_all(&t).unwrap();
+}
+
+fn harness_output(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .unwrap()
+}
+
+/// A missing model file or a checkpoint is reported as such before anything the model would
+/// supply (its class names), by the library and by `harness --model`; the harness never shows
+/// the temporary config it makes for `--model`.
+#[test]
+fn the_model_file_is_checked_before_anything_else() {
+    let d = contestant("model-first");
+    // No class_names_path: the checkpoint, not the missing key, is the error.
+    let (code, msg) = init_err(&write_config(
+        &d.join("ckpt_only.json"),
+        json!({"model_path": "ckpt.pth"}),
+    ));
+    assert_eq!(code, EVSDK_ERR_MODEL_LOAD, "{msg}");
+    assert!(msg.contains("is a PyTorch checkpoint"), "{msg}");
+    assert!(!msg.contains("class_names_path"), "{msg}");
+    let command = hint_command(&msg);
+    assert!(
+        command.contains("--classes CLASS_FILE") && command.contains("--num-classes N "),
+        "{command}"
+    );
+    let (code, msg) = init_err(&write_config(
+        &d.join("missing.json"),
+        json!({"model_path": "nope.pt"}),
+    ));
+    assert_eq!(code, EVSDK_ERR_MODEL_LOAD, "{msg}");
+    assert!(msg.contains("nope.pt does not exist"), "{msg}");
+    assert!(!msg.contains("class_names_path"), "{msg}");
+
+    let val = fixture("val");
+    for (model, needle) in [
+        (d.join("ckpt.pth"), "is a PyTorch checkpoint"),
+        (d.join("nope.pt"), "no such file"),
+        // TorchScript without class names: how to embed them.
+        (fixture("model/colour.pt"), "has no class names embedded"),
+    ] {
+        let out = harness_output(&["--model".as_ref(), model.as_os_str(), val.as_os_str()]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains(needle), "{all}");
+        assert!(!all.contains("class_names_path\" ("), "{all}");
+        assert!(!all.contains("ji-harness-model"), "{all}");
+    }
+    let out = harness_output(&[
+        "--model".as_ref(),
+        fixture("model/colour.pt").as_os_str(),
+        val.as_os_str(),
+    ]);
+    let command = hint_command(&text(&out));
+    assert!(
+        command.starts_with(".venv/bin/python tools/export_torchscript.py --pickled ")
+            && command.contains("--classes CLASS_FILE"),
+        "{command}"
+    );
+    // A described model runs from --model; the report shows what was given, not the
+    // temporary config.
+    let model = export_described(&d);
+    let out = harness_output(&["--model".as_ref(), model.as_os_str(), val.as_os_str()]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("ji-harness-model"), "{all}");
+    assert!(
+        all.contains(&format!("config   --model {}", model.display())),
+        "{all}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The exporter refuses a model with no test-time preprocessing and prints the command with
+/// libji's defaults written out, which works as written; `--size` alone is accepted, and the
+/// library then says at init, once, what it applies (and `evsdk_model_info` shows it).
+#[test]
+fn preprocessing_is_never_silent() {
+    let d = contestant("preprocessing");
+    let out = export(
+        &d,
+        &[
+            "--arch",
+            "tinyrep.py:create",
+            "--weights",
+            "ckpt.pth",
+            "--classes",
+            "class.txt",
+            "--out",
+            "plain.pt",
+        ],
+    );
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(msg.contains("no test-time preprocessing given"), "{msg}");
+    assert!(!d.join("plain.pt").exists());
+    let line = msg
+        .lines()
+        .find(|l| l.contains("--resize-mode stretch"))
+        .unwrap_or_else(|| panic!("no command in: {msg}"));
+    let out = Command::new("bash")
+        .args(["-c", line.trim()])
+        .current_dir(&d)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{line}:\n{}", text(&out));
+    let described = write_config(&d.join("described.json"), json!({"model_path": "plain.pt"}));
+    let cfg = ji::config::Config::load(&described).unwrap();
+    assert!(!cfg.preprocessing_from_defaults);
+    assert_eq!(
+        cfg.preprocess,
+        ji::config::PreprocessConfig {
+            max_image_pixels: cfg.preprocess.max_image_pixels,
+            ..Default::default()
+        }
+    );
+
+    // --size alone: exported, and a note says that libji's defaults will apply.
+    let log = export_ok(
+        &d,
+        &[
+            "--arch",
+            "tinyrep.py:create",
+            "--weights",
+            "ckpt.pth",
+            "--classes",
+            "class.txt",
+            "--size",
+            "32",
+            "--out",
+            "sized.pt",
+        ],
+    );
+    assert!(
+        log.contains("no preprocessing stored (--size only)"),
+        "{log}"
+    );
+    let sized = write_config(&d.join("sized.json"), json!({"model_path": "sized.pt"}));
+    assert!(
+        ji::config::Config::load(&sized)
+            .unwrap()
+            .preprocessing_from_defaults
+    );
+    // The library says so at init, once per process even with two predictors.
+    let out = harness_output(&[
+        "--threads".as_ref(),
+        "2".as_ref(),
+        "--config".as_ref(),
+        sized.as_os_str(),
+        fixture("val").as_os_str(),
+    ]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert_eq!(
+        all.matches("libji: note: neither the config nor").count(),
+        1,
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "applies its defaults: resize_mode \"stretch\" to [224,224], crop_size [224,224]"
+        ),
+        "{all}"
+    );
+    let info = |config: &Path| {
+        let h = init(config).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut out: *mut c_char = ptr::null_mut();
+        assert_eq!(unsafe { evsdk_model_info(h, &mut out) }, EVSDK_OK);
+        unsafe { evsdk_release(h) };
+        take_json(out)
+    };
+    let v = info(&sized);
+    assert_eq!(v["preprocessing"]["libji_defaults"], true, "{v}");
+    assert_eq!(
+        v["preprocessing"]["applied"]["resize_mode"], "stretch",
+        "{v}"
+    );
+    assert_eq!(
+        v["preprocessing"]["applied"]["crop_size"],
+        json!([224, 224]),
+        "{v}"
+    );
+    let v = info(&described);
+    assert_eq!(v["preprocessing"]["libji_defaults"], false, "{v}");
+    assert_eq!(
+        v["preprocessing"]["applied"]["mean"],
+        json!([0.485, 0.456, 0.406]),
+        "{v}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `--model-output logits` for a model that ends in softmax is refused with the command that
+/// works; a model whose metadata already states the wrong kind gets a fix that also overrides
+/// the metadata, so following it is not a second error.
+#[test]
+fn the_output_kind_hints_lead_to_a_model_that_loads() {
+    let d = temp_dir("first-hour", "output-kind");
+    let prob = fixture("model/prob.pt");
+    let classes = fixture("model/class.txt");
+    let args = [
+        "--pickled",
+        prob.to_str().unwrap(),
+        "--classes",
+        classes.to_str().unwrap(),
+        "--size",
+        "32",
+        "--model-output",
+        "logits",
+        "--out",
+        "p.pt",
+    ];
+    let out = export(&d, &args);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("--model-output is logits, but the model's outputs are already probabilities"),
+        "{msg}"
+    );
+    let line = msg
+        .lines()
+        .find(|l| l.contains("export_torchscript.py --pickled"))
+        .unwrap_or_else(|| panic!("no command in: {msg}"));
+    assert!(!line.contains("--model-output"), "{line}");
+    let out = Command::new("bash")
+        .args(["-c", line.trim()])
+        .current_dir(&d)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{line}:\n{}", text(&out));
+    assert!(text(&out).contains("model output: probabilities"));
+    let h = init(&write_config(
+        &d.join("ok.json"),
+        json!({"model_path": "p.pt", "resize_size": 32, "crop_size": 32}),
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    unsafe { evsdk_release(h) };
+
+    // A softmax model whose metadata (written by hand, as an older exporter could) says
+    // "logits": the fix names both keys, and with both the model loads.
+    py(
+        &d,
+        &format!(
+            "import torch\n\
+             m = torch.jit.load({:?})\n\
+             meta = '{{\"version\": 1, \"class_names\": [\"a\", \"b\", \"c\"], \"config\": {{\"model_output\": \"logits\", \"resize_size\": 32, \"crop_size\": 32}}}}'\n\
+             m.save('old.pt', _extra_files={{'ji_metadata.json': meta.encode()}})\n",
+            prob.to_str().unwrap()
+        ),
+    );
+    let (code, msg) = init_err(&write_config(
+        &d.join("old.json"),
+        json!({"model_path": "old.pt", "device": "cpu"}),
+    ));
+    assert_eq!(code, EVSDK_ERR_MODEL_LOAD, "{msg}");
+    assert!(
+        msg.contains(
+            "set \"model_output\": \"probabilities\" and \"override_model_metadata\": true"
+        ),
+        "{msg}"
+    );
+    let h = init(&write_config(
+        &d.join("fixed.json"),
+        json!({"model_path": "old.pt", "device": "cpu", "model_output": "probabilities",
+               "override_model_metadata": true}),
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    unsafe { evsdk_release(h) };
+    std::fs::remove_dir_all(&d).unwrap();
 }

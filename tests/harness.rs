@@ -24,8 +24,13 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Runs the harness with a JSON report and returns (output, report).
+/// Runs the harness with a JSON report and returns (output, report); it must exit 0.
 fn run_with_report(args: &[&str], dir: &Path) -> (Output, Value) {
+    run_with_report_exiting(args, dir, 0)
+}
+
+/// [`run_with_report`] for a run that must exit with `code` (3: some images failed).
+fn run_with_report_exiting(args: &[&str], dir: &Path, code: i32) -> (Output, Value) {
     let report = dir.join(format!("report-{}.json", args.join("_").replace('/', "_")));
     let out = harness()
         .args(args)
@@ -33,9 +38,10 @@ fn run_with_report(args: &[&str], dir: &Path) -> (Output, Value) {
         .arg(&report)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "harness {args:?} failed: {}\n{}",
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "harness {args:?}: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         stdout(&out)
     );
@@ -178,6 +184,7 @@ fn mislabelled_garbage_and_unknown_folder_are_reported() {
         &[][..],
         &["--batch", "2"][..],
         &["--api", "evsdk", "--threads", "2"][..],
+        &["--decode", "pil"][..],
     ] {
         let mut args: Vec<&str> = extra.to_vec();
         args.extend([
@@ -189,8 +196,13 @@ fn mislabelled_garbage_and_unknown_folder_are_reported() {
             cfg.to_str().unwrap(),
             val.to_str().unwrap(),
         ]);
-        let (out, v) = run_with_report(&args, &dir);
+        // The run completes; one image failed: exit status 3, and it says so.
+        let (out, v) = run_with_report_exiting(&args, &dir, 3);
         let ctx = format!("{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("1 of 12 images failed"),
+            "{ctx}"
+        );
         assert_eq!(v["images"]["total"], 12, "{ctx}");
         assert_eq!(v["images"]["labelled"], 11, "{ctx}");
         assert_eq!(v["images"]["unknown_label"], 1, "{ctx}");
@@ -535,5 +547,212 @@ fn ctrl_c_stops_with_a_partial_report() {
     assert_eq!(v["interrupted"], true);
     assert!(v["images"]["not_run"].as_u64().unwrap() >= 1);
     assert!(stdout(&out).contains("INTERRUPTED"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A 16-bit 5-5-5 BMP of one colour (bottom-up rows): OpenCV shifts the 5-bit channels, PIL
+/// scales them, so the two decodes differ ("other") while the colour stays the same.
+fn bmp555(w: usize, h: usize, rgb: (u16, u16, u16)) -> Vec<u8> {
+    let px = ((rgb.0 >> 3) << 10) | ((rgb.1 >> 3) << 5) | (rgb.2 >> 3);
+    let stride = (w * 2).div_ceil(4) * 4;
+    let mut data = Vec::new();
+    for _ in 0..h {
+        let mut row: Vec<u8> = (0..w).flat_map(|_| px.to_le_bytes()).collect();
+        row.resize(stride, 0);
+        data.extend(row);
+    }
+    let mut f = b"BM".to_vec();
+    f.extend(((54 + data.len()) as u32).to_le_bytes());
+    f.extend([0u8; 4]);
+    f.extend(54u32.to_le_bytes());
+    f.extend(40u32.to_le_bytes());
+    f.extend((w as i32).to_le_bytes());
+    f.extend((h as i32).to_le_bytes());
+    f.extend(1u16.to_le_bytes());
+    f.extend(16u16.to_le_bytes());
+    f.extend([0u8; 24]);
+    f.extend(data);
+    f
+}
+
+/// The judge reads with cv::imread: an EXIF-rotated photo arrives rotated, a CMYK JPEG
+/// converted by OpenCV's formula, a 16-bit BMP with OpenCV's channel expansion, a GIF (not
+/// emulated) as PIL reads it. The report counts those images, and gives the accuracy both
+/// ways; `--decode pil` replays the files through the library's own (PIL) decode.
+#[test]
+fn the_judges_decode_is_reported_with_the_accuracy_both_ways() {
+    let dir = temp_dir("harness", "judge-decode");
+    let val = dir.join("val");
+    copy_tree(&fixture("val"), &val);
+    // A wide image, red at the sides and green in the middle, whose EXIF says "rotate 90°"
+    // (orientation 6), filed as green: upright as PIL reads it, the centre crop of the
+    // stretched image is green; rotated as the judge reads it, the crop spans the whole
+    // height of the bands and red wins.
+    let out = std::process::Command::new(python())
+        .current_dir(&val)
+        .arg("-c")
+        .arg(format!(
+            "import numpy as np\nfrom PIL import Image\n\
+             ex = Image.Exif(); ex[0x0112] = 6\n\
+             a = np.zeros((32, 96, 3), np.uint8); a[:] = (200, 30, 30); a[:, 30:66] = (30, 200, 30)\n\
+             Image.fromarray(a).save('{GREEN}/wide_exif6.jpg', quality=95, exif=ex.tobytes())\n\
+             Image.new('RGB', (40, 30), (200, 30, 30)).convert('CMYK').save('{RED}/red_cmyk.jpg', quality=95)\n\
+             Image.new('RGB', (40, 30), (30, 30, 200)).save('{BLUE}/blue.gif')\n"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        val.join(BLUE).join("blue555.bmp"),
+        bmp555(40, 30, (30, 30, 200)),
+    )
+    .unwrap();
+    let cfg = dir.join("wide.json");
+    let base = fixture("colour.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    for key in ["model_path", "class_names_path"] {
+        c[key] = base
+            .parent()
+            .unwrap()
+            .join(c[key].as_str().unwrap())
+            .to_str()
+            .unwrap()
+            .into();
+    }
+    c["resize_size"] = serde_json::json!([32, 64]);
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let wide = format!("{GREEN}/wide_exif6.jpg");
+
+    for (extra, call) in [
+        (&[][..], "ji_calc_frame"),
+        (&["--batch", "3"][..], "ji_calc_image"),
+        (&["--api", "evsdk"][..], "evsdk_process_bgr"),
+    ] {
+        let mut args = extra.to_vec();
+        args.extend(["--config", cfg.to_str().unwrap(), val.to_str().unwrap()]);
+        let (out, v) = run_with_report(&args, &dir);
+        let ctx = format!("{extra:?}");
+        let d = &v["decode"];
+        assert_eq!(d["mode"], "imread", "{ctx}");
+        assert_eq!(d["call"], call, "{ctx}");
+        assert_eq!(
+            d["differs_from_pil"],
+            serde_json::json!({"images": 3, "rotated": 1, "cmyk": 1, "other": 1}),
+            "{ctx}"
+        );
+        assert_eq!(d["not_emulated"], serde_json::json!({"GIF": 1}), "{ctx}");
+        // The run's accuracy is the judge's: the rotated image is wrong; with PIL's decode
+        // every image is right.
+        assert_eq!(v["accuracy"]["evaluated"], 13, "{ctx}");
+        assert_eq!(v["accuracy"]["top1_correct"], 12, "{ctx}");
+        assert_eq!(d["accuracy_with_judge_decode"]["top1_correct"], 12, "{ctx}");
+        assert_eq!(d["accuracy_with_pil_decode"]["top1_correct"], 13, "{ctx}");
+        assert_eq!(d["accuracy_with_pil_decode"]["evaluated"], 13, "{ctx}");
+        let diffs = d["differences"].as_array().unwrap();
+        let w = diffs.iter().find(|x| x["path"] == wide.as_str()).unwrap();
+        assert_eq!(w["how"], "rotated");
+        assert_eq!(w["judge"]["class"], RED);
+        assert_eq!(w["pil"]["class"], GREEN);
+        assert!(
+            w["detail"].as_str().unwrap().contains("orientation 6"),
+            "{w}"
+        );
+        let bmp = diffs.iter().find(|x| x["how"] == "other").unwrap();
+        assert!(
+            bmp["path"].as_str().unwrap().ends_with("blue555.bmp"),
+            "{bmp}"
+        );
+        assert!(
+            bmp["detail"].as_str().unwrap().starts_with("BMP: "),
+            "{bmp}"
+        );
+        let text = stdout(&out);
+        assert!(
+            text.contains(
+                "differs from PIL's on 3 images: 1 rotated (EXIF orientation), 1 CMYK, 1 other"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("top-1 with PIL's decode        100.00%  (13/13)"),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with('✗')
+                && l.contains("wide_exif6.jpg")
+                && l.contains("[judge's decode differs from PIL's: rotated]")),
+            "{text}"
+        );
+    }
+
+    // PIL's decode, through the library's file calls: every image right, nothing compared.
+    let (_, v) = run_with_report(
+        &[
+            "--decode",
+            "pil",
+            "--config",
+            cfg.to_str().unwrap(),
+            val.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(v["decode"]["mode"], "pil");
+    assert_eq!(v["decode"]["call"], "ji_calc_file");
+    assert!(v["decode"].get("differs_from_pil").is_none());
+    assert_eq!(v["accuracy"]["top1_correct"], 13);
+
+    // tools/reference_predict.py reads the same way by default (cv2.imread), so --compare
+    // agrees; a reference read with PIL disagrees on the rotated image, and the run says why.
+    let refs = |decode: &str| {
+        let path = dir.join(format!("ref-{decode}.json"));
+        let out = std::process::Command::new(python())
+            .arg(root().join("tools/reference_predict.py"))
+            .args(["--decode", decode, "--config"])
+            .arg(&cfg)
+            .arg(&val)
+            .arg("--out")
+            .arg(&path)
+            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    };
+    let imread_ref = refs("imread");
+    let (_, v) = run_with_report(
+        &[
+            "--compare",
+            imread_ref.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            val.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(v["compare"]["agree"], 13);
+    assert_eq!(v["compare"]["reference_decode"], "imread");
+    let pil_ref = refs("pil");
+    let (out, v) = run_with_report(
+        &[
+            "--compare",
+            pil_ref.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            val.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(v["compare"]["agree"], 12);
+    assert_eq!(v["compare"]["disagreements"][0]["path"], wide.as_str());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the reference read its images with --decode pil"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -36,6 +36,19 @@ fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs the harness, which must exit with `code` (3: the run completed with failed images).
+fn run_exiting(cmd: &mut Command, code: i32) -> Output {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{cmd:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
 fn sel(s: &str) -> Selector {
     Selector::parse(s).unwrap()
 }
@@ -88,7 +101,7 @@ fn html_report_matches_the_json_and_escapes_names() {
     std::fs::write(val.join(BLUE).join("garbage.jpg"), b"not a JPEG").unwrap();
     let cfg = config_naming_red(&dir, EVIL);
     let (json, page, svg) = (dir.join("r.json"), dir.join("r.html"), dir.join("m.svg"));
-    run_ok(
+    run_exiting(
         harness()
             .arg("--config")
             .arg(&cfg)
@@ -99,6 +112,7 @@ fn html_report_matches_the_json_and_escapes_names() {
             .arg("--confusion")
             .arg(&svg)
             .arg(&val),
+        3,
     );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let raw = std::fs::read_to_string(&page).unwrap();
@@ -223,7 +237,9 @@ fn html_report_matches_the_json_and_escapes_names() {
         .iter()
         .map(|c| c.as_u64().unwrap())
         .sum();
-    assert_eq!(bins + hist["above"].as_u64().unwrap(), 11); // every call, the failed one too
+    // Every call: the file that is not an image makes none (cv::imread fails before it, as
+    // the judge's tools would).
+    assert_eq!(bins + hist["above"].as_u64().unwrap(), 10);
     assert!(doc.select(&sel("#latency svg")).count() == 1);
 
     // The standalone SVG: the same full matrix.
@@ -632,5 +648,84 @@ fn compare_disagreements_are_shown_with_thumbnails() {
         "{agreement}"
     );
     assert_eq!(doc.select(&sel("nav a[href='#compare']")).count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The judge's decode section: the images cv::imread reads otherwise than PIL, how, and the
+/// result both ways; absent (with its link) when every image decodes the same.
+#[test]
+fn images_the_judge_decodes_differently_are_listed() {
+    let dir = temp_dir("report", "decode");
+    let val = dir.join("val");
+    copy_tree(&fixture("val"), &val);
+    let page = dir.join("same.html");
+    run_ok(
+        harness()
+            .arg("--config")
+            .arg(fixture("colour.json"))
+            .arg("--html")
+            .arg(&page)
+            .arg(&val),
+    );
+    let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
+    assert_eq!(doc.select(&sel("#decode")).count(), 0);
+    assert_eq!(doc.select(&sel("nav a[href='#decode']")).count(), 0);
+    let decode_row = doc
+        .select(&sel("#summary table.kv tr"))
+        .map(text)
+        .find(|t| t.starts_with("decode"))
+        .unwrap();
+    assert!(decode_row.contains("cv::imread") && decode_row.contains("ji_calc_frame"));
+
+    // A red photo whose EXIF orientation rotates it, and a CMYK one.
+    let out = Command::new(python())
+        .current_dir(&val)
+        .arg("-c")
+        .arg(format!(
+            "from PIL import Image\nex = Image.Exif(); ex[0x0112] = 8\n\
+             Image.new('RGB', (40, 20), (200, 30, 30)).save('{RED}/rot.jpg', exif=ex.tobytes())\n\
+             Image.new('RGB', (40, 20), (200, 30, 30)).convert('CMYK').save('{RED}/cmyk.jpg')\n"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = dir.join("differs.html");
+    run_ok(
+        harness()
+            .arg("--config")
+            .arg(fixture("colour.json"))
+            .arg("--html")
+            .arg(&page)
+            .arg(&val),
+    );
+    let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
+    assert_eq!(doc.select(&sel("nav a[href='#decode']")).count(), 1);
+    let note = text(doc.select(&sel("#decode p.note")).next().unwrap());
+    assert!(
+        note.contains("on 2 images: 1 rotated by their EXIF orientation, 1 CMYK, 0 other"),
+        "{note}"
+    );
+    let rows: Vec<_> = doc.select(&sel("#decode table.decode tbody tr")).collect();
+    assert_eq!(rows.len(), 2);
+    let rot = rows
+        .iter()
+        .find(|r| r.value().attr("data-how") == Some("rotated"))
+        .unwrap();
+    let cells: Vec<String> = rot.select(&sel("td")).map(text).collect();
+    assert_eq!(cells[0], format!("{RED}/rot.jpg"));
+    assert!(
+        cells[3].starts_with(RED) && cells[4].starts_with(RED),
+        "{cells:?}"
+    );
+    assert!(cells[5].contains("EXIF orientation 8"), "{cells:?}");
+    let acc: Vec<String> = doc.select(&sel("#decode table.kv tr")).map(text).collect();
+    assert!(
+        acc[0].contains("100.00% (11/11)") && acc[1].contains("100.00% (11/11)"),
+        "{acc:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -42,7 +42,10 @@ the deploy form is exported by default: its outputs are checked against the trai
     --no-reparam         export the model as it is
 
 What the model file says about itself (a TorchScript extra file, ji_metadata.json, that
-libji.so and tools/reference_predict.py read; a config may then be {"model_path": "model.pt"}):
+libji.so and tools/reference_predict.py read; a config may then be {"model_path": "model.pt"}).
+The test-time preprocessing must be given, as options or with --config (or at least --size,
+which states the input size and leaves libji's defaults): a model exported without any would
+run with libji's defaults whatever the validation code did, so the export refuses it.
     --classes FILE       class names in any form libji reads (the training code's
                          {'name': 0, ...} dict, JSON, one per line); stored as UTF-8 JSON
     --config FILE        take class_names_path and the preprocessing keys from an
@@ -51,7 +54,8 @@ libji.so and tools/reference_predict.py read; a config may then be {"model_path"
     --resize-size N|H,W  --crop-size N|H,W|none   --mean A,B,C   --std A,B,C
     --pillow-compat 13|12   --exif-transpose true|false
     --model-output logits|probabilities|auto   (auto, the default: probabilities when the
-                         model's outputs on the check inputs are distributions)
+                         model's outputs on the check inputs are distributions; logits is
+                         refused for such a model, probabilities for one that outputs logits)
 Only what is given is stored (libji's defaults apply to the rest), except the output kind.
 
 The model is put in eval mode and traced with torch.jit.trace on a seeded random input
@@ -82,6 +86,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def fail(msg, code=1):
     print("export_torchscript: error: " + msg, file=sys.stderr)
     sys.exit(code)
+
+
+# The preprocessing options (the metadata keys libji's PREPROCESSING_KEYS lists) and libji's
+# defaults written out as options.
+PREPROCESSING_KEYS = ("resize_mode", "resize_size", "crop_size", "mean", "std", "pillow_compat",
+                      "exif_transpose")
+DEFAULT_PREPROCESSING = ["--resize-mode", "stretch", "--resize-size", "224", "--crop-size", "224",
+                         "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
+
+
+def this_command(extra=(), drop=()):
+    """This run's command line, runnable as written from the same folder (the interpreter as
+    a path relative to it when it lies below it), with the options in `drop` (and their
+    values) left out and `extra` appended."""
+    import shlex
+    py = sys.executable
+    rel = os.path.relpath(py)
+    if not rel.startswith(".."):
+        py = rel
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in drop:
+            skip = "=" not in a
+            continue
+        args.append(a)
+    return shlex.join([py, sys.argv[0]] + args + list(extra))
 
 
 def parse_size(s):
@@ -533,6 +567,19 @@ def main(argv=None):
         else:
             print("warning: no --weights: exporting randomly initialised weights (seed 0)")
             source = "%s (random init)" % args.arch
+    # Checked once the model is built, so mistakes in --arch/--weights are reported first.
+    if not any(k in keys for k in PREPROCESSING_KEYS):
+        if not args.size:
+            fail("no test-time preprocessing given%s: libji would resize, crop and normalise with "
+                 "its defaults (stretch to 224x224, ImageNet mean and std) whatever your "
+                 "validation code does. Give the preprocessing your validation code uses, with "
+                 "--resize-mode, --resize-size, --crop-size, --mean and --std (or --config "
+                 "algo_config.json); with libji's defaults written out, that is:\n    %s\n"
+                 "(--size N alone states the input size and keeps libji's defaults)"
+                 % (" (--config %s sets none)" % args.config if args.config else "",
+                    this_command(DEFAULT_PREPROCESSING)))
+        print("note: no preprocessing stored (--size only): libji will apply its defaults "
+              "(stretch to 224x224, crop 224, ImageNet mean and std) unless the config sets them")
     model = model.cpu().float().eval()
     params = sum(p.numel() for p in model.parameters())
     print("model: %s, %.2fM parameters, input [N, 3, %d, %d]"
@@ -579,15 +626,25 @@ def main(argv=None):
             fail("the traced model does not reproduce the eager one (diff %.3g > %g); the "
                  "model may have data-dependent control flow: script it instead" % (diff, TOL))
         output = args.model_output
+        source = "--model-output"
         if output == "auto":
             output = keys.get("model_output", "auto")
+            source = '"model_output" in --config %s' % args.config
+        if output == "logits" and distribution:
+            fail("%s is logits, but the model's outputs are already probabilities (every output "
+                 "row on the check inputs sums to 1: it ends in softmax), so libji would apply "
+                 "softmax a second time and flatten the confidences. Export without it:\n    %s"
+                 % (source, this_command(drop=("--model-output",)) if source == "--model-output"
+                    else this_command(("--model-output", "probabilities"))))
         if output == "auto":
             output = "probabilities" if distribution else "logits"
             print("model output: %s (%s)" % (output, "every output row is a distribution"
                                              if distribution else "rows are not distributions"))
         elif output == "probabilities" and not distribution:
-            fail("--model-output probabilities, but the model's outputs are not probability "
-                 "distributions (they are logits): leave --model-output out")
+            fail("%s is probabilities, but the model's outputs are not probability "
+                 "distributions (they are logits). Export without it:\n    %s"
+                 % (source, this_command(drop=("--model-output",)) if source == "--model-output"
+                    else this_command(("--model-output", "logits"))))
         keys["model_output"] = output
         meta = {"version": METADATA_VERSION, "exported_by": "tools/export_torchscript.py",
                 "source": source, "config": keys}

@@ -119,7 +119,8 @@ def main(out):
             t.tofile(os.path.join(tmp, "tensors", fname))
             manifest["cases"].append({"mode": mode, "image": name, "tensor": fname, "shape": list(t.shape)})
         if mode in PHOTO_MODES:
-            ref = reference_predict.predict(cfg_path, os.path.join(tmp, "photos"), topk=5)
+            ref = reference_predict.predict(cfg_path, os.path.join(tmp, "photos"), topk=5,
+                                            decode="pil")
             with open(os.path.join(tmp, "reference_%s.json" % mode), "w", encoding="utf-8") as f:
                 json.dump(ref, f, ensure_ascii=False, indent=1)
     with open(os.path.join(tmp, "manifest.json"), "w") as f:

@@ -6,6 +6,7 @@ Usage:
     reference_predict.py --config CONFIG.json VAL_DIR --out reference.json [--topk 5]
     reference_predict.py --model model.pt VAL_DIR --out reference.json
         (a model exported with its metadata by tools/export_torchscript.py: no config needed)
+    ... --decode imread | pil   (default imread, as the harness)
 
 VAL_DIR is an ImageFolder tree (VAL_DIR/<class name>/...: the first-level folder is the label,
 deeper files keep it) or a flat folder of images (label null), walked in sorted order with the
@@ -32,7 +33,15 @@ thresh, topk, confidence_decimals, pillow_compat, max_image_pixels, warmup, num_
 algo_version, precision, optimize, huge_pages, the async_* keys, and any key starting with "_".
 Other keys are errors, as in libji.so (which also names the keys it no longer accepts).
 
-Per image: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB'), then
+Reading the images (--decode, the harness's option of the same name and default):
+    imread  as the judge's tools: cv2.imread(p) (OpenCV's default flag: EXIF orientation
+            applied, alpha dropped, OpenCV's CMYK and 16-bit conversions), BGR -> RGB, then
+            Image.fromarray; exif_transpose does not apply (the frame is already upright, and
+            libji's frame calls do not rotate). GIF and TIFF files are read as for pil, as
+            the harness reads them (its cv::imread emulation does not cover them).
+    pil     as libji's file calls: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB')
+
+Per image, the RGB image from --decode, then
     stretch:      transforms.Resize([h, w])
     shorter_side: transforms.Resize(n)
     letterbox:    the training write-up's black padding to the (W, H) aspect ratio, then
@@ -43,7 +52,7 @@ then CenterCrop(crop_size) if set, ToTensor(), Normalize(mean, std); the model r
 a time on the CPU (torch.jit.load, eval, no_grad).
 
 Writes JSON:
-    {"config": {...effective settings...},
+    {"config": {...effective settings...}, "decode": "imread" | "pil",
      "images": [{"path": "class/x.jpg", "label": "class" | null,
                  "topk": [{"class": name, "class_id": i, "confidence": p}, ...]}, ...],
      "errors": [{"path": ..., "label": ..., "error": "message"}, ...]}
@@ -408,8 +417,31 @@ def make_transform(cfg):
     return transforms.Compose(steps)
 
 
-def load_image(path, exif_transpose):
+DECODES = ("imread", "pil")
+
+
+def _emulated_by_the_harness(path):
+    """GIF and TIFF (by their first bytes, as the harness tells formats) are outside the
+    harness's cv::imread emulation: it reads them as PIL does, and so does this."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return not (head.startswith((b"GIF87a", b"GIF89a")) or head[:4] in (b"II*\0", b"MM\0*"))
+
+
+def load_image(path, exif_transpose, decode="pil"):
+    """The RGB PIL image the pipeline starts from (see "Reading the images")."""
     from PIL import Image, ImageOps
+    if decode == "imread" and _emulated_by_the_harness(path):
+        try:
+            import cv2
+            import numpy as np
+        except ImportError as e:
+            raise ConfigError("--decode imread needs OpenCV (opencv-python-headless, in "
+                              "tools/requirements.txt): run `bash tools/setup.sh` (%s)" % e)
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError("cv2.imread returns an empty image: OpenCV cannot read this file")
+        return Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     with Image.open(path) as img:
         if exif_transpose:
             img = ImageOps.exif_transpose(img)
@@ -419,9 +451,20 @@ def load_image(path, exif_transpose):
 # ---------------------------------------------------------------------------- run
 
 
-def predict(config_path, val_dir, topk=5, log=None):
-    """Runs the pipeline over val_dir; returns the result dict (see the module docstring)."""
+def predict(config_path, val_dir, topk=5, log=None, decode="imread"):
+    """Runs the pipeline over val_dir, reading images as `decode` says ("imread", the judge's
+    way, or "pil", libji's file calls' way); returns the result dict (see the module
+    docstring)."""
     import torch
+
+    if decode not in DECODES:
+        raise ConfigError("decode must be one of %s, got %r" % (", ".join(DECODES), decode))
+    if decode == "imread":
+        try:
+            import cv2  # noqa: F401 - checked once here rather than per image
+        except ImportError as e:
+            raise ConfigError("--decode imread needs OpenCV (opencv-python-headless, in "
+                              "tools/requirements.txt): run `bash tools/setup.sh` (%s)" % e)
 
     cfg = load_config(config_path) if isinstance(config_path, str) else config_path
     names = class_names(cfg)
@@ -436,7 +479,7 @@ def predict(config_path, val_dir, topk=5, log=None):
     images, errors = [], []
     for path, rel, label in scan(val_dir):
         try:
-            x = transform(load_image(path, cfg["exif_transpose"])).unsqueeze(0)
+            x = transform(load_image(path, cfg["exif_transpose"], decode)).unsqueeze(0)
             with torch.no_grad():
                 out = model(x)
             while isinstance(out, (tuple, list)):  # (logits, aux...) heads: use the first
@@ -460,7 +503,7 @@ def predict(config_path, val_dir, topk=5, log=None):
             "topk": [{"class": names[i], "class_id": i, "confidence": p[i]} for i in order],
         })
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    return {"config": public, "images": images, "errors": errors}
+    return {"config": public, "decode": decode, "images": images, "errors": errors}
 
 
 def accuracy(result):
@@ -480,6 +523,9 @@ def main(argv=None):
     ap.add_argument("val_dir", help="ImageFolder tree or flat folder of images")
     ap.add_argument("--out", required=True, help="where to write the JSON results")
     ap.add_argument("--topk", type=int, default=5, help="classes listed per image (default 5)")
+    ap.add_argument("--decode", choices=DECODES, default="imread",
+                    help="imread: as the judge's tools (cv2.imread; the default, as the "
+                         "harness's); pil: as libji's file calls (Image.open().convert('RGB'))")
     args = ap.parse_args(argv)
     if args.topk < 1:
         ap.error("--topk must be >= 1")
@@ -488,7 +534,7 @@ def main(argv=None):
     try:
         cfg = load_config(args.config, args.model)
         result = predict(cfg, args.val_dir, args.topk,
-                         log=lambda m: print(m, file=sys.stderr))
+                         log=lambda m: print(m, file=sys.stderr), decode=args.decode)
     except ConfigError as e:
         print("reference_predict: %s" % e, file=sys.stderr)
         return 1

@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 type EvsdkInit = unsafe extern "C" fn(*const c_char, *mut *mut c_void) -> c_int;
 type EvsdkProcessFile =
     unsafe extern "C" fn(*const c_void, *const c_char, *const c_char, *mut *mut c_char) -> c_int;
+type EvsdkProcessBgr = unsafe extern "C" fn(
+    *const c_void,
+    *const u8,
+    u32,
+    u32,
+    usize,
+    u32,
+    *const c_char,
+    *mut *mut c_char,
+) -> c_int;
 type EvsdkRelease = unsafe extern "C" fn(*mut c_void);
 type EvsdkFreeString = unsafe extern "C" fn(*mut c_char);
 type EvsdkLastError = unsafe extern "C" fn() -> *const c_char;
@@ -27,6 +37,13 @@ type JiCalcFile = unsafe extern "C" fn(
     *const c_char,
     *mut JiEvent,
 ) -> c_int;
+type JiCalcFrame = unsafe extern "C" fn(
+    *mut c_void,
+    *const JI_CV_FRAME,
+    *const c_char,
+    *mut JI_CV_FRAME,
+    *mut JI_EVENT,
+) -> c_int;
 type JiCalcImage = unsafe extern "C" fn(
     *mut c_void,
     *const JiImageInfo,
@@ -40,7 +57,7 @@ type JiGetVersion = unsafe extern "C" fn(*mut c_char) -> c_int;
 
 // The ABI's types and constants come from the library crate itself (what cbindgen turns into
 // include/ji.h); only the functions are resolved from the loaded libji.so.
-use ji::ffi::ji::{JiEvent, JiImageInfo};
+use ji::ffi::ji::{JiEvent, JiImageInfo, JI_CV_8UC3, JI_CV_FRAME, JI_EVENT};
 
 /// Which C API the harness drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -191,6 +208,26 @@ impl<'a> Predictor<'a> {
         }
     }
 
+    /// Classifies one decoded frame: `ji_calc_frame` (what the platform's 3.x test tool calls
+    /// with each `cv::imread` result) or `evsdk_process_bgr`.
+    pub fn process_frame(&self, frame: &BgrFrame, args: Option<&str>) -> (CallResult, Duration) {
+        match self {
+            Predictor::Evsdk(p) => p.process_bgr(frame, args),
+            Predictor::Ji(p) => p.calc_frame(frame, args),
+        }
+    }
+
+    /// The C function a call of each kind goes through, for the report.
+    pub fn call_name(api: Api, frames: bool, batch: bool) -> &'static str {
+        match (api, frames, batch) {
+            (Api::Ji, _, true) => "ji_calc_image",
+            (Api::Ji, true, false) => "ji_calc_frame",
+            (Api::Ji, false, false) => "ji_calc_file",
+            (Api::Evsdk, true, _) => "evsdk_process_bgr",
+            (Api::Evsdk, false, _) => "evsdk_process_file",
+        }
+    }
+
     /// Classifies decoded frames in one call (ji API only).
     pub fn process_frames(
         &self,
@@ -212,6 +249,7 @@ pub struct EvsdkPredictor<'a> {
     lib: &'a Lib,
     handle: *mut c_void,
     process_file: EvsdkProcessFile,
+    process_bgr: EvsdkProcessBgr,
     free_string: EvsdkFreeString,
     release: EvsdkRelease,
 }
@@ -224,6 +262,7 @@ impl<'a> EvsdkPredictor<'a> {
     pub fn new(lib: &'a Lib, config: Option<&Path>) -> Result<Self, String> {
         let init = lib.func::<EvsdkInit>(b"evsdk_init")?;
         let process_file = lib.func::<EvsdkProcessFile>(b"evsdk_process_file")?;
+        let process_bgr = lib.func::<EvsdkProcessBgr>(b"evsdk_process_bgr")?;
         let free_string = lib.func::<EvsdkFreeString>(b"evsdk_free_string")?;
         let release = lib.func::<EvsdkRelease>(b"evsdk_release")?;
         let path = match config {
@@ -245,6 +284,7 @@ impl<'a> EvsdkPredictor<'a> {
             lib,
             handle,
             process_file,
+            process_bgr,
             free_string,
             release,
         })
@@ -271,16 +311,47 @@ impl<'a> EvsdkPredictor<'a> {
             )
         };
         let elapsed = start.elapsed();
+        (self.take(rc, out), elapsed)
+    }
+
+    pub fn process_bgr(&self, frame: &BgrFrame, args: Option<&str>) -> (CallResult, Duration) {
+        let a = match args.map(|a| c_string(a, "args")).transpose() {
+            Ok(a) => a,
+            Err(e) => return (Err(e), Duration::ZERO),
+        };
+        let mut out = std::ptr::null_mut();
+        let start = Instant::now();
+        // SAFETY: live handle; `frame.data` holds `width * height * 3` packed bytes (stride 0:
+        // packed), only read; valid args string or NULL; valid out pointer.
+        let rc = unsafe {
+            (self.process_bgr)(
+                self.handle,
+                frame.data.as_ptr(),
+                frame.width,
+                frame.height,
+                0,
+                3,
+                a.as_ref().map_or(std::ptr::null(), |a| a.as_ptr()),
+                &mut out,
+            )
+        };
+        let elapsed = start.elapsed();
+        (self.take(rc, out), elapsed)
+    }
+
+    /// The result of a call: the JSON (copied, then freed with evsdk_free_string) or the
+    /// code and the library's last error.
+    fn take(&self, rc: c_int, out: *mut c_char) -> CallResult {
         if rc != 0 {
-            return (Err((rc, self.lib.last_error())), elapsed);
+            return Err((rc, self.lib.last_error()));
         }
         if out.is_null() {
-            return (Err((rc, "success but no JSON returned".into())), elapsed);
+            return Err((rc, "success but no JSON returned".into()));
         }
         // SAFETY: out is a library-owned string we must free with evsdk_free_string.
         let s = unsafe { cstr_lossy(out) };
         unsafe { (self.free_string)(out) };
-        (Ok(s), elapsed)
+        Ok(s)
     }
 }
 
@@ -297,6 +368,7 @@ pub struct JiPredictor<'a> {
     lib: &'a Lib,
     handle: *mut c_void,
     calc_file: JiCalcFile,
+    calc_frame: JiCalcFrame,
     calc_image: JiCalcImage,
     destroy: JiDestroyPredictor,
 }
@@ -309,6 +381,7 @@ impl<'a> JiPredictor<'a> {
     pub fn new(lib: &'a Lib) -> Result<Self, String> {
         let create = lib.func::<JiCreatePredictor>(b"ji_create_predictor")?;
         let calc_file = lib.func::<JiCalcFile>(b"ji_calc_file")?;
+        let calc_frame = lib.func::<JiCalcFrame>(b"ji_calc_frame")?;
         let calc_image = lib.func::<JiCalcImage>(b"ji_calc_image")?;
         let destroy = lib.func::<JiDestroyPredictor>(b"ji_destroy_predictor")?;
         // SAFETY: any predictor type is accepted.
@@ -322,15 +395,17 @@ impl<'a> JiPredictor<'a> {
             lib,
             handle,
             calc_file,
+            calc_frame,
             calc_image,
             destroy,
         })
     }
 
-    /// Turns a return code and the event into a result, copying the predictor-owned JSON.
-    fn outcome(&self, rc: c_int, event: &JiEvent) -> CallResult {
-        // SAFETY: event.json is NULL or valid until our next call on this predictor.
-        let json = unsafe { cstr_lossy(event.json) };
+    /// Turns a return code and the event's JSON into a result, copying the predictor-owned
+    /// JSON.
+    fn outcome(&self, rc: c_int, event_json: *const c_char) -> CallResult {
+        // SAFETY: the event's json is NULL or valid until our next call on this predictor.
+        let json = unsafe { cstr_lossy(event_json) };
         if rc == 0 {
             if json.is_empty() {
                 return Err((rc, "success but event.json is empty".into()));
@@ -383,7 +458,51 @@ impl<'a> JiPredictor<'a> {
             )
         };
         let elapsed = start.elapsed();
-        (self.outcome(rc, &event), elapsed)
+        (self.outcome(rc, event.json), elapsed)
+    }
+
+    /// `ji_calc_frame` on a packed BGR frame (`CV_8UC3`, step = 3 * width), NULL out frame.
+    pub fn calc_frame(&self, frame: &BgrFrame, args: Option<&str>) -> (CallResult, Duration) {
+        let a = match args.map(|a| c_string(a, "args")).transpose() {
+            Ok(a) => a,
+            Err(e) => return (Err(e), Duration::ZERO),
+        };
+        let (Ok(rows), Ok(cols), Ok(step)) = (
+            c_int::try_from(frame.height),
+            c_int::try_from(frame.width),
+            c_int::try_from(frame.width as u64 * 3),
+        ) else {
+            return (
+                Err((-1, "frame too large for a JI_CV_FRAME".into())),
+                Duration::ZERO,
+            );
+        };
+        let input = JI_CV_FRAME {
+            rows,
+            cols,
+            r#type: JI_CV_8UC3,
+            data: frame.data.as_ptr() as *mut c_void,
+            step,
+        };
+        let mut event = JI_EVENT {
+            code: 0,
+            json: std::ptr::null(),
+        };
+        let start = Instant::now();
+        // SAFETY: live predictor; `input` describes the packed BGR buffer `frame.data`
+        // (`rows * step` bytes), which outlives the call and which the library only reads;
+        // valid args or NULL; NULL out frame; valid event.
+        let rc = unsafe {
+            (self.calc_frame)(
+                self.handle,
+                &input,
+                a.as_ref().map_or(std::ptr::null(), |a| a.as_ptr()),
+                std::ptr::null_mut(),
+                &mut event,
+            )
+        };
+        let elapsed = start.elapsed();
+        (self.outcome(rc, event.json), elapsed)
     }
 
     pub fn calc_image(&self, frames: &[BgrFrame], args: Option<&str>) -> (CallResult, Duration) {
@@ -418,7 +537,7 @@ impl<'a> JiPredictor<'a> {
             )
         };
         let elapsed = start.elapsed();
-        (self.outcome(rc, &event), elapsed)
+        (self.outcome(rc, event.json), elapsed)
     }
 }
 

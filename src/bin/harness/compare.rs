@@ -8,6 +8,9 @@ use std::path::Path;
 
 pub struct Reference {
     path: String,
+    /// How the reference read its images (`"decode"`: "imread" or "pil"; absent in files
+    /// written before it had the choice, which read them as PIL does).
+    pub decode: Option<String>,
     /// rel path -> ranked (class, confidence), best first.
     images: HashMap<String, Vec<(String, f64)>>,
 }
@@ -22,6 +25,8 @@ pub struct Disagreement {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
     pub reference: String,
+    /// The reference's decode, when it says.
+    pub reference_decode: Option<String>,
     /// Images with a result on both sides.
     pub matched: usize,
     pub agree: usize,
@@ -42,6 +47,7 @@ impl Comparison {
     pub fn to_json(&self) -> Value {
         json!({
             "reference": self.reference,
+            "reference_decode": self.reference_decode,
             "matched": self.matched,
             "agree": self.agree,
             "top1_agreement": self.agreement(),
@@ -96,6 +102,7 @@ impl Reference {
         }
         Ok(Reference {
             path: name.to_owned(),
+            decode: v.get("decode").and_then(Value::as_str).map(str::to_owned),
             images,
         })
     }
@@ -103,6 +110,7 @@ impl Reference {
     pub fn compare(&self, records: &[Record]) -> Comparison {
         let mut c = Comparison {
             reference: self.path.clone(),
+            reference_decode: self.decode.clone(),
             matched: 0,
             agree: 0,
             max_confidence_diff: None,

@@ -389,6 +389,7 @@ fn summary_section(rep: &Report) -> Markup {
         ("library", s(&j["library"]).to_owned()),
         ("api", format!("{}_* (sdk {version})", s(&j["api"]))),
         ("config", s(&j["config"]).to_owned()),
+        ("decode", crate::report::decode_line(&j["decode"])),
         ("images", images),
         (
             "labels",
@@ -649,6 +650,54 @@ fn errors_section(rep: &Report) -> Markup {
     }
 }
 
+/// The images the judge's decode (cv::imread) reads differently from PIL, with the accuracy
+/// both ways; nothing when there are none.
+fn decode_section(rep: &Report) -> Markup {
+    let d = &rep.json["decode"];
+    let diff = &d["differs_from_pil"];
+    if n(&diff["images"]) == 0 {
+        return html! {};
+    }
+    let list = d["differences"].as_array().cloned().unwrap_or_default();
+    let (judge, pil) = (
+        &d["accuracy_with_judge_decode"],
+        &d["accuracy_with_pil_decode"],
+    );
+    let result = |v: &Value| match v.get("class") {
+        Some(c) => html! { (s(c)) " " span.conf { (fixed(&v["confidence"], 3)) } },
+        None => html! { span.pred { "error" } " " span.conf { (s(&v["error"])) } },
+    };
+    html! {
+        section #decode {
+            h2 { "The judge's decode" }
+            p.note {
+                "The platform's tools read each image with cv::imread, which here differs from "
+                "PIL's Image.open(path).convert('RGB') on " (n(&diff["images"])) " images: "
+                (n(&diff["rotated"])) " rotated by their EXIF orientation, " (n(&diff["cmyk"]))
+                " CMYK, " (n(&diff["other"])) " other. The run used the judge's decode; each of "
+                "these images was also run with PIL's."
+            }
+            table.kv {
+                tr { th { "top-1, judge's decode" } td { (pct(&judge["top1"])) " (" (n(&judge["top1_correct"])) "/" (n(&judge["evaluated"])) ")" } }
+                tr { th { "top-1, PIL's decode" } td { (pct(&pil["top1"])) " (" (n(&pil["top1_correct"])) "/" (n(&pil["evaluated"])) ")" } }
+                tr { th { "top-" (n(&judge["k"])) ", judge's decode" } td { (pct(&judge["topk"])) " (" (n(&judge["topk_correct"])) "/" (n(&judge["evaluated"])) ")" } }
+                tr { th { "top-" (n(&pil["k"])) ", PIL's decode" } td { (pct(&pil["topk"])) " (" (n(&pil["topk_correct"])) "/" (n(&pil["evaluated"])) ")" } }
+            }
+            table.decode {
+                thead { tr { th { "file" } th { "label" } th { "how" } th { "judge's decode" } th { "PIL's decode" } th { "detail" } } }
+                tbody {
+                    @for x in list.iter().take(ERRORS_CAP) {
+                        tr data-how=(s(&x["how"])) {
+                            td.msg { (s(&x["path"])) } td { (s(&x["label"])) } td { (s(&x["how"])) }
+                            td { (result(&x["judge"])) } td { (result(&x["pil"])) } td { (s(&x["detail"])) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn latency_section(rep: &Report) -> Markup {
     let lat = &rep.json["latency_ms"];
     let above = n(&lat["histogram"]["above"]);
@@ -810,6 +859,7 @@ pub fn render(rep: &Report, thumbs: &HashMap<String, String>) -> String {
                         a href="#misclassified" { "misclassified" }
                         a href="#errors" { "errors" }
                         a href="#latency" { "latency" }
+                        @if n(&j["decode"]["differs_from_pil"]["images"]) > 0 { a href="#decode" { "judge's decode" } }
                         @if j.get("compare").is_some() { a href="#compare" { "vs. Python" } }
                         a href="#terminal" { "terminal output" }
                     }
@@ -820,6 +870,7 @@ pub fn render(rep: &Report, thumbs: &HashMap<String, String>) -> String {
                     (classes_section(rep))
                     (misclassified_section(rep, thumbs))
                     (errors_section(rep))
+                    (decode_section(rep))
                     (latency_section(rep))
                     (compare_section(rep, thumbs))
                     section #terminal {

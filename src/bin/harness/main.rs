@@ -4,15 +4,17 @@
 mod abi;
 mod compare;
 mod dataset;
+mod decode;
 mod html;
 mod metrics;
 mod record;
 mod report;
 
-use abi::{Api, BgrFrame, Lib, Predictor};
+use abi::{Api, Lib, Predictor};
 use clap::Parser;
+use decode::Decode;
 use indicatif::{ProgressBar, ProgressStyle};
-use record::{Outcome, Record};
+use record::{DecodeNote, Outcome, Record};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ use std::time::Instant;
 const SMALL_RUN: usize = 50;
 /// The k of the top-k accuracy (asked for with `"topk": 5` in the per-call args).
 const TOPK: usize = 5;
+/// The exit status of a run that completed with images that failed (README, "The harness").
+const EXIT_IMAGES_FAILED: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,8 +36,9 @@ const TOPK: usize = 5;
     about = "Replay a validation folder through libji.so's C API, as the judge does, and report \
              accuracy, latency and errors",
     after_help = "With no VAL_DIR, runs the bundled demo (demo/val with demo/config/algo_config.json; \
-                  `make demo` creates it).\nExit status: 0 when the run completed (even with \
-                  per-image errors), 1 when it could not run, 130 after Ctrl-C (partial report)."
+                  `make demo` creates it).\nExit status: 0 when every image ran, 3 when the run \
+                  completed but some images failed (the report lists them), 1 when it could not \
+                  run, 2 for a usage error, 130 after Ctrl-C (partial report)."
 )]
 struct Cli {
     /// ImageFolder tree VAL_DIR/<class name>/* (or a flat folder with --labels).
@@ -78,6 +83,15 @@ struct Cli {
     /// N decoded BGR frames per ji_calc_image call (--api ji only).
     #[arg(long, default_value_t = 1, value_name = "N")]
     batch: usize,
+    /// How images are read: `imread` as the platform's test tools do (cv::imread(path),
+    /// emulated pixel for pixel: EXIF orientation applied, OpenCV's CMYK and 16-bit
+    /// conversions; GIF and TIFF decoded as PIL does) and passed to the frame API
+    /// (ji_calc_frame, ji_calc_image with --batch, evsdk_process_bgr), with the images whose
+    /// decode differs from PIL's reported and run both ways; `pil` passes the file to the
+    /// library, which decodes it as PIL.Image.open(path).convert('RGB') (ji_calc_file,
+    /// evsdk_process_file).
+    #[arg(long, value_enum, default_value = "imread")]
+    decode: Decode,
     /// Print one line per image even for runs of more than 50 images.
     #[arg(long, short)]
     verbose: bool,
@@ -103,7 +117,7 @@ struct Cli {
     /// thumbnails are read from VAL_DIR, default: the report's own val_dir).
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "lib", "api", "config", "args", "labels", "split", "warmup", "repeat", "threads",
-        "batch", "print_json", "report", "predictions", "compare",
+        "batch", "print_json", "report", "predictions", "compare", "decode",
     ])]
     from_report: Option<PathBuf>,
     /// Compare with tools/reference_predict.py's output (matched by relative path); asks the
@@ -179,7 +193,7 @@ struct ConfigInfo {
     decode: ji::decode::DecodeOptions,
 }
 
-fn read_config(path: &Path) -> ConfigInfo {
+fn read_config(path: &Path, scrub: &dyn Fn(String) -> String) -> ConfigInfo {
     let mut info = ConfigInfo {
         class_names: None,
         decode: ji::decode::DecodeOptions::default(),
@@ -190,10 +204,16 @@ fn read_config(path: &Path) -> ConfigInfo {
             info.decode.max_pixels = cfg.preprocess.max_image_pixels;
             match cfg.class_names() {
                 Ok(n) => info.class_names = Some(n),
-                Err(e) => eprintln!("harness: warning: {e}; labels are not checked"),
+                Err(e) => eprintln!(
+                    "harness: warning: {}; labels are not checked",
+                    scrub(e.to_string())
+                ),
             }
         }
-        Err(e) => eprintln!("harness: warning: {e}; labels are not checked"),
+        Err(e) => eprintln!(
+            "harness: warning: {}; labels are not checked",
+            scrub(e.to_string())
+        ),
     }
     info
 }
@@ -206,7 +226,31 @@ struct ModelOnlyConfig {
 }
 
 impl ModelOnlyConfig {
+    /// Checks that `model` can run without a config (a TorchScript file with its class names
+    /// embedded) before writing the config, so that what goes wrong names the model, not a
+    /// temporary file.
     fn new(model: &Path) -> Result<Self, String> {
+        let shown = model.display();
+        if !model.is_file() {
+            return Err(format!("--model {shown}: no such file"));
+        }
+        if let Some(msg) = ji::metadata::not_torchscript_message(model) {
+            return Err(format!("--model: {msg}"));
+        }
+        match ji::metadata::read(model) {
+            Err(e) => return Err(format!("--model: {e}")),
+            Ok(Some(m)) if m.class_names.is_some() => {}
+            Ok(m) => {
+                return Err(format!(
+                    "--model {shown} has no class names embedded, so it needs a config: give \
+                     --config algo_config.json with \"class_names_path\", or embed them: {}",
+                    ji::metadata::add_class_names_command(
+                        model,
+                        &m.map(|m| m.config).unwrap_or_default()
+                    )
+                ))
+            }
+        }
         let model = std::fs::canonicalize(model)
             .map_err(|e| format!("--model {}: {e}", model.display()))?;
         let dir = std::env::temp_dir().join(format!("ji-harness-model-{}", std::process::id()));
@@ -215,6 +259,14 @@ impl ModelOnlyConfig {
         let text = serde_json::json!({ "model_path": model }).to_string();
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(ModelOnlyConfig { dir, path })
+    }
+}
+
+impl ModelOnlyConfig {
+    /// `msg` with the temporary config's path replaced by what the user gave.
+    fn scrub(&self, msg: String) -> String {
+        msg.replace(&self.path.display().to_string(), "(the config of --model)")
+            .replace(&self.dir.display().to_string(), "(the config of --model)")
     }
 }
 
@@ -283,9 +335,27 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         return from_report(&cli, r);
     }
     let model_config = cli.model.as_deref().map(ModelOnlyConfig::new).transpose()?;
+    let shown_config = cli
+        .model
+        .as_ref()
+        .map(|m| format!("--model {}", m.display()));
     if let Some(m) = &model_config {
         cli.config = Some(m.path.clone());
     }
+    let scrub = |msg: String| match &model_config {
+        Some(m) => m.scrub(msg),
+        None => msg,
+    };
+    evaluate(cli, shown_config, &scrub).map_err(scrub)
+}
+
+/// The run itself; `shown_config` is what the report calls the config (`--model PATH`
+/// instead of the temporary config made for it), `scrub` cleans messages the same way.
+fn evaluate(
+    cli: Cli,
+    shown_config: Option<String>,
+    scrub: &dyn Fn(String) -> String,
+) -> Result<ExitCode, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (val_dir, config) = match &cli.val_dir {
         Some(v) => (v.clone(), cli.config.clone()),
@@ -325,6 +395,16 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         .as_deref()
         .map(compare::Reference::load)
         .transpose()?;
+    if let Some(d) = reference.as_ref().and_then(|r| r.decode.as_deref()) {
+        if d != cli.decode.name() {
+            eprintln!(
+                "harness: warning: the reference read its images with --decode {d}, this run \
+                 with --decode {}: images whose two decodes differ (EXIF-rotated, CMYK, ...) may \
+                 disagree for that reason alone; run both with the same --decode",
+                cli.decode.name()
+            );
+        }
+    }
 
     // Inputs first: no point loading a model for an empty folder.
     if !val_dir.is_dir() {
@@ -361,7 +441,7 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
     for _ in 0..cli.threads {
         predictors.push(Predictor::new(&lib, cli.api, config.as_deref())?);
     }
-    let cfg = read_config(&config_path);
+    let cfg = read_config(&config_path, scrub);
     let known: Option<HashSet<&str>> = cfg
         .class_names
         .as_ref()
@@ -379,24 +459,28 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         })
         .collect();
 
-    // Warm-up: untimed calls on the first image, on every predictor.
+    // Warm-up: untimed calls on the first image, on every predictor, the way the run calls.
     if cli.warmup > 0 {
         let first = &records[0].sample;
-        let frames = if cli.batch > 1 {
-            decode_bgr(&first.path, &cfg.decode)
-                .ok()
-                .map(|f| vec![f; cli.batch.min(records.len())])
-        } else {
-            None
+        let frame = match cli.decode {
+            Decode::Imread => decode::judge_frame(&first.path, &cfg.decode).frame.ok(),
+            Decode::Pil if cli.batch > 1 => decode::pil_frame(&first.path, &cfg.decode).ok(),
+            Decode::Pil => None,
         };
         for p in &predictors {
             for _ in 0..cli.warmup {
                 if stopped() {
                     break;
                 }
-                match &frames {
+                match &frame {
+                    Some(f) if cli.batch > 1 => {
+                        let _ = p.process_frames(
+                            &vec![f.clone(); cli.batch.min(records.len())],
+                            Some(&args),
+                        );
+                    }
                     Some(f) => {
-                        let _ = p.process_frames(f, Some(&args));
+                        let _ = p.process_frame(f, Some(&args));
                     }
                     None => {
                         let _ = p.process_file(&first.path, Some(&args));
@@ -411,7 +495,8 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         args: &args,
         batch: cli.batch,
         repeat: cli.repeat,
-        decode: &cfg.decode,
+        decode: cli.decode,
+        pil_opts: &cfg.decode,
         print_lines: cli.verbose || records.len() <= SMALL_RUN,
         print_json: cli.print_json,
         path_w: records
@@ -455,7 +540,9 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         library: lib_path.display().to_string(),
         api: cli.api.name().into(),
         version,
-        config: config_path.display().to_string(),
+        config: shown_config.unwrap_or_else(|| config_path.display().to_string()),
+        decode: cli.decode.name().into(),
+        call: Predictor::call_name(cli.api, cli.decode == Decode::Imread, cli.batch > 1).into(),
         val_dir: val_dir.display().to_string(),
         labels: cli.labels.as_ref().map(|p| p.display().to_string()),
         args,
@@ -490,6 +577,15 @@ fn run(mut cli: Cli) -> Result<ExitCode, String> {
         eprintln!("harness: interrupted: the report covers the images run before Ctrl-C");
         return Ok(ExitCode::from(130));
     }
+    let failed = records.iter().filter(|r| r.error().is_some()).count();
+    if failed > 0 {
+        eprintln!(
+            "harness: {failed} of {} images failed (listed under \"errors\" above); exit \
+             status {EXIT_IMAGES_FAILED}",
+            records.len()
+        );
+        return Ok(ExitCode::from(EXIT_IMAGES_FAILED));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -521,29 +617,15 @@ fn peak_rss_kib() -> u64 {
     }
 }
 
-/// Reads and decodes an image to packed BGR, as OpenCV would hand it to the judge's calls.
-fn decode_bgr(path: &Path, opts: &ji::decode::DecodeOptions) -> Result<BgrFrame, (i32, String)> {
-    let bytes = std::fs::read(path).map_err(|e| (-7, format!("[io, in the harness] {e}")))?;
-    let img = ji::decode::decode_image(&bytes, opts)
-        .map_err(|e| (e.code(), format!("[{}, in the harness] {e}", e.kind())))?;
-    let mut data = img.data;
-    for px in data.chunks_exact_mut(3) {
-        px.swap(0, 2);
-    }
-    Ok(BgrFrame {
-        width: img.width,
-        height: img.height,
-        data,
-    })
-}
-
 /// The shared state of the worker threads.
 struct Runner<'r> {
     records: &'r [Record],
     args: &'r str,
     batch: usize,
     repeat: usize,
-    decode: &'r ji::decode::DecodeOptions,
+    decode: Decode,
+    /// PIL's decode as the library's file calls do it (the config's options).
+    pil_opts: &'r ji::decode::DecodeOptions,
     print_lines: bool,
     print_json: bool,
     /// Column widths of the per-image lines.
@@ -571,7 +653,7 @@ impl Runner<'_> {
             let lo = u * self.batch;
             let hi = (lo + self.batch).min(self.records.len());
             let (outcomes, calls) = if self.batch == 1 {
-                self.one_file(&p, lo)
+                self.one_image(&p, lo)
             } else {
                 self.one_batch(&p, lo..hi)
             };
@@ -584,33 +666,55 @@ impl Runner<'_> {
         }
     }
 
-    fn one_file(&self, p: &Predictor, i: usize) -> (Vec<(usize, Outcome)>, Vec<f64>) {
-        let path = &self.records[i].sample.path;
+    /// Calls `call` `repeat` times (fewer after Ctrl-C); the last result, its latency, and
+    /// every call's latency.
+    fn timed(
+        &self,
+        call: impl Fn() -> (abi::CallResult, std::time::Duration),
+    ) -> (abi::CallResult, f64, Vec<f64>) {
         let mut calls = Vec::with_capacity(self.repeat);
         let mut last = None;
         for r in 0..self.repeat {
             if r > 0 && stopped() {
                 break;
             }
-            let (res, d) = p.process_file(path, Some(self.args));
+            let (res, d) = call();
             let ms = d.as_secs_f64() * 1e3;
             calls.push(ms);
             last = Some((res, ms));
         }
         let (res, ms) = last.expect("at least one call");
-        let outcome = match res.and_then(|json| record::parse_call(&json, None)) {
-            Ok((parsed, raw)) => Outcome {
-                result: Ok(parsed),
-                raw: Some(raw),
-                latency_ms: ms,
-            },
-            Err(e) => Outcome {
-                result: Err(e),
-                raw: None,
-                latency_ms: ms,
-            },
+        (res, ms, calls)
+    }
+
+    fn one_image(&self, p: &Predictor, i: usize) -> (Vec<(usize, Outcome)>, Vec<f64>) {
+        let path = &self.records[i].sample.path;
+        if self.decode == Decode::Pil {
+            let (res, ms, calls) = self.timed(|| p.process_file(path, Some(self.args)));
+            return (vec![(i, outcome(res, None, ms, None))], calls);
+        }
+        let prepared = decode::judge_frame(path, self.pil_opts);
+        let (res, ms, calls) = match &prepared.frame {
+            Ok(f) => self.timed(|| p.process_frame(f, Some(self.args))),
+            Err(e) => (Err(e.clone()), 0.0, Vec::new()),
         };
-        (vec![(i, outcome)], calls)
+        let note = self.decode_note(p, prepared);
+        (vec![(i, outcome(res, None, ms, Some(note)))], calls)
+    }
+
+    /// The judge's decode of an image next to PIL's: where they differ, the image is also run
+    /// with PIL's frame (one untimed call).
+    fn decode_note(&self, p: &Predictor, prepared: decode::Prepared) -> DecodeNote {
+        DecodeNote {
+            not_emulated: prepared.not_emulated,
+            difference: prepared.difference.map(|(how, pil)| {
+                let result = pil.and_then(|f| {
+                    let (res, _) = p.process_frame(&f, Some(self.args));
+                    res.and_then(|json| record::parse_call(&json, None).map(|(parsed, _)| parsed))
+                });
+                (how, result)
+            }),
+        }
     }
 
     fn one_batch(
@@ -622,54 +726,31 @@ impl Runner<'_> {
         let mut frames = Vec::new();
         let mut members = Vec::new();
         for i in range {
-            match decode_bgr(&self.records[i].sample.path, self.decode) {
+            let path = &self.records[i].sample.path;
+            let (frame, note) = match self.decode {
+                Decode::Pil => (decode::pil_frame(path, self.pil_opts), None),
+                Decode::Imread => {
+                    let mut prepared = decode::judge_frame(path, self.pil_opts);
+                    let frame = std::mem::replace(&mut prepared.frame, Err((0, String::new())));
+                    (frame, Some(self.decode_note(p, prepared)))
+                }
+            };
+            match frame {
                 Ok(f) => {
                     frames.push(f);
-                    members.push(i);
+                    members.push((i, note));
                 }
-                Err(e) => out.push((
-                    i,
-                    Outcome {
-                        result: Err(e),
-                        raw: None,
-                        latency_ms: 0.0,
-                    },
-                )),
+                Err(e) => out.push((i, outcome(Err(e), None, 0.0, note))),
             }
         }
-        let mut calls = Vec::new();
         if frames.is_empty() {
-            return (out, calls);
+            return (out, Vec::new());
         }
-        let mut last = None;
-        for r in 0..self.repeat {
-            if r > 0 && stopped() {
-                break;
-            }
-            let (res, d) = p.process_frames(&frames, Some(self.args));
-            let ms = d.as_secs_f64() * 1e3;
-            calls.push(ms);
-            last = Some((res, ms));
-        }
-        let (res, ms) = last.expect("at least one call");
+        let (res, ms, calls) = self.timed(|| p.process_frames(&frames, Some(self.args)));
         let several = frames.len() > 1;
-        for (k, i) in members.into_iter().enumerate() {
-            let parsed = match &res {
-                Ok(json) => record::parse_call(json, several.then_some(k)),
-                Err(e) => Err(e.clone()),
-            };
-            let (result, raw) = match parsed {
-                Ok((p, raw)) => (Ok(p), Some(raw)),
-                Err(e) => (Err(e), None),
-            };
-            out.push((
-                i,
-                Outcome {
-                    result,
-                    raw,
-                    latency_ms: ms,
-                },
-            ));
+        for (k, (i, note)) in members.into_iter().enumerate() {
+            let res = res.clone();
+            out.push((i, outcome(res, several.then_some(k), ms, note)));
         }
         (out, calls)
     }
@@ -689,6 +770,13 @@ impl Runner<'_> {
                         (Some(l), true) => ("✗ ", format!("  (label {l})")),
                         (Some(l), false) => ("? ", format!("  (unknown label {l})")),
                         (None, _) => ("- ", String::new()),
+                    };
+                    let note = match o.decode.as_ref().and_then(|d| d.difference.as_ref()) {
+                        Some((how, _)) => format!(
+                            "{note}  [judge's decode differs from PIL's: {}]",
+                            how.kind()
+                        ),
+                        None => note,
                     };
                     format!(
                         "{mark} {}  {}  {:.3}  {:>7.2} ms{note}",
@@ -713,5 +801,24 @@ impl Runner<'_> {
                 println!("{l}");
             }
         });
+    }
+}
+
+/// One image's outcome from a call's result (`frame`: its place in a batch call's result).
+fn outcome(
+    res: abi::CallResult,
+    frame: Option<usize>,
+    latency_ms: f64,
+    decode: Option<DecodeNote>,
+) -> Outcome {
+    let (result, raw) = match res.and_then(|json| record::parse_call(&json, frame)) {
+        Ok((parsed, raw)) => (Ok(parsed), Some(raw)),
+        Err(e) => (Err(e), None),
+    };
+    Outcome {
+        result,
+        raw,
+        latency_ms,
+        decode,
     }
 }

@@ -1,6 +1,7 @@
 //! What one image's run produced: the parsed result JSON or the error, and its latency.
 
 use crate::dataset::Sample;
+use crate::decode::Difference;
 use crate::report::csv_field;
 use serde_json::Value;
 use std::io::Write;
@@ -82,14 +83,28 @@ pub fn parse_call(json: &str, frame: Option<usize>) -> Result<(Parsed, String), 
     Ok((parsed, item.to_string()))
 }
 
+/// An image's result, or the code and message of its failure.
+pub type ImageResult = Result<Parsed, (i32, String)>;
+
 /// One image's outcome (the last call's, when repeated).
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    pub result: Result<Parsed, (i32, String)>,
+    pub result: ImageResult,
     /// The raw result JSON of this image (for --print-json).
     pub raw: Option<String>,
     /// Latency of the call that carried this image, in ms (a batch's call time for batches).
     pub latency_ms: f64,
+    /// What the judge's decode did with the image (`--decode imread` only).
+    pub decode: Option<DecodeNote>,
+}
+
+/// The judge's decode of one image, next to PIL's.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeNote {
+    /// Not emulated ("GIF", "TIFF"): the frame was PIL's decode.
+    pub not_emulated: Option<&'static str>,
+    /// How the judge's decode differs from PIL's, and the result with PIL's decode.
+    pub difference: Option<(Difference, ImageResult)>,
 }
 
 /// A sample and, if it ran (not skipped by Ctrl-C), its outcome.
@@ -116,6 +131,22 @@ impl Record {
 
     pub fn error(&self) -> Option<&(i32, String)> {
         self.outcome.as_ref().and_then(|o| o.result.as_ref().err())
+    }
+
+    pub fn decode_note(&self) -> Option<&DecodeNote> {
+        self.outcome.as_ref().and_then(|o| o.decode.as_ref())
+    }
+
+    /// The result this image gets with PIL's decode: the run's own, unless the judge's
+    /// decode differs from PIL's.
+    pub fn result_with_pil_decode(&self) -> Option<&ImageResult> {
+        let o = self.outcome.as_ref()?;
+        Some(
+            match o.decode.as_ref().and_then(|d| d.difference.as_ref()) {
+                Some((_, pil)) => pil,
+                None => &o.result,
+            },
+        )
     }
 }
 

@@ -14,6 +14,10 @@ pub struct RunInfo {
     pub api: String,
     pub version: String,
     pub config: String,
+    /// `--decode`: "imread" or "pil".
+    pub decode: String,
+    /// The C function each timed call went through (`ji_calc_frame`, ...).
+    pub call: String,
     pub val_dir: String,
     pub labels: Option<String>,
     pub args: String,
@@ -45,6 +49,114 @@ fn pct(x: Option<f64>) -> String {
 fn round(x: f64, d: i32) -> f64 {
     let s = 10f64.powi(d);
     (x * s).round() / s
+}
+
+/// The `"decode"` object: how images were read and, with the judge's decode, where it
+/// differs from PIL's and the accuracy each way.
+fn decode_summary(info: &RunInfo, records: &[Record]) -> Value {
+    let frames = info.decode == "imread" || info.batch > 1;
+    let mut j = json!({
+        "mode": info.decode,
+        "call": info.call,
+        "timed": if frames {
+            "the call alone (the harness decodes the image before it)"
+        } else {
+            "the call, the library's decode of the file included"
+        },
+    });
+    if info.decode != "imread" {
+        return j;
+    }
+    let mut counts: BTreeMap<&str, usize> = [("rotated", 0), ("cmyk", 0), ("other", 0)]
+        .into_iter()
+        .collect();
+    let mut not_emulated: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut differences = Vec::new();
+    let class_or_error = |r: &crate::record::ImageResult| match r {
+        Ok(p) => json!({"class": p.class, "confidence": p.confidence}),
+        Err((code, msg)) => json!({"error": format!("{code}: {msg}")}),
+    };
+    for r in records {
+        let (Some(o), Some(note)) = (&r.outcome, r.decode_note()) else {
+            continue;
+        };
+        if let Some(f) = note.not_emulated {
+            *not_emulated.entry(f).or_default() += 1;
+        }
+        if let Some((how, pil)) = &note.difference {
+            *counts.entry(how.kind()).or_default() += 1;
+            differences.push(json!({
+                "path": r.sample.rel, "label": r.sample.label, "how": how.kind(),
+                "detail": how.detail(),
+                "judge": class_or_error(&o.result), "pil": class_or_error(pil),
+            }));
+        }
+    }
+    j["differs_from_pil"] = json!({
+        "images": differences.len(),
+        "rotated": counts["rotated"], "cmyk": counts["cmyk"], "other": counts["other"],
+    });
+    j["not_emulated"] = json!(not_emulated);
+    if !differences.is_empty() {
+        let accuracy = |pil: bool| {
+            let evals: Vec<Eval> = records
+                .iter()
+                .filter_map(|r| {
+                    let result = if pil {
+                        r.result_with_pil_decode()?
+                    } else {
+                        &r.outcome.as_ref()?.result
+                    };
+                    Some(Eval {
+                        truth: r.scored_label()?.to_owned(),
+                        ranked: result
+                            .as_ref()
+                            .ok()?
+                            .ranked
+                            .iter()
+                            .map(|(c, _)| c.clone())
+                            .collect(),
+                    })
+                })
+                .collect();
+            let s = metrics::evaluate(&evals, info.topk);
+            json!({
+                "top1": s.top1(), "top1_correct": s.top1_correct,
+                "topk": s.topk(), "topk_correct": s.topk_correct, "k": s.k,
+                "evaluated": s.evaluated,
+            })
+        };
+        j["accuracy_with_judge_decode"] = accuracy(false);
+        j["accuracy_with_pil_decode"] = accuracy(true);
+    }
+    j["differences"] = Value::Array(differences);
+    j
+}
+
+/// One line on how images were read and called (the text and HTML summaries).
+pub fn decode_line(d: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let how = match d["mode"].as_str() {
+        Some("imread") => "cv::imread(path), emulated, as the judge's tools read",
+        Some("pil") => {
+            "PIL's Image.open(path).convert('RGB') (the judge's tools read with cv::imread: \
+             the default --decode imread shows where that differs)"
+        }
+        _ => return "n/a".into(),
+    };
+    let mut line = format!(
+        "{how}, then {}; latency is {}",
+        s(&d["call"]),
+        s(&d["timed"])
+    );
+    if let Some(ne) = d["not_emulated"].as_object().filter(|m| !m.is_empty()) {
+        let list: Vec<String> = ne.iter().map(|(f, n)| format!("{n} {f}")).collect();
+        line.push_str(&format!(
+            "; not emulated, read as PIL reads them: {}",
+            list.join(", ")
+        ));
+    }
+    line
 }
 
 impl Report {
@@ -195,6 +307,7 @@ impl Report {
             },
             "peak_rss_mib": round(info.peak_rss_kib as f64 / 1024.0, 1),
         });
+        j["decode"] = decode_summary(info, records);
         if let Some(c) = comparison {
             j["compare"] = c.to_json();
         }
@@ -272,6 +385,7 @@ impl Report {
             vec!["library".into(), s(&j["library"])],
             vec!["api".into(), format!("{}_* (sdk {version})", s(&j["api"]))],
             vec!["config".into(), s(&j["config"])],
+            vec!["decode".into(), decode_line(&j["decode"])],
             vec!["images".into(), {
                 let mut t = format!(
                     "{} in {} ({} run, {} ok, {} errors)",
@@ -343,6 +457,8 @@ impl Report {
             ],
         ];
         table(o, &[], &rows, &[1]);
+
+        render_decode(o, &j["decode"]);
 
         let pc = j["per_class"].as_array().cloned().unwrap_or_default();
         if !pc.is_empty() {
@@ -503,6 +619,17 @@ impl Report {
                     },
                 ],
             ];
+            if let Some(rd) = c["reference_decode"].as_str() {
+                let run = j["decode"]["mode"].as_str().unwrap_or("");
+                rows.push(vec![
+                    "decode".into(),
+                    if rd == run {
+                        format!("both {rd}")
+                    } else {
+                        format!("the reference {rd}, this run {run}: images whose decodes differ may disagree for that alone")
+                    },
+                ]);
+            }
             let ours = c["only_ours"].as_array().map_or(0, Vec::len);
             if ours > 0 || n(&c["only_theirs"]) > 0 {
                 rows.push(vec![
@@ -525,6 +652,91 @@ impl Report {
             }
         }
     }
+}
+
+/// The images whose judge's decode differs from PIL's, and the accuracy both ways.
+fn render_decode(o: &mut String, d: &Value) {
+    use std::fmt::Write;
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let diff = &d["differs_from_pil"];
+    if n(&diff["images"]) == 0 {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nthe judge's decode (cv::imread) differs from PIL's on {} images: {} rotated (EXIF \
+         orientation), {} CMYK, {} other",
+        n(&diff["images"]),
+        n(&diff["rotated"]),
+        n(&diff["cmyk"]),
+        n(&diff["other"])
+    );
+    let acc = |a: &Value, which: &str, k: &str, correct: &str| {
+        vec![
+            which.to_owned(),
+            pct(a[k].as_f64()),
+            format!("({}/{})", n(&a[correct]), n(&a["evaluated"])),
+        ]
+    };
+    let p = &d["accuracy_with_pil_decode"];
+    let k = n(&p["k"]);
+    table(
+        o,
+        &[],
+        &[
+            acc(
+                &d["accuracy_with_judge_decode"],
+                "top-1 with the judge's decode",
+                "top1",
+                "top1_correct",
+            ),
+            acc(p, "top-1 with PIL's decode", "top1", "top1_correct"),
+            acc(
+                &d["accuracy_with_judge_decode"],
+                &format!("top-{k} with the judge's decode"),
+                "topk",
+                "topk_correct",
+            ),
+            acc(
+                p,
+                &format!("top-{k} with PIL's decode"),
+                "topk",
+                "topk_correct",
+            ),
+        ],
+        &[1],
+    );
+    let list = d["differences"].as_array().cloned().unwrap_or_default();
+    let outcome = |v: &Value| match v.get("class") {
+        Some(c) => c.as_str().unwrap_or("").to_owned(),
+        None => format!("error ({})", s(&v["error"])),
+    };
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .take(TABLE_ROWS)
+        .map(|x| {
+            vec![
+                s(&x["path"]),
+                s(&x["how"]),
+                outcome(&x["judge"]),
+                outcome(&x["pil"]),
+                s(&x["detail"]),
+            ]
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "\nimages decoded differently ({} of {})",
+        rows.len(),
+        list.len()
+    );
+    table(
+        o,
+        &["path", "how", "judge's decode", "PIL's decode", "detail"],
+        &rows,
+        &[],
+    );
 }
 
 /// Terminal columns of a string: East Asian wide characters take two.

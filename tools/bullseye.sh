@@ -37,8 +37,12 @@ R=$cache/$SUITE-$hash
 die() { echo "bullseye.sh: $*" >&2; exit 1; }
 
 need_root() {
+  local alt="\`make install PORTABLE=0\` for a libji.so with this machine's glibc/libstdc++ floors (README, \"Install\")"
   [ "$(id -u)" = 0 ] || die "$1 needs root (debootstrap, mount, chroot): run it as root, or use
-  \`make install PORTABLE=0\` for a libji.so with this machine's glibc/libstdc++ floors (README, \"Install\")"
+  $alt"
+  # An unprivileged container's root cannot mount (no CAP_SYS_ADMIN).
+  unshare --mount --propagation private true 2>/dev/null || die "$1 needs to mount (unshare --mount
+  failed here: a container without CAP_SYS_ADMIN? docker run --privileged), or use $alt"
 }
 
 # The host's Debian mirror (deb822 .sources or one-line sources.list), else Debian's own.

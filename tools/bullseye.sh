@@ -83,6 +83,18 @@ ensure_root() {
   exec 8>&-
 }
 
+# Mount points made in the root for one command are removed afterwards (the root is shared and
+# cached): missing_points DIR records DIR and its missing parents, remove_points removes them.
+made=()
+missing_points() {
+  local d=$1
+  while [ ! -e "$R$d" ]; do made+=("$R$d"); d=$(dirname "$d"); done
+}
+remove_points() {
+  local d
+  for d in "${made[@]}"; do rmdir "$d" 2>/dev/null || true; done
+}
+
 # run [-b DIR]... [-r DIR]... -- CMD...: -b binds DIR read-write, -r read-only, at the same path.
 run_in_root() {
   local binds=()
@@ -95,12 +107,9 @@ run_in_root() {
   [ "${1:-}" = -- ] && shift
   [ $# -gt 0 ] || die "run: no command"
   ensure_root
-  # Mount points made for this command are removed afterwards (the root is shared and cached).
-  local made=() i d rc=0
-  for ((i = 1; i < ${#binds[@]}; i += 2)); do
-    d=${binds[i]}
-    while [ ! -e "$R$d" ]; do made+=("$R$d"); d=$(dirname "$d"); done
-  done
+  local i rc=0
+  made=()
+  for ((i = 1; i < ${#binds[@]}; i += 2)); do missing_points "${binds[i]}"; done
   # The private namespace takes every mount with it when the command ends.
   unshare --mount --propagation private -- bash -euo pipefail -c '
     R=$1; shift
@@ -115,7 +124,7 @@ run_in_root() {
     shift
     exec chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$R" "${binds[@]}" -- "$@" || rc=$?
-  for d in "${made[@]}"; do rmdir "$d" 2>/dev/null || true; done
+  remove_points
   return $rc
 }
 
@@ -145,6 +154,8 @@ build_lib() {
   [ -z "${RUSTUP_TOOLCHAIN:-}" ] || envs+=(RUSTUP_TOOLCHAIN="$RUSTUP_TOOLCHAIN")
   [ -z "${CARGO_BUILD_JOBS:-}" ] || envs+=(CARGO_BUILD_JOBS="$CARGO_BUILD_JOBS")
   echo "bullseye.sh: building libji.so in $R (Debian 11: glibc 2.31, gcc 10)" >&2
+  made=()
+  missing_points "$root"
   unshare --mount --propagation private -- bash -euo pipefail -c '
     R=$1 src=$2 rustup=$3 cargo_home=$4 site=$5; shift 5
     mount -t proc proc "$R/proc"
@@ -157,7 +168,8 @@ build_lib() {
     mount -o remount,bind,ro "$R/opt/ji-rs/site-packages"
     exec chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 "$@" \
       bash -c "cd \"$src\" && cargo build --frozen --release --lib --no-default-features --target-dir /build/target"
-  ' _ "$R" "$root" "$rustup" "$cargo_home" "$site" "${envs[@]}"
+  ' _ "$R" "$root" "$rustup" "$cargo_home" "$site" "${envs[@]}" || { remove_points; return 1; }
+  remove_points
   mkdir -p "$root/target/portable"
   cp "$T/release/libji.so" "$root/target/portable/libji.so.tmp"
   mv "$root/target/portable/libji.so.tmp" "$root/target/portable/libji.so"

@@ -82,14 +82,21 @@ clean:
 # config/ (model paths rewritten to ../model/), model/. The demo model unless MODEL, CLASSES
 # and CONFIG name others. LIBTORCH=cpu (libtorch's CPU libraries), cuda (plus every CUDA
 # library libtorch_cuda needs) or none (the host provides torch 2.11's lib/). README: "Install".
+# PORTABLE=1 (the default): libji.so is built again in a cached Debian 11 root
+# (tools/bullseye.sh, needs root), within the floors of tools/floors.tsv (glibc 2.28, GCC 10's
+# libstdc++). PORTABLE=0: the development build, with this machine's floors.
 PREFIX ?= /usr/local/ev_sdk
+PORTABLE ?= 1
 # LIBTORCH is also the variable tch's build reads (the libtorch folder): the profile name must
 # not reach cargo's environment, where it would send torch-sys looking for ./cpu/include.
 unexport LIBTORCH
 install: build
 	@case "$(LIBTORCH)" in cpu|cuda|none) ;; *) echo "make install: set LIBTORCH=cpu, cuda or none (README, \"Install\")"; exit 2 ;; esac
+	@case "$(PORTABLE)" in 0|1) ;; *) echo "make install: PORTABLE=1 (the default: built in Debian 11) or 0 (this machine's build)"; exit 2 ;; esac
 	@if [ -z "$(MODEL)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
+	$(if $(filter 1,$(PORTABLE)),bash tools/bullseye.sh build-lib)
 	$(PY) tools/install.py --prefix "$(PREFIX)" --libtorch $(LIBTORCH) \
+	  $(if $(filter 1,$(PORTABLE)),--lib target/portable/libji.so --check-floors) \
 	  --model "$(or $(MODEL),demo/model/model.pt)" \
 	  $(if $(CLASSES),--classes "$(CLASSES)",$(if $(MODEL),,--classes demo/model/class.txt)) \
 	  --config "$(or $(CONFIG),$(if $(MODEL),config/algo_config.json,demo/config/algo_config.json))"

@@ -15,10 +15,12 @@ fn main() {
     println!("cargo:rerun-if-changed=src/optimize.cpp");
     println!("cargo:rerun-if-changed=src/cuda.cpp");
     println!("cargo:rerun-if-changed=src/jit.cpp");
+    println!("cargo:rerun-if-changed=src/glibc_compat.c");
 
     // First: src/ffi/alloc.cpp includes the header.
     generate_header();
     compile_alloc_shim();
+    compile_glibc_compat();
 
     // torch-sys (links = "tch") exports its lib dir to dependents as DEP_TCH_LIBTORCH_LIB.
     if let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") {
@@ -51,6 +53,18 @@ fn compile_alloc_shim() {
         .include("include")
         .file("src/ffi/alloc.cpp")
         .compile("ji_alloc");
+}
+
+/// src/glibc_compat.c: `exp` and `gettid` bound to versions glibc 2.28 has, so that libji.so
+/// built against a newer glibc (Debian 11's, the portable build) still loads there. Only the
+/// cdylib is wrapped; the tests' binaries link the rlib and call glibc's own.
+fn compile_glibc_compat() {
+    cc::Build::new()
+        .pic(true)
+        .warnings(true)
+        .file("src/glibc_compat.c")
+        .compile("ji_glibc_compat");
+    println!("cargo:rustc-link-arg-cdylib=-Wl,--wrap=exp,--wrap=gettid");
 }
 
 /// src/optimize.cpp (torch::jit::optimize_for_inference / freeze, which tch does not expose),

@@ -26,6 +26,10 @@ Libraries are chosen by following DT_NEEDED from the roots, so what is never loa
 (libtorch_python.so, libshm, ...) stays out. Every library of the wheel finds its
 dependencies through `$ORIGIN`, so the flat lib/ folder needs no other change. The loader's
 view of the tree is checked afterwards (test_harness/install_check.sh).
+
+It prints the tree's floors, the newest GLIBC_, GLIBCXX_ and CXXABI_ symbol versions its
+libraries need, and compares them with the ceilings of tools/floors.tsv; --check-floors (the
+portable `make install`) makes a library above them an error.
 """
 
 import argparse
@@ -57,11 +61,57 @@ def readelf_dynamic(path: Path):
     return needed, runpath
 
 
-def glibc_floor(path: Path) -> str:
-    """The newest GLIBC_x.y symbol version a file needs."""
+FLOOR_KINDS = ("GLIBC", "GLIBCXX", "CXXABI")
+
+
+def version(text: str) -> tuple:
+    return tuple(int(p) for p in text.split("."))
+
+
+def needed_versions(path: Path) -> list:
+    """(kind, version, symbol) for every GLIBC_/GLIBCXX_/CXXABI_ versioned symbol a file uses."""
     out = subprocess.run(["objdump", "-T", str(path)], check=True, capture_output=True, text=True).stdout
-    versions = {tuple(int(p) for p in v.split(".")) for v in re.findall(r"GLIBC_(\d+(?:\.\d+)+)", out)}
-    return "GLIBC_" + ".".join(map(str, max(versions))) if versions else "none"
+    found = []
+    for line in out.splitlines():
+        m = re.search(r"\((GLIBC|GLIBCXX|CXXABI)_(\d+(?:\.\d+)+)\)\s+(\S+)", line)
+        if m and "*UND*" in line:
+            found.append((m.group(1), version(m.group(2)), m.group(3)))
+    return found
+
+
+def floors(path: Path) -> dict:
+    """Kind -> the newest version of that kind the file needs."""
+    f = {}
+    for kind, v, _ in needed_versions(path):
+        f[kind] = max(f.get(kind, v), v)
+    return f
+
+
+def merge(a: dict, b: dict) -> dict:
+    return {k: max(x for x in (a.get(k), b.get(k)) if x is not None) for k in set(a) | set(b)}
+
+
+def describe(f: dict) -> str:
+    """'GLIBC_2.28, GLIBCXX_3.4.26 and CXXABI_1.3.9' (the words the README and the check use)."""
+    parts = [f"{k}_{'.'.join(map(str, f[k]))}" for k in FLOOR_KINDS if k in f]
+    return " and ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else (parts or ["nothing"])[0]
+
+
+def read_ceilings(path: Path) -> dict:
+    """tools/floors.tsv: file name (or '*') -> kind -> the newest version allowed."""
+    table = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, *vs = line.split("\t")
+            table[name] = {k: version(v) for k, v in zip(FLOOR_KINDS, vs) if v != "-"}
+    return table
+
+
+def above_ceilings(path: Path, table: dict) -> list:
+    """The symbols of a file whose version is newer than its row of the table allows."""
+    row = table.get(path.name, table.get("*", {}))
+    return [f"{sym}@{kind}_{'.'.join(map(str, v))}" for kind, v, sym in needed_versions(path)
+            if kind in row and v > row[kind]]
 
 
 def library_index(torch_dir: Path) -> dict:
@@ -108,6 +158,10 @@ def main():
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "algo_config.json")
     ap.add_argument("--lib", type=Path, default=ROOT / "target" / "release" / "libji.so")
     ap.add_argument("--torch-dir", type=Path, default=ROOT / ".venv" / "libtorch")
+    ap.add_argument("--floors", type=Path, default=ROOT / "tools" / "floors.tsv",
+                    help="the ceilings the tree's symbol versions are compared with")
+    ap.add_argument("--check-floors", action="store_true",
+                    help="fail when a library of the tree needs a newer version than --floors allows")
     a = ap.parse_args()
 
     if not a.lib.is_file():
@@ -118,6 +172,10 @@ def main():
     reinstall = rpath == ["$ORIGIN"]
     if shutil.which("patchelf") is None and not reinstall:
         sys.exit("install: patchelf is missing (tools/setup.sh installs it: apt-get install patchelf)")
+    table = read_ceilings(a.floors)
+    table_name = os.path.relpath(a.floors, ROOT) if a.floors.resolve().is_relative_to(ROOT) else str(a.floors)
+    if a.check_floors and (above := above_ceilings(a.lib, table)):
+        sys.exit(f"install: {a.lib} needs symbol versions above {table_name}'s ceilings: {' '.join(above)}")
     prefix = a.prefix
     lib = prefix / "lib"
     for d in ("lib", "include", "config", "model"):
@@ -182,8 +240,23 @@ def main():
 
     total = sum(f.stat().st_size for f in lib.iterdir())
     print(f"installed into {prefix} (LIBTORCH={a.libtorch}): lib/ holds {len(shipped) + 1} libraries, {human(total)}")
-    print(f"  libji.so needs {glibc_floor(ji)}" + (
-        f"; libtorch_cpu.so needs {glibc_floor(lib / 'libtorch_cpu.so')}" if "libtorch_cpu.so" in shipped else ""))
+    # The floors: what the judge's glibc and libstdc++ must provide (README, "Install").
+    files = [ji] + [lib / n for n in sorted(shipped)]
+    tree = {}
+    for f in files:
+        tree = merge(tree, floors(f))
+    above = {f.name: s for f in files if (s := above_ceilings(f, table))}
+    print(f"  libji.so needs {describe(floors(ji))}")
+    if shipped:
+        print(f"  lib/ as a whole needs {describe(tree)}")
+    if not above:
+        print(f"  within the ceilings of {table_name} (Debian 11, Ubuntu 20.04 and later)")
+    else:
+        detail = "; ".join(f"{n}: {' '.join(s[:4])}{' ...' if len(s) > 4 else ''}" for n, s in above.items())
+        if a.check_floors:
+            sys.exit(f"install: above the ceilings of {table_name}: {detail}")
+        print(f"  above the ceilings of {table_name} ({detail}): this machine's floors; "
+              "the portable build (`make install`, PORTABLE=1) stays within them")
     if system:
         print("  from the host: " + " ".join(sorted(system)) + (" and the NVIDIA driver (libcuda.so.1)"
                                                               if a.libtorch == "cuda" else ""))

@@ -7,7 +7,8 @@
 # Builds the release library, then lays out OUT_DIR as tools/install.py does: lib/libji.so
 # (RUNPATH $ORIGIN only), include/, config/ (model paths -> ../model/), model/. Without a
 # libtorch option lib/ holds libji.so alone (profile "none": the host provides torch 2.11's
-# lib/); --with-libtorch is the "cuda" profile.
+# lib/); --with-libtorch is the "cuda" profile. As `make install`, libji.so is the portable
+# build (tools/bullseye.sh, as root) unless PORTABLE=0.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: package.sh OUT_DIR [--model M --classes C --config CFG] [--with-libtorch|--libtorch P]}
@@ -22,4 +23,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 (cd "$root" && cargo build --release --lib)
+if [ "${PORTABLE:-1}" != 0 ]; then
+  bash "$root/tools/bullseye.sh" build-lib
+  args+=(--lib "$root/target/portable/libji.so" --check-floors)
+fi
 "$root/.venv/bin/python" "$root/tools/install.py" --prefix "$out" --libtorch "$profile" "${args[@]}"

@@ -353,8 +353,11 @@ int evsdk_calc_frame(const struct EvsdkHandle *handle,
  * on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
- * "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
- * init, "process_wide": {...}}` (README, "Speed").
+ * "probe_tolerance"}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup": passes per batch size at
+ * init, "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
+ * "models": [{"model_path", "weight": its share of the result, "input_size": [h, w],
+ * "model_output", "optimization": {...}}, ...] (every model: one, or each member of a
+ * `"models"` ensemble; `"optimization"` above is the first's)}` (README, "Speed").
  *
  * `"process_wide"` lists what this library changed, or may change, for the whole process:
  * `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
@@ -367,7 +370,8 @@ int evsdk_calc_frame(const struct EvsdkHandle *handle,
  * # Safety
  * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
  */
-int evsdk_model_info(const struct EvsdkHandle *handle, char **out_json);
+int evsdk_model_info(const struct EvsdkHandle *handle,
+                     char **out_json);
 
 /**
  * Releases a handle. NULL is accepted and ignored. Never release a handle twice, and do not

@@ -281,8 +281,11 @@ pub(crate) unsafe fn raw_frame<'a>(
 /// on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
-/// "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
-/// init, "process_wide": {...}}` (README, "Speed").
+/// "probe_tolerance"}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup": passes per batch size at
+/// init, "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
+/// "models": [{"model_path", "weight": its share of the result, "input_size": [h, w],
+/// "model_output", "optimization": {...}}, ...] (every model: one, or each member of a
+/// `"models"` ensemble; `"optimization"` above is the first's)}` (README, "Speed").
 ///
 /// `"process_wide"` lists what this library changed, or may change, for the whole process:
 /// `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
@@ -312,6 +315,8 @@ pub unsafe extern "C" fn evsdk_model_info(
                 "warmed_batch_sizes": Engine::batch_sizes(e.config()),
                 "warmup": e.config().warmup,
                 "process_wide": e.process_wide(),
+                "tta": e.config().tta.iter().map(|v| v.name()).collect::<Vec<_>>(),
+                "models": e.models_json(),
             }),
             out_json,
         );

@@ -79,18 +79,20 @@ clean:
 
 # The judge's tree: lib/ (libji.so, RUNPATH $$ORIGIN, plus the libtorch profile), include/,
 # config/ (model paths rewritten to ../model/), model/. The demo model unless MODEL, CLASSES
-# and CONFIG name others. LIBTORCH=cpu (libtorch's CPU libraries), cuda (plus every CUDA
-# library libtorch_cuda needs) or none (the host provides torch 2.11's lib/). README: "Install".
+# and CONFIG name others; CONFIG alone installs the files it names (its model_path, or every
+# member of a "models" ensemble, and its class_names_path). LIBTORCH=cpu (libtorch's CPU
+# libraries), cuda (plus every CUDA library libtorch_cuda needs) or none (the host provides
+# torch 2.11's lib/). README: "Install".
 PREFIX ?= /usr/local/ev_sdk
 # LIBTORCH is also the variable tch's build reads (the libtorch folder): the profile name must
 # not reach cargo's environment, where it would send torch-sys looking for ./cpu/include.
 unexport LIBTORCH
 install: build
 	@case "$(LIBTORCH)" in cpu|cuda|none) ;; *) echo "make install: set LIBTORCH=cpu, cuda or none (README, \"Install\")"; exit 2 ;; esac
-	@if [ -z "$(MODEL)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
+	@if [ -z "$(MODEL)$(CONFIG)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
 	$(PY) tools/install.py --prefix "$(PREFIX)" --libtorch $(LIBTORCH) \
-	  --model "$(or $(MODEL),demo/model/model.pt)" \
-	  $(if $(CLASSES),--classes "$(CLASSES)",$(if $(MODEL),,--classes demo/model/class.txt)) \
+	  $(if $(MODEL),--model "$(MODEL)",$(if $(CONFIG),,--model demo/model/model.pt)) \
+	  $(if $(CLASSES),--classes "$(CLASSES)",$(if $(MODEL)$(CONFIG),,--classes demo/model/class.txt)) \
 	  --config "$(or $(CONFIG),$(if $(MODEL),config/algo_config.json,demo/config/algo_config.json))"
 
 # The demo's judge tree in dist/ev_sdk (libji.so only; add LIBTORCH=cpu|cuda for a standalone one).

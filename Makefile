@@ -32,6 +32,7 @@ fixtures: setup
 	@test -f tests/fixtures/generated/core/version-2 || $(PY) tools/make_fixtures.py tests/fixtures/generated/core
 	@test -f tests/fixtures/generated/parity/manifest.json || $(PY) tools/make_parity_fixtures.py tests/fixtures/generated/parity
 	@test -f tests/fixtures/generated/pipeline/version-2 || $(PY) tools/make_pipeline_fixtures.py tests/fixtures/generated/pipeline
+	@test -f tests/fixtures/generated/ensemble/version-1 || $(PY) tools/make_ensemble_fixtures.py tests/fixtures/generated/ensemble
 
 # Tests run in release mode: one libtorch-linked build serves the library, the harness and the tests.
 test: build fixtures lint

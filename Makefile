@@ -14,7 +14,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test lint fixtures c-tests test-judge-env install-check header-check fuzz soak package install clean report-check ab-bench
+.PHONY: all setup build demo test lint fixtures c-tests test-judge-env install-check header-check fuzz soak package install clean report-check ab-bench bench-tta
 
 all: build
 
@@ -125,6 +125,14 @@ ab-bench: build
 	@test -n "$(A)" || { echo "make ab-bench A=/path/to/other/libji.so [B=...]"; exit 2; }
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o target/ab_bench tools/ab_bench.c -ldl
 	target/ab_bench --rounds $(AB_ROUNDS) --gap-ms $(AB_GAP_MS) demo/config/algo_config.json $(A) $(B) demo/val/*/*
+
+# The whole-call CPU cost of "tta" (hflip, hflip+vflip) and of a two-model ensemble against one
+# view of one model, call by call on the demo's images (examples/bench_tta.rs; not part of
+# `make test`; numbers go into BENCHMARKS.md, "TTA and ensembles").
+TTA_ROUNDS ?= 7
+bench-tta: build
+	@test -f demo/val/tabby/chelsea.jpg || $(PY) tools/make_demo.py demo
+	$(CARGO) run --release --example bench_tta -- demo/config/algo_config.json demo/val/*/* --rounds $(TTA_ROUNDS)
 
 # The harness's HTML report in a real browser (not part of `make test`: it installs Chromium):
 # renders the demo's report and a copy of the demo with Chinese class names in headless

@@ -14,7 +14,7 @@ PY := .venv/bin/python
 RELEASE := target/release
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Werror -O1 -g
 
-.PHONY: all setup build demo test lint fixtures c-tests test-judge-env install-check header-check fuzz soak package install clean report-check ab-bench
+.PHONY: all setup build demo test lint fixtures c-tests test-judge-env install-check header-check fuzz soak package install clean report-check ab-bench bench-tta
 
 all: build
 
@@ -33,6 +33,7 @@ fixtures: setup
 	@test -f tests/fixtures/generated/parity/manifest.json || $(PY) tools/make_parity_fixtures.py tests/fixtures/generated/parity
 	@test -f tests/fixtures/generated/pipeline/version-2 || $(PY) tools/make_pipeline_fixtures.py tests/fixtures/generated/pipeline
 	@test -f tests/fixtures/generated/imread/manifest.json || $(PY) tools/make_imread_fixtures.py tests/fixtures/generated/imread
+	@test -f tests/fixtures/generated/ensemble/version-1 || $(PY) tools/make_ensemble_fixtures.py tests/fixtures/generated/ensemble
 
 # Tests run in release mode: one libtorch-linked build serves the library, the harness and the tests.
 test: build fixtures lint
@@ -80,8 +81,10 @@ clean:
 
 # The judge's tree: lib/ (libji.so, RUNPATH $$ORIGIN, plus the libtorch profile), include/,
 # config/ (model paths rewritten to ../model/), model/. The demo model unless MODEL, CLASSES
-# and CONFIG name others. LIBTORCH=cpu (libtorch's CPU libraries), cuda (plus every CUDA
-# library libtorch_cuda needs) or none (the host provides torch 2.11's lib/). README: "Install".
+# and CONFIG name others; CONFIG alone installs the files it names (its model_path, or every
+# member of a "models" ensemble, and its class_names_path). LIBTORCH=cpu (libtorch's CPU
+# libraries), cuda (plus every CUDA library libtorch_cuda needs) or none (the host provides
+# torch 2.11's lib/). README: "Install".
 # PORTABLE=1 (the default): libji.so is built again in a cached Debian 11 root
 # (tools/bullseye.sh, needs root), within the floors of tools/floors.tsv (glibc 2.28, GCC 10's
 # libstdc++). PORTABLE=0: the development build, with this machine's floors.
@@ -93,12 +96,12 @@ unexport LIBTORCH
 install: build
 	@case "$(LIBTORCH)" in cpu|cuda|none) ;; *) echo "make install: set LIBTORCH=cpu, cuda or none (README, \"Install\")"; exit 2 ;; esac
 	@case "$(PORTABLE)" in 0|1) ;; *) echo "make install: PORTABLE=1 (the default: built in Debian 11) or 0 (this machine's build)"; exit 2 ;; esac
-	@if [ -z "$(MODEL)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
+	@if [ -z "$(MODEL)$(CONFIG)" ]; then $(PY) tools/make_demo.py demo >/dev/null; fi
 	$(if $(filter 1,$(PORTABLE)),bash tools/bullseye.sh build-lib)
 	$(PY) tools/install.py --prefix "$(PREFIX)" --libtorch $(LIBTORCH) \
 	  $(if $(filter 1,$(PORTABLE)),--lib target/portable/libji.so --check-floors) \
-	  --model "$(or $(MODEL),demo/model/model.pt)" \
-	  $(if $(CLASSES),--classes "$(CLASSES)",$(if $(MODEL),,--classes demo/model/class.txt)) \
+	  $(if $(MODEL),--model "$(MODEL)",$(if $(CONFIG),,--model demo/model/model.pt)) \
+	  $(if $(CLASSES),--classes "$(CLASSES)",$(if $(MODEL)$(CONFIG),,--classes demo/model/class.txt)) \
 	  --config "$(or $(CONFIG),$(if $(MODEL),config/algo_config.json,demo/config/algo_config.json))"
 
 # The demo's judge tree in dist/ev_sdk (libji.so only; add LIBTORCH=cpu|cuda for a standalone one).
@@ -130,6 +133,14 @@ ab-bench: build
 	@test -n "$(A)" || { echo "make ab-bench A=/path/to/other/libji.so [B=...]"; exit 2; }
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o target/ab_bench tools/ab_bench.c -ldl
 	target/ab_bench --rounds $(AB_ROUNDS) --gap-ms $(AB_GAP_MS) demo/config/algo_config.json $(A) $(B) demo/val/*/*
+
+# The whole-call CPU cost of "tta" (hflip, hflip+vflip) and of a two-model ensemble against one
+# view of one model, call by call on the demo's images (examples/bench_tta.rs; not part of
+# `make test`; numbers go into BENCHMARKS.md, "TTA and ensembles").
+TTA_ROUNDS ?= 7
+bench-tta: build
+	@test -f demo/val/tabby/chelsea.jpg || $(PY) tools/make_demo.py demo
+	$(CARGO) run --release --example bench_tta -- demo/config/algo_config.json demo/val/*/* --rounds $(TTA_ROUNDS)
 
 # The harness's HTML report in a real browser (not part of `make test`: it installs Chromium):
 # renders the demo's report and a copy of the demo with Chinese class names in headless

@@ -353,9 +353,12 @@ int evsdk_calc_frame(const struct EvsdkHandle *handle,
  * on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
- * "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
- * init, "process_wide": {...}, "preprocessing": {"applied": {"resize_mode", "resize_size",
- * "crop_size", "mean", "std", "pillow_compat", "exif_transpose"}, "libji_defaults": true when
+ * "probe_tolerance"}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup": passes per batch size at
+ * init, "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
+ * "models": [{"model_path", "weight": its share of the result, "input_size": [h, w],
+ * "model_output", "optimization": {...}}, ...] (every model: one, or each member of a
+ * `"models"` ensemble; `"optimization"` above is the first's)}` "preprocessing": {"applied": {"resize_mode", "resize_size", "crop_size", "mean",
+ * "std", "pillow_compat", "exif_transpose"} (the first model's), "libji_defaults": true when
  * neither the config nor the model's metadata set any of them}}` (README, "Speed" and "The
  * config").
  *
@@ -370,7 +373,8 @@ int evsdk_calc_frame(const struct EvsdkHandle *handle,
  * # Safety
  * `handle` is a live handle from `evsdk_init`; `out_json` points to writable storage.
  */
-int evsdk_model_info(const struct EvsdkHandle *handle, char **out_json);
+int evsdk_model_info(const struct EvsdkHandle *handle,
+                     char **out_json);
 
 /**
  * Releases a handle. NULL is accepted and ignored. Never release a handle twice, and do not

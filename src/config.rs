@@ -60,6 +60,26 @@ pub enum ModelOutput {
     Probabilities,
 }
 
+/// An extra view of test-time augmentation (`"tta"`): the preprocessed tensor flipped along
+/// one axis. The probabilities are the mean over the plain view and every extra view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtaView {
+    /// Mirrored left to right (the tensor's width axis).
+    HFlip,
+    /// Mirrored top to bottom (the tensor's height axis).
+    VFlip,
+}
+
+impl TtaView {
+    /// The name in the config (`"hflip"`, `"vflip"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TtaView::HFlip => "hflip",
+            TtaView::VFlip => "vflip",
+        }
+    }
+}
+
 /// The settings a call may override through its `args` JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunOptions {
@@ -173,6 +193,11 @@ impl PreprocessConfig {
 }
 
 /// A parsed, validated `algo_config.json` with paths resolved.
+///
+/// The model fields (`model_path`, the class names' sources, `model_output`, `preprocess`,
+/// `keys_from_model`, `override_model_metadata`) describe the one model of a `"model_path"`
+/// config, or the first member of a `"models"` ensemble; [`Config::models`] lists every model
+/// with its own fields.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub model_path: PathBuf,
@@ -211,6 +236,21 @@ pub struct Config {
     pub huge_pages: bool,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
+    /// `"tta"`: the extra views each image is also classified in (none by default).
+    pub tta: Vec<TtaView>,
+    /// `"models"`: the members of an ensemble, in config order (empty for `"model_path"`).
+    /// Each member's config is the top level with the member's own keys over it, resolved
+    /// against its model's metadata as a one-model config is.
+    pub ensemble: Vec<Member>,
+}
+
+/// One model of a `"models"` ensemble.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// `"weight"` (default 1): the member's share of the result is its weight over the sum.
+    pub weight: f64,
+    /// The member's own config (its `ensemble` is empty).
+    pub config: Config,
 }
 
 /// Settings of the asynchronous mode (`ji_set_callback` / `ji_calc_image_asyn`).
@@ -289,6 +329,8 @@ const KNOWN_KEYS: &[&str] = &[
     "async_max_wait_ms",
     "async_out_frame",
     "override_model_metadata",
+    "tta",
+    "models",
 ];
 
 /// The model file is checked before anything the model would supply: a missing file, or a
@@ -299,12 +341,19 @@ fn check_model_first(text: &str, base: &Path, config: &Path) -> Result<()> {
     let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else {
         return Ok(());
     };
-    let Some(model) = obj.get("model_path").and_then(Value::as_str) else {
-        return Ok(());
+    // The model, or every member of an ensemble.
+    let members = obj.get("models").and_then(Value::as_array);
+    let models: Vec<&str> = match members {
+        Some(list) => list
+            .iter()
+            .filter_map(|m| m.get("model_path").and_then(Value::as_str))
+            .collect(),
+        None => obj
+            .get("model_path")
+            .and_then(Value::as_str)
+            .into_iter()
+            .collect(),
     };
-    if model.is_empty() {
-        return Ok(());
-    }
     let classes = obj.get("class_names_path").and_then(Value::as_str);
     let hint = crate::metadata::ExportHint {
         config: Some(config.to_path_buf()),
@@ -316,7 +365,10 @@ fn check_model_first(text: &str, base: &Path, config: &Path) -> Result<()> {
             .and_then(|c| crate::class_names::load(&base.join(c)).ok())
             .map(|n| n.len()),
     };
-    crate::metadata::check_model_file(&base.join(model), &hint)
+    for model in models.into_iter().filter(|m| !m.is_empty()) {
+        crate::metadata::check_model_file(&base.join(model), &hint)?;
+    }
+    Ok(())
 }
 
 /// Says once per process and model file, at init, that libji applies its default
@@ -342,6 +394,11 @@ pub fn announce_default_preprocessing(config: &Config) {
         config.preprocess.describe()
     );
 }
+
+/// The keys a member of `"models"` may set for itself besides those a model's metadata may
+/// set ([`crate::metadata::METADATA_KEYS`]); the others apply to every member and are set at
+/// the top level.
+const MEMBER_KEYS: &[&str] = &["model_path", "weight", "override_model_metadata"];
 
 impl Config {
     /// The config path used when the caller gives none: `$EV_SDK_CONFIG`, else the platform's.
@@ -373,6 +430,11 @@ impl Config {
                 type_name(&value)
             ))
         })?;
+        Config::from_object(obj, base_dir)
+    }
+
+    /// [`Config::parse`] of the parsed top-level object.
+    fn from_object(obj: &Map<String, Value>, base_dir: &Path) -> Result<Config> {
         for key in obj.keys() {
             if let Some((_, what)) = REMOVED_KEYS.iter().find(|(k, _)| k == key) {
                 return Err(Error::Config(format!(
@@ -385,6 +447,9 @@ impl Config {
                     KNOWN_KEYS.join(", ")
                 )));
             }
+        }
+        if obj.contains_key("models") {
+            return Config::ensemble(obj, base_dir);
         }
         let path_key = |key: &str| -> Result<Option<PathBuf>> {
             let Some(s) = get_str(obj, key)? else {
@@ -597,6 +662,7 @@ impl Config {
             )?,
             out_frame: get_bool(obj, "async_out_frame", async_defaults.out_frame)?,
         };
+        let tta = parse_tta(obj)?;
         Ok(Config {
             model_path,
             class_names_path,
@@ -625,14 +691,141 @@ impl Config {
             cuda_freeze,
             huge_pages,
             asynchronous,
+            tta,
+            ensemble: Vec::new(),
         })
     }
+
+    /// A `"models"` config: each member is the top level with the member's own keys over it
+    /// (its `model_path`, and what a model's metadata may set), resolved by the one-model rules
+    /// against its own model's metadata. The top-level fields describe the first member.
+    fn ensemble(obj: &Map<String, Value>, base_dir: &Path) -> Result<Config> {
+        if obj.contains_key("model_path") {
+            return Err(Error::Config(
+                "set either \"model_path\" (one model) or \"models\" (an ensemble), not both"
+                    .into(),
+            ));
+        }
+        let expected = "a non-empty list of {\"model_path\": ..., \"weight\": ...} objects";
+        let list = match obj.get("models") {
+            Some(Value::Array(a)) if !a.is_empty() => a,
+            Some(v) => return Err(bad_value("models", expected, v)),
+            None => unreachable!("called for a \"models\" config"),
+        };
+        let mut members = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            let at = format!("\"models\"[{i}]");
+            let own = item.as_object().ok_or_else(|| {
+                Error::Config(format!(
+                    "{at}: expected an object {{\"model_path\": ..., \"weight\": ...}}, got {item}"
+                ))
+            })?;
+            for key in own.keys() {
+                let allowed = MEMBER_KEYS.contains(&key.as_str())
+                    || crate::metadata::METADATA_KEYS.contains(&key.as_str());
+                if !key.starts_with('_') && !allowed {
+                    return Err(Error::Config(format!(
+                        "{at}: \"{key}\" cannot be set per model, only for all of them at the top \
+                         level (a member sets {}, {})",
+                        MEMBER_KEYS.join(", "),
+                        crate::metadata::METADATA_KEYS.join(", ")
+                    )));
+                }
+            }
+            let weight = match own.get("weight") {
+                None => 1.0,
+                Some(v) => v
+                    .as_f64()
+                    .filter(|w| w.is_finite() && *w > 0.0)
+                    .ok_or_else(|| {
+                        Error::Config(format!("{at}: \"weight\": expected a number > 0, got {v}"))
+                    })?,
+            };
+            if !own.contains_key("model_path") {
+                return Err(Error::Config(format!("{at} has no \"model_path\"")));
+            }
+            let mut view = obj.clone();
+            view.remove("models");
+            view.extend(
+                own.iter()
+                    .filter(|(k, _)| k.as_str() != "weight")
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            let config = Config::from_object(&view, base_dir)
+                .map_err(|e| Error::Config(format!("{at}: {}", config_message(&e))))?;
+            members.push(Member { weight, config });
+        }
+        // The image is decoded once for every member.
+        let exif = |m: &Member| m.config.preprocess.exif_transpose;
+        if let Some((i, m)) = members
+            .iter()
+            .enumerate()
+            .find(|(_, m)| exif(m) != exif(&members[0]))
+        {
+            return Err(Error::Config(format!(
+                "\"exif_transpose\" is {} for \"models\"[0] ({}) but {} for \"models\"[{i}] \
+                 ({}): the image is decoded once for every member, so they must agree",
+                exif(&members[0]),
+                members[0].config.model_path.display(),
+                exif(m),
+                m.config.model_path.display()
+            )));
+        }
+        let mut top = members[0].config.clone();
+        top.ensemble = members;
+        Ok(top)
+    }
+
+    /// Every model the predictor runs with its weight as given: the one model of a
+    /// `"model_path"` config (weight 1), or the members of `"models"`.
+    pub fn models(&self) -> Vec<(f64, &Config)> {
+        if self.ensemble.is_empty() {
+            vec![(1.0, self)]
+        } else {
+            self.ensemble
+                .iter()
+                .map(|m| (m.weight, &m.config))
+                .collect()
+        }
+    }
+}
+
+/// `"tta"`: a list of distinct extra views (`[]` or absent: none).
+fn parse_tta(obj: &Map<String, Value>) -> Result<Vec<TtaView>> {
+    let expected =
+        "a list of extra views: [\"hflip\"], [\"vflip\"] or [\"hflip\", \"vflip\"] ([] for none)";
+    let Some(v) = obj.get("tta") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = v else {
+        return Err(bad_value("tta", expected, v));
+    };
+    let mut views = Vec::with_capacity(items.len());
+    for item in items {
+        let view = match item.as_str() {
+            Some("hflip") => TtaView::HFlip,
+            Some("vflip") => TtaView::VFlip,
+            _ => return Err(bad_value("tta", expected, v)),
+        };
+        if views.contains(&view) {
+            return Err(Error::Config(format!(
+                "\"tta\" lists \"{}\" twice",
+                view.name()
+            )));
+        }
+        views.push(view);
+    }
+    Ok(views)
 }
 
 impl Config {
     /// The class names: from the class file, from the model's metadata, or from both when
     /// they agree (a disagreement is an error unless `override_model_metadata`).
+    /// For `"models"`, every member's names by these rules, which must all be the same.
     pub fn class_names(&self) -> Result<Vec<String>> {
+        if !self.ensemble.is_empty() {
+            return self.ensemble_class_names();
+        }
         let embedded = self.embedded_class_names.as_ref();
         let Some(path) = &self.class_names_path else {
             return embedded
@@ -671,6 +864,43 @@ impl Config {
             }
         }
         Ok(from_file)
+    }
+
+    /// The members' class names, which must agree: a member's scores are averaged with the
+    /// others' class by class.
+    fn ensemble_class_names(&self) -> Result<Vec<String>> {
+        let mut first: Option<Vec<String>> = None;
+        for (i, m) in self.ensemble.iter().enumerate() {
+            let names = m
+                .config
+                .class_names()
+                .map_err(|e| Error::Config(format!("\"models\"[{i}]: {}", config_message(&e))))?;
+            let Some(want) = &first else {
+                first = Some(names);
+                continue;
+            };
+            let what = if want.len() != names.len() {
+                Some(format!("{} classes against {}", want.len(), names.len()))
+            } else {
+                want.iter()
+                    .zip(&names)
+                    .position(|(a, b)| a != b)
+                    .map(|k| format!("class {k} is \"{}\" against \"{}\"", want[k], names[k]))
+            };
+            if let Some(what) = what {
+                let first = &self.ensemble[0].config;
+                return Err(Error::Config(format!(
+                    "the members of \"models\" must classify into the same classes, in the same \
+                     order, but \"models\"[0] ({}, names from {}) and \"models\"[{i}] ({}, names \
+                     from {}) differ: {what}",
+                    first.model_path.display(),
+                    first.class_names_source(),
+                    m.config.model_path.display(),
+                    m.config.class_names_source()
+                )));
+            }
+        }
+        first.ok_or_else(|| Error::Config("\"models\" is empty".into()))
     }
 
     /// Where the class names come from, for messages.

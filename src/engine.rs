@@ -2,19 +2,20 @@
 //! together. It is `Send + Sync`: calls on one engine may run concurrently from any thread
 //! (libtorch's TorchScript forward is re-entrant); per-call scratch buffers are pooled.
 
-use crate::config::{Config, ModelOutput, RunOptions, Size};
+use crate::config::{Config, ModelOutput, PreprocessConfig, RunOptions, Size};
 use crate::decode::{decode_image, decode_image_window, DecodeOptions};
 use crate::error::{Error, Result};
 use crate::frame::RawFrame;
 use crate::image::RgbImage;
 use crate::model::{self, softmax, Model};
 use crate::output::{self, Classification, Rendered};
-use crate::preprocess::{source_window, Preprocessor};
-use std::path::Path;
+use crate::preprocess::{append_view, source_window, Preprocessor};
+use crate::resize::Roi;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 /// One caller's scratch: the decoded pixels' buffer, resize buffers and the batch's input
-/// tensor.
+/// tensor (reused by each model of an ensemble in turn).
 #[derive(Default)]
 struct Work {
     decoded: Vec<u8>,
@@ -53,7 +54,8 @@ const _: () = {
 pub struct Engine {
     config: Config,
     names: Vec<String>,
-    model: Model,
+    /// The model, or the members of a `"models"` ensemble in config order.
+    members: Vec<Member>,
     device_name: String,
     /// The run options calls start from; `update_config` changes them.
     run_defaults: RwLock<RunOptions>,
@@ -61,6 +63,16 @@ pub struct Engine {
     pool: Mutex<Vec<Work>>,
     /// `"huge_pages"` on a CPU engine: the heap is re-advised when it grows (`hugepages`).
     huge_pages: bool,
+}
+
+/// One model of the engine with what it needs of its own config.
+struct Member {
+    model: Model,
+    path: PathBuf,
+    preprocess: PreprocessConfig,
+    model_output: ModelOutput,
+    /// Its weight over the sum of the weights (1 for a single model).
+    share: f64,
 }
 
 impl Engine {
@@ -72,7 +84,7 @@ impl Engine {
         Engine::new(Config::load(&path)?)
     }
 
-    /// Loads class names and the model described by `config`, checks they agree, and warms
+    /// Loads class names and the model(s) described by `config`, checks they agree, and warms
     /// up every batch size a call can be known to use (see [`Engine::batch_sizes`]).
     pub fn new(config: Config) -> Result<Engine> {
         let names = config.class_names()?;
@@ -81,27 +93,39 @@ impl Engine {
             tch::set_num_threads(config.num_threads as i32);
         }
         let device = model::resolve_device(config.device)?;
-        let size = config.preprocess.output_size();
-        let model = Model::load(
-            &config.model_path,
-            device,
-            config.precision,
-            (size.height, size.width),
-            config.optimize,
-            config.cuda_freeze,
-        )?;
-        if model.num_classes() != names.len() {
-            return Err(Error::ModelLoad(format!(
-                "{} outputs {} scores per image but {} lists {} classes",
-                config.model_path.display(),
-                model.num_classes(),
-                config.class_names_source(),
-                names.len()
-            )));
-        }
-        check_output_kind(&config, &model)?;
-        for batch in Engine::batch_sizes(&config) {
-            model.prepare_batch(batch, config.warmup)?;
+        let models = config.models();
+        let total: f64 = models.iter().map(|(w, _)| w).sum();
+        let mut members = Vec::with_capacity(models.len());
+        for (weight, m) in models {
+            let size = m.preprocess.output_size();
+            let model = Model::load(
+                &m.model_path,
+                device,
+                config.precision,
+                (size.height, size.width),
+                config.optimize,
+                config.cuda_freeze,
+            )?;
+            if model.num_classes() != names.len() {
+                return Err(Error::ModelLoad(format!(
+                    "{} outputs {} scores per image but {} lists {} classes",
+                    m.model_path.display(),
+                    model.num_classes(),
+                    m.class_names_source(),
+                    names.len()
+                )));
+            }
+            check_output_kind(m, &model)?;
+            for batch in Engine::batch_sizes(&config) {
+                model.prepare_batch(batch, config.warmup)?;
+            }
+            members.push(Member {
+                model,
+                path: m.model_path.clone(),
+                preprocess: m.preprocess.clone(),
+                model_output: m.model_output,
+                share: weight / total,
+            });
         }
         let huge_pages = device == tch::Device::Cpu && config.huge_pages;
         if huge_pages {
@@ -115,20 +139,22 @@ impl Engine {
             run_defaults: RwLock::new(config.run.clone()),
             config,
             names,
-            model,
+            members,
             pool: Mutex::new(Vec::new()),
             huge_pages,
         })
     }
 
-    /// The forward batch sizes known at init, which `new` warms up: 1 (every synchronous
-    /// call, and a batch of frames runs image by image on the CPU fast path) and the
-    /// asynchronous mode's `async_max_batch`.
+    /// The forward batch sizes known at init, which `new` warms up: one image's views (1, or
+    /// 1 + the `"tta"` views: every synchronous call, and a batch of frames runs image by
+    /// image on the CPU fast path) and the asynchronous mode's `async_max_batch` images'
+    /// views.
     pub fn batch_sizes(config: &Config) -> Vec<usize> {
-        let mut sizes = vec![1];
+        let views = 1 + config.tta.len();
+        let mut sizes = vec![views];
         let async_batch = config.asynchronous.max_batch.max(1) as usize;
         if async_batch > 1 {
-            sizes.push(async_batch);
+            sizes.push(async_batch * views);
         }
         sizes
     }
@@ -137,11 +163,13 @@ impl Engine {
     /// thread that will run calls (an async lane), whose first forward would otherwise pay
     /// for per-thread setup (on a GPU: its cuDNN / cuBLAS handles).
     pub fn warm_thread(&self) -> Result<()> {
-        let size = self.config.preprocess.output_size();
-        for batch in Engine::batch_sizes(&self.config) {
-            let mut probe = vec![0f32; batch * 3 * size.height as usize * size.width as usize];
-            self.model
-                .forward(&mut probe, batch, size.height, size.width)?;
+        for m in &self.members {
+            let size = m.preprocess.output_size();
+            for batch in Engine::batch_sizes(&self.config) {
+                let mut probe = vec![0f32; batch * 3 * size.height as usize * size.width as usize];
+                m.model
+                    .forward(&mut probe, batch, size.height, size.width)?;
+            }
         }
         Ok(())
     }
@@ -160,9 +188,32 @@ impl Engine {
         self.names.len()
     }
 
-    /// How the model runs: the CPU fast path, or plain and why (see README, "Speed").
+    /// How the model (an ensemble's first member) runs: the CPU fast path, or plain and why
+    /// (see README, "Speed"); [`Engine::models_json`] has every model's.
     pub fn optimization(&self) -> &model::Optimization {
-        self.model.optimization()
+        self.members[0].model.optimization()
+    }
+
+    /// Every model with its path, its share of the result (its weight over the sum), the
+    /// tensor size its preprocessing gives, its output kind and how it runs
+    /// (`evsdk_model_info`'s `"models"`).
+    pub fn models_json(&self) -> serde_json::Value {
+        self.members
+            .iter()
+            .map(|m| {
+                let size = m.preprocess.output_size();
+                serde_json::json!({
+                    "model_path": m.path.display().to_string(),
+                    "weight": m.share,
+                    "input_size": [size.height, size.width],
+                    "model_output": match m.model_output {
+                        ModelOutput::Logits => "logits",
+                        ModelOutput::Probabilities => "probabilities",
+                    },
+                    "optimization": m.model.optimization().to_json(),
+                })
+            })
+            .collect()
     }
 
     /// "cpu" or "cuda:N".
@@ -214,7 +265,7 @@ impl Engine {
         frame.to_rgb(self.config.preprocess.max_image_pixels)
     }
 
-    /// Classifies decoded images in one forward pass; `k` predictions per image.
+    /// Classifies decoded images in one forward pass per model; `k` predictions per image.
     pub fn classify_batch(&self, images: &[&RgbImage], k: usize) -> Result<Vec<Classification>> {
         if images.is_empty() {
             return Ok(Vec::new());
@@ -222,93 +273,133 @@ impl Engine {
         let mut work = self.take_work();
         let result = self.forward_batch(images, &mut work);
         self.return_work(work);
-        self.rank(&result?, images.len(), k)
+        Ok(self.rank(&result?, k))
     }
 
-    /// Turns `batch` rows of model outputs into ranked predictions (`k` per image).
-    fn rank(&self, scores: &[f32], batch: usize, k: usize) -> Result<Vec<Classification>> {
-        let width = scores.len() / batch;
-        if width != self.names.len() {
-            return Err(Error::Inference(format!(
-                "the model returned {width} scores per image, expected {}",
-                self.names.len()
-            )));
-        }
-        Ok(scores
-            .chunks_exact(width)
-            .map(|row| {
-                let probs = match self.config.model_output {
-                    ModelOutput::Logits => softmax(row),
-                    ModelOutput::Probabilities => row.to_vec(),
-                };
-                Classification::from_probabilities(&probs, k)
-            })
-            .collect())
+    /// Turns rows of probabilities (one per image) into ranked predictions (`k` per image).
+    fn rank(&self, probs: &[f32], k: usize) -> Vec<Classification> {
+        probs
+            .chunks_exact(self.names.len())
+            .map(|row| Classification::from_probabilities(row, k))
+            .collect()
     }
 
-    /// Preprocesses `images` into one tensor and runs the model on it. Batches are
-    /// preprocessed in parts on libtorch's intra-op threads (`parallel`, each part with its
-    /// own pooled buffers), so a GPU is not left waiting on one CPU core; no thread of our
-    /// own is started.
+    /// The probabilities of `images`, one row per image: for every model, each image and its
+    /// `"tta"` views go through one forward pass (image by image, the views after their
+    /// image); each view's scores become probabilities (softmax for a logits model), the
+    /// views' mean is the model's, and the models' weighted mean is the result. One model
+    /// without views gives its probabilities exactly as they are.
     fn forward_batch(&self, images: &[&RgbImage], work: &mut Work) -> Result<Vec<f32>> {
+        let views = 1 + self.config.tta.len();
+        let classes = self.names.len();
+        let n = images.len();
+        let mut sum = vec![0f64; n * classes];
+        for m in &self.members {
+            let size = self.tensors(images, &m.preprocess, work)?;
+            let scores = m.model.forward_grouped(
+                &mut work.input,
+                n * views,
+                views,
+                size.height,
+                size.width,
+            )?;
+            if scores.len() != n * views * classes {
+                return Err(Error::Inference(format!(
+                    "{} returned {} scores per image, expected {classes}",
+                    m.path.display(),
+                    scores.len() / (n * views)
+                )));
+            }
+            for (i, image) in scores.chunks_exact(views * classes).enumerate() {
+                let mut mean = vec![0f64; classes];
+                for row in image.chunks_exact(classes) {
+                    let probs = match m.model_output {
+                        ModelOutput::Logits => softmax(row),
+                        ModelOutput::Probabilities => row.to_vec(),
+                    };
+                    for (a, p) in mean.iter_mut().zip(&probs) {
+                        *a += *p as f64;
+                    }
+                }
+                for (s, a) in sum[i * classes..(i + 1) * classes].iter_mut().zip(&mean) {
+                    *s += a / views as f64 * m.share;
+                }
+            }
+        }
+        Ok(sum.into_iter().map(|p| p as f32).collect())
+    }
+
+    /// Preprocesses `images` with `pre` into `work.input`, each image followed by its
+    /// `"tta"` views. Batches are preprocessed in parts on libtorch's intra-op threads
+    /// (`parallel`, each part with its own pooled buffers), so a GPU is not left waiting on one
+    /// CPU core; no thread of our own is started.
+    fn tensors(
+        &self,
+        images: &[&RgbImage],
+        pre: &PreprocessConfig,
+        work: &mut Work,
+    ) -> Result<Size> {
         work.input.clear();
         let threads = if images.len() > 1 {
             crate::parallel::threads().min(images.len()).min(8)
         } else {
             1
         };
-        let size = if threads <= 1 {
-            self.append_tensors(images, &mut work.pre, &mut work.input)?
-        } else {
-            let per = images.len().div_ceil(threads);
-            let chunks: Vec<&[&RgbImage]> = images.chunks(per).collect();
-            let slots: Vec<PartSlot> = chunks.iter().map(|_| Mutex::new(None)).collect();
-            crate::parallel::for_each(chunks.len(), |i| {
-                let mut w = self.take_work();
-                w.input.clear();
-                let mut part = std::mem::take(&mut w.input);
-                let r = self.append_tensors(chunks[i], &mut w.pre, &mut part);
-                w.input = part;
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r.map(|s| (s, w)));
-            });
-            let parts = slots.into_iter().map(|slot| {
-                slot.into_inner()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .expect("for_each runs every part")
-            });
-            let mut size = None;
-            let mut result = Ok(());
-            for part in parts {
-                match part {
-                    Ok((s, w)) => {
-                        if *size.get_or_insert(s) != s {
-                            result = Err(different_sizes());
-                        }
-                        work.input.extend_from_slice(&w.input);
-                        self.return_work(w);
+        if threads <= 1 {
+            return self.append_tensors(images, pre, &mut work.pre, &mut work.input);
+        }
+        let per = images.len().div_ceil(threads);
+        let chunks: Vec<&[&RgbImage]> = images.chunks(per).collect();
+        let slots: Vec<PartSlot> = chunks.iter().map(|_| Mutex::new(None)).collect();
+        crate::parallel::for_each(chunks.len(), |i| {
+            let mut w = self.take_work();
+            w.input.clear();
+            let mut part = std::mem::take(&mut w.input);
+            let r = self.append_tensors(chunks[i], pre, &mut w.pre, &mut part);
+            w.input = part;
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r.map(|s| (s, w)));
+        });
+        let parts = slots.into_iter().map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("for_each runs every part")
+        });
+        let mut size = None;
+        let mut result = Ok(());
+        for part in parts {
+            match part {
+                Ok((s, w)) => {
+                    if *size.get_or_insert(s) != s {
+                        result = Err(different_sizes());
                     }
-                    Err(e) => result = result.and(Err(e)),
+                    work.input.extend_from_slice(&w.input);
+                    self.return_work(w);
                 }
+                Err(e) => result = result.and(Err(e)),
             }
-            result?;
-            size.expect("non-empty batch")
-        };
-        self.model
-            .forward(&mut work.input, images.len(), size.height, size.width)
+        }
+        result?;
+        Ok(size.expect("non-empty batch"))
     }
 
-    /// Appends the tensors of `images` to `out`; all must have the same size.
+    /// Appends the tensors of `images` (each followed by its `"tta"` views) to `out`; all
+    /// must have the same size.
     fn append_tensors(
         &self,
         images: &[&RgbImage],
+        cfg: &PreprocessConfig,
         pre: &mut Preprocessor,
         out: &mut Vec<f32>,
     ) -> Result<Size> {
         let mut hw = None;
         for img in images {
-            let size = pre.append_tensor(img, &self.config.preprocess, out)?;
+            let start = out.len();
+            let size = pre.append_tensor(img, cfg, out)?;
             if *hw.get_or_insert(size) != size {
                 return Err(different_sizes());
+            }
+            for view in &self.config.tta {
+                append_view(out, start, size, *view);
             }
         }
         Ok(hw.expect("non-empty batch"))
@@ -331,13 +422,13 @@ impl Engine {
         let opts = self.run_defaults().with_args(args)?;
         let mut work = self.take_work();
         // Only the pixels the preprocessing reads are decoded (JPEG): the same tensor as a
-        // full decode (see `decode_image_window`).
-        let pre = &self.config.preprocess;
+        // full decode (see `decode_image_window`); for an ensemble, the pixels any member
+        // reads.
         let result = match decode_image_window(
             bytes,
             &self.decode_options(),
             std::mem::take(&mut work.decoded),
-            &|w, h| source_window(w, h, pre),
+            &|w, h| self.source_window(w, h),
         ) {
             Ok((img, _)) => {
                 let r = self.forward_batch(&[&img], &mut work);
@@ -351,8 +442,33 @@ impl Engine {
             Err(e) => Err(e),
         };
         self.return_work(work);
-        let cls = self.rank(&result?, 1, opts.topk.max(1))?.remove(0);
+        let cls = self.rank(&result?, opts.topk.max(1)).remove(0);
         Ok(self.render(&cls, &opts))
+    }
+
+    /// The pixels of a `width x height` image that some model's preprocessing reads (see
+    /// [`source_window`]): the smallest rectangle holding every member's window, or `None`
+    /// when one of them reads the whole image.
+    fn source_window(&self, width: u32, height: u32) -> Option<Roi> {
+        let mut union: Option<Roi> = None;
+        for m in &self.members {
+            let w = source_window(width, height, &m.preprocess)?;
+            union = Some(match union {
+                None => w,
+                Some(u) => {
+                    let (x0, y0) = (u.x.min(w.x), u.y.min(w.y));
+                    let x1 = (u.x + u.width).max(w.x + w.width);
+                    let y1 = (u.y + u.height).max(w.y + w.height);
+                    Roi {
+                        x: x0,
+                        y: y0,
+                        width: x1 - x0,
+                        height: y1 - y0,
+                    }
+                }
+            });
+        }
+        union
     }
 
     /// Converts a raw frame into this engine's pooled buffer, classifies it and renders the
@@ -373,7 +489,7 @@ impl Engine {
             Err(e) => Err(e),
         };
         self.return_work(work);
-        let cls = self.rank(&result?, 1, opts.topk.max(1))?.remove(0);
+        let cls = self.rank(&result?, opts.topk.max(1)).remove(0);
         Ok(self.render(&cls, &opts))
     }
 
@@ -407,7 +523,10 @@ impl Engine {
             "num_threads_set": self.config.num_threads > 0,
             "cudnn_benchmark": self.device_name != "cpu",
             "huge_pages": self.huge_pages,
-            "onednn_fusion_pass": self.model.optimization().path == "cpu_fused",
+            "onednn_fusion_pass": self
+                .members
+                .iter()
+                .any(|m| m.model.optimization().path == "cpu_fused"),
         })
     }
 

@@ -310,7 +310,18 @@ impl FastModel {
         }
     }
 
-    fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
+    /// Runs `batch` images. A batch size without its own fused instance runs in groups of
+    /// `group` images through the instance of that size when there is one (the views of one
+    /// image under test-time augmentation: each group then runs as a one-image call would),
+    /// else image by image through the batch-1 instance.
+    fn forward(
+        &self,
+        input: &mut [f32],
+        batch: usize,
+        group: usize,
+        h: u32,
+        w: u32,
+    ) -> Result<Vec<f32>> {
         if (h, w) != self.hw {
             return Err(Error::Inference(format!(
                 "the model was prepared for {}x{} inputs, got {h}x{w}",
@@ -320,14 +331,22 @@ impl FastModel {
         if let Some(m) = self.instance(batch) {
             return self.run(&m, input, batch);
         }
-        // Image by image through the batch-1 instance (checked at load, so always present).
-        let one = self
-            .instance(1)
-            .ok_or_else(|| Error::Inference("the fused batch-1 model is missing".into()))?;
-        let per = input.len() / batch.max(1);
+        let grouped = (group > 1 && batch.is_multiple_of(group))
+            .then(|| self.instance(group))
+            .flatten();
+        let (m, n) = match grouped {
+            Some(m) => (m, group),
+            // Image by image through the batch-1 instance (checked at load, so always present).
+            None => (
+                self.instance(1)
+                    .ok_or_else(|| Error::Inference("the fused batch-1 model is missing".into()))?,
+                1,
+            ),
+        };
+        let per = input.len() / batch.max(1) * n;
         let mut out = Vec::new();
-        for img in input.chunks_exact_mut(per) {
-            out.extend(self.run(&one, img, 1)?);
+        for part in input.chunks_exact_mut(per) {
+            out.extend(self.run(&m, part, n)?);
         }
         Ok(out)
     }
@@ -711,7 +730,26 @@ impl Model {
                     x.f_to_kind(*kind)
                 }
             }),
-            Runner::Fast(fast) => fast.forward(input, batch, h, w),
+            Runner::Fast(fast) => fast.forward(input, batch, 1, h, w),
+        }
+    }
+
+    /// [`Model::forward`] of `batch` images that come in groups of `group` (the views of one
+    /// image under test-time augmentation, laid one after the other): on the CPU fast path a
+    /// batch size nobody prepared runs group by group through the graph prepared for `group`
+    /// when there is one, so a call of several images runs the graphs a one-image call runs.
+    /// Other runners run the batch as it is.
+    pub fn forward_grouped(
+        &self,
+        input: &mut [f32],
+        batch: usize,
+        group: usize,
+        h: u32,
+        w: u32,
+    ) -> Result<Vec<f32>> {
+        match &self.runner {
+            Runner::Fast(fast) => fast.forward(input, batch, group, h, w),
+            Runner::Plain { .. } => self.forward(input, batch, h, w),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Test-time preprocessing, as torchvision does it on a PIL image:
 //! resize (stretch / shorter side / letterbox), `CenterCrop`, `ToTensor` + `Normalize`.
 
-use crate::config::{PreprocessConfig, ResizeMode, Size};
+use crate::config::{PreprocessConfig, ResizeMode, Size, TtaView};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use crate::resize::{resize_bilinear_roi_into, roi_source_window, PillowCompat, Roi, Scratch};
@@ -203,6 +203,29 @@ pub fn source_window(width: u32, height: u32, cfg: &PreprocessConfig) -> Option<
     };
     let whole = win.x == 0 && win.y == 0 && win.width == width && win.height == height;
     (!whole && win.width > 0 && win.height > 0).then_some(win)
+}
+
+/// Appends to `out` the test-time view `view` of the CHW float32 tensor of `size` that starts
+/// at `out[start]`: the tensor flipped along its width (`HFlip`) or height (`VFlip`) axis, as
+/// `torch.flip(x, dims=[-1])` or `[-2]` gives it.
+pub fn append_view(out: &mut Vec<f32>, start: usize, size: Size, view: TtaView) {
+    let (h, w) = (size.height as usize, size.width as usize);
+    out.reserve(3 * h * w);
+    for c in 0..3 {
+        let plane = start + c * h * w;
+        for y in 0..h {
+            let src_y = match view {
+                TtaView::HFlip => y,
+                TtaView::VFlip => h - 1 - y,
+            };
+            let row = plane + src_y * w;
+            let at = out.len();
+            out.extend_from_within(row..row + w);
+            if view == TtaView::HFlip {
+                out[at..].reverse();
+            }
+        }
+    }
 }
 
 /// Full preprocessing into `out` as CHW float32 (cleared and refilled); returns the tensor's size.
@@ -422,6 +445,36 @@ pub fn normalize_chw(img: &RgbImage, mean: &[f32; 3], std: &[f32; 3], out: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn views_flip_the_tensor_along_one_axis() {
+        // 3 channels of 2x3, values c*100 + y*10 + x, after something already in the buffer.
+        let size = Size {
+            height: 2,
+            width: 3,
+        };
+        let mut out = vec![-1.0];
+        for c in 0..3 {
+            for y in 0..2 {
+                for x in 0..3 {
+                    out.push((c * 100 + y * 10 + x) as f32);
+                }
+            }
+        }
+        append_view(&mut out, 1, size, TtaView::HFlip);
+        append_view(&mut out, 1, size, TtaView::VFlip);
+        let at = |v: usize, c: usize, y: usize, x: usize| out[1 + v * 18 + c * 6 + y * 3 + x];
+        for c in 0..3 {
+            for y in 0..2 {
+                for x in 0..3 {
+                    let plain = at(0, c, y, x);
+                    assert_eq!(at(1, c, y, 2 - x), plain, "hflip c{c} y{y} x{x}");
+                    assert_eq!(at(2, c, 1 - y, x), plain, "vflip c{c} y{y} x{x}");
+                }
+            }
+        }
+        assert_eq!(out.len(), 1 + 3 * 18);
+    }
 
     fn gradient(w: u32, h: u32) -> RgbImage {
         let data = (0..w * h)

@@ -9,7 +9,9 @@
     DIR/lib/*.so*          the libtorch / CUDA libraries of the profile, flat beside it
     DIR/include/           ji.h (+ ji_types.h, ji_error.h: the platform's 4.x header names)
     DIR/config/algo_config.json   the given config (or the template), model paths -> ../model/
-    DIR/model/             the given model and class names
+    DIR/model/             the given model and class names; without --model, the files the
+                           config names (its model_path, or every member of its "models"
+                           ensemble, and its class_names_path), resolved against its folder
     DIR/src/ji.py          the platform's Python judge API over lib/libji.so (python/ji.py)
 
 Profiles (what lib/ holds besides libji.so):
@@ -224,16 +226,42 @@ def main():
     # src/ji.py, which loads ../lib/libji.so (python/ji.py; README, "Python judges").
     (prefix / "src").mkdir(exist_ok=True)
     shutil.copy2(ROOT / "python" / "ji.py", prefix / "src" / "ji.py")
-    for f in (a.model, a.classes):
-        if f is not None:
-            shutil.copy2(f, prefix / "model" / f.name)
     cfg = json.loads(a.config.read_text(encoding="utf-8"))
-    cfg["model_path"] = "../model/" + (a.model.name if a.model else Path(cfg.get("model_path", "model.pt")).name)
+    if "models" in cfg and a.model is not None:
+        sys.exit(f"install: {a.config} lists its models in \"models\" (an ensemble): leave out "
+                 "--model (MODEL=), every member is installed")
+    placed = {}  # name in model/ -> the file copied there
+
+    def place(given, config_value):
+        """Copies a file into model/ (the given one, else the config's, resolved against the
+        config's folder) and returns its path for the installed config."""
+        src = given if given is not None else (a.config.parent / config_value)
+        name = Path(config_value if given is None else given.name).name
+        if src.is_file():
+            src = src.resolve()
+            stem = name
+            n = 1
+            while name in placed and placed[name] != src:  # another file of the same name
+                name = f"{n}_{stem}"
+                n += 1
+            if name not in placed:
+                shutil.copy2(src, prefix / "model" / name)
+                placed[name] = src
+        elif given is None:
+            print(f"install: warning: {src} (named by {a.config}) does not exist: put it in "
+                  f"{prefix / 'model'} yourself", file=sys.stderr)
+        else:
+            sys.exit(f"install: {src} does not exist")
+        return "../model/" + name
+
+    if "models" in cfg:
+        for m in cfg["models"]:
+            m["model_path"] = place(None, m["model_path"])
+    else:
+        cfg["model_path"] = place(a.model, cfg.get("model_path", "model.pt"))
     # A model that carries its class names (tools/export_torchscript.py) needs no class file.
     if a.classes is not None or cfg.get("class_names_path"):
-        cfg["class_names_path"] = "../model/" + (
-            a.classes.name if a.classes else Path(cfg["class_names_path"]).name
-        )
+        cfg["class_names_path"] = place(a.classes, cfg.get("class_names_path"))
     (prefix / "config" / "algo_config.json").write_text(
         json.dumps(cfg, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

@@ -25,6 +25,12 @@ Config keys used (relative paths resolve against the config file's folder):
     model_output                   logits (softmax applied; default) | probabilities
     exif_transpose                 apply ImageOps.exif_transpose before convert (default false)
     override_model_metadata        the config's values win over the model's metadata
+    tta                            extra views: a list of "hflip" (the preprocessed tensor
+                                   flipped along its width) and "vflip" (along its height)
+    models                         an ensemble, instead of model_path: a list of
+                                   {"model_path": ..., "weight": w (default 1)} objects, each
+                                   may also set the keys a model's metadata may set and its
+                                   own override_model_metadata
 A model exported by tools/export_torchscript.py carries its class names, preprocessing and
 output kind (the TorchScript extra file ji_metadata.json): they fill the keys the config leaves
 out, and a key set in both that disagrees is an error, as in libji.so.
@@ -41,7 +47,8 @@ Reading the images (--decode, the harness's option of the same name and default)
             the harness reads them (its cv::imread emulation does not cover them).
     pil     as libji's file calls: Image.open(p) [-> ImageOps.exif_transpose] -> .convert('RGB')
 
-Per image, the RGB image from --decode, then
+Per image, the RGB image from --decode (read once, for every model of an ensemble), then,
+per model, with that model's settings
     stretch:      transforms.Resize([h, w])
     shorter_side: transforms.Resize(n)
     letterbox:    the training write-up's black padding to the (W, H) aspect ratio, then
@@ -49,7 +56,17 @@ Per image, the RGB image from --decode, then
     pad_square:   s = max(w, h); Image.new("RGB", (s, s)).paste(img, ((s - w) // 2,
                   (s - h) // 2)), then img.resize((W, H), Image.BILINEAR)
 then CenterCrop(crop_size) if set, ToTensor(), Normalize(mean, std); the model runs one image at
-a time on the CPU (torch.jit.load, eval, no_grad).
+a time on the CPU (torch.jit.load, eval, no_grad), the image's tensor and its tta views
+(torch.flip along dims [-1] for hflip, [-2] for vflip) in one batched forward. Each view's
+outputs become probabilities (softmax for a logits model, as they are for a probabilities
+model), the model's probabilities are the mean over its views, and an ensemble's are the mean
+of its models' weighted by weight / sum of the weights (in float64, then float32); confidences
+and the ranking come from those.
+
+An ensemble member's settings are the top level's with the member's own keys over them,
+resolved against the member's model's metadata as a one-model config is (a key set in both
+that disagrees is an error unless override_model_metadata). The members must list the same
+class names in the same order, and agree on exif_transpose (the image is decoded once).
 
 Writes JSON:
     {"config": {...effective settings...}, "decode": "imread" | "pil",
@@ -70,7 +87,11 @@ import sys
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 USED_KEYS = {"model_path", "class_names_path", "resize_mode", "resize_size", "crop_size",
-             "mean", "std", "model_output", "exif_transpose", "override_model_metadata"}
+             "mean", "std", "model_output", "exif_transpose", "override_model_metadata",
+             "tta", "models"}
+TTA_VIEWS = ("hflip", "vflip")
+# What an ensemble member may set for itself (besides METADATA_KEYS), as in libji.so.
+MEMBER_KEYS = ("model_path", "weight", "override_model_metadata")
 IGNORED_KEYS = {"device", "thresh", "topk", "confidence_decimals", "pillow_compat",
                 "max_image_pixels", "warmup", "num_threads", "algo_version", "precision",
                 "optimize", "huge_pages", "async_queue", "async_workers", "async_max_batch",
@@ -200,7 +221,9 @@ def _canonical(key, v):
 
 def load_config(path=None, model_path=None):
     """Parses algo_config.json (or a bare model with metadata) into the effective settings
-    (paths made absolute, the model's metadata merged in)."""
+    (paths made absolute, the model's metadata merged in). An ensemble's settings are its
+    first member's, with "members": [(weight share, member settings), ...] and "models" (the
+    public form)."""
     if path is not None:
         try:
             with open(path, encoding="utf-8") as f:
@@ -216,6 +239,64 @@ def load_config(path=None, model_path=None):
     for k in raw:
         if not k.startswith("_") and k not in USED_KEYS | IGNORED_KEYS:
             raise ConfigError('config %s: unknown key "%s"' % (path, k))
+    tta = parse_tta(raw.get("tta", []))
+    if "models" not in raw:
+        cfg = _load_one(raw, path, base)
+        cfg["tta"] = tta
+        cfg["_members"] = [(1.0, cfg)]
+        return cfg
+    if "model_path" in raw:
+        raise ConfigError('config %s: set either "model_path" or "models", not both' % path)
+    models = raw["models"]
+    if not isinstance(models, list) or not models:
+        raise ConfigError('config %s: "models" must be a non-empty list of {"model_path": ..., '
+                          '"weight": ...} objects' % path)
+    members = []
+    for i, m in enumerate(models):
+        at = '"models"[%d]' % i
+        if not isinstance(m, dict):
+            raise ConfigError("config %s: %s must be an object" % (path, at))
+        for k in m:
+            if not k.startswith("_") and k not in MEMBER_KEYS and k not in METADATA_KEYS:
+                raise ConfigError('config %s: %s: "%s" cannot be set per model' % (path, at, k))
+        w = m.get("weight", 1)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0 \
+                or w == float("inf"):
+            raise ConfigError("config %s: %s.weight must be a number > 0, got %r" % (path, at, w))
+        if "model_path" not in m:
+            raise ConfigError('config %s: %s has no "model_path"' % (path, at))
+        view = {k: v for k, v in raw.items() if k != "models"}
+        view.update({k: v for k, v in m.items() if k != "weight"})
+        try:
+            member = _load_one(view, path, base)
+        except ConfigError as e:
+            raise ConfigError("%s: %s" % (at, e))
+        member["tta"] = tta
+        members.append((float(w), member))
+    for i, (_, m) in enumerate(members):
+        if m["exif_transpose"] != members[0][1]["exif_transpose"]:
+            raise ConfigError('config %s: "exif_transpose" differs between "models"[0] and '
+                              '"models"[%d]: the image is decoded once for every member'
+                              % (path, i))
+    total = sum(w for w, _ in members)
+    cfg = dict(members[0][1])
+    cfg["_members"] = [(w / total, m) for w, m in members]
+    cfg["models"] = [dict({k: v for k, v in m.items() if not k.startswith("_")}, weight=w)
+                     for w, m in members]
+    return cfg
+
+
+def parse_tta(v):
+    """The "tta" list: distinct views among TTA_VIEWS."""
+    if not isinstance(v, list) or not all(x in TTA_VIEWS for x in v):
+        raise ConfigError('"tta" must be a list of extra views ("hflip", "vflip"), got %r' % (v,))
+    if len(set(v)) != len(v):
+        raise ConfigError('"tta" lists a view twice: %r' % (v,))
+    return list(v)
+
+
+def _load_one(raw, path, base):
+    """The settings of one model: `raw` holds its model_path and the keys that apply to it."""
     cfg = {"file": os.path.abspath(path)}
     v = raw.get("model_path")
     if not isinstance(v, str) or not v:
@@ -253,7 +334,18 @@ def load_config(path=None, model_path=None):
 
 
 def class_names(cfg):
-    """The class names: the class file's, the model's metadata's, or both when they agree."""
+    """The class names: the class file's, the model's metadata's, or both when they agree; an
+    ensemble's members must all list the same."""
+    members = cfg.get("_members", [(1.0, cfg)])
+    if len(members) > 1 or members[0][1] is not cfg:
+        lists = [class_names(m) for _, m in members]
+        for i, names in enumerate(lists):
+            if names != lists[0]:
+                raise ConfigError('the members of "models" must classify into the same classes '
+                                  'in the same order, but "models"[0] (%s) and "models"[%d] (%s) '
+                                  'differ' % (members[0][1]["model_path"], i,
+                                              members[i][1]["model_path"]))
+        return lists[0]
     embedded = cfg["_embedded_class_names"]
     if cfg["class_names_path"] is None:
         return list(embedded)
@@ -468,34 +560,29 @@ def predict(config_path, val_dir, topk=5, log=None, decode="imread"):
 
     cfg = load_config(config_path) if isinstance(config_path, str) else config_path
     names = class_names(cfg)
-    try:
-        model = torch.jit.load(cfg["model_path"], map_location="cpu")
-    except Exception as e:  # noqa: BLE001 - any load failure is a config problem here
-        raise ConfigError("cannot load model %s: %s" % (cfg["model_path"], e))
-    model.eval()
-    transform = make_transform(cfg)
+    members = []
+    for share, m in cfg.get("_members", [(1.0, cfg)]):
+        try:
+            model = torch.jit.load(m["model_path"], map_location="cpu")
+        except Exception as e:  # noqa: BLE001 - any load failure is a config problem here
+            raise ConfigError("cannot load model %s: %s" % (m["model_path"], e))
+        model.eval()
+        members.append((share, m, model, make_transform(m)))
     k = max(1, min(topk, len(names)))
 
     images, errors = [], []
     for path, rel, label in scan(val_dir):
         try:
-            x = transform(load_image(path, cfg["exif_transpose"], decode)).unsqueeze(0)
-            with torch.no_grad():
-                out = model(x)
-            while isinstance(out, (tuple, list)):  # (logits, aux...) heads: use the first
-                out = out[0]
-            out = out.detach().float().reshape(-1)
+            img = load_image(path, cfg["exif_transpose"], decode)
+            p = probabilities(members, img, cfg.get("tta", []), len(names))
+        except ConfigError:
+            raise
         except Exception as e:  # noqa: BLE001 - unreadable/odd images are reported, not fatal
             errors.append({"path": rel, "label": label, "error": "%s: %s" % (type(e).__name__, e)})
             if log:
                 lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
                 log("error: %s: %s" % (rel, lines[-1] if lines else type(e).__name__))
             continue
-        if out.numel() != len(names):
-            raise ConfigError("model gives %d outputs but the class file has %d names"
-                              % (out.numel(), len(names)))
-        probs = torch.softmax(out, dim=0) if cfg["model_output"] == "logits" else out
-        p = probs.tolist()
         order = sorted(range(len(p)), key=lambda i: (-p[i], i))[:k]
         images.append({
             "path": rel,
@@ -504,6 +591,30 @@ def predict(config_path, val_dir, topk=5, log=None, decode="imread"):
         })
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
     return {"config": public, "decode": decode, "images": images, "errors": errors}
+
+
+def probabilities(members, img, tta, classes):
+    """The image's probabilities (a list of floats): for each (share, settings, model,
+    transform) of `members`, the image's tensor and its `tta` views in one batched forward,
+    each view's probabilities (softmax for logits), their mean, weighted by the share; summed
+    over the members in float64, returned as float32 values."""
+    import torch
+    total = None
+    for share, m, model, transform in members:
+        x = transform(img)
+        views = [x] + [torch.flip(x, dims=[-1] if v == "hflip" else [-2]) for v in tta]
+        with torch.no_grad():
+            out = model(torch.stack(views))
+        while isinstance(out, (tuple, list)):  # (logits, aux...) heads: use the first
+            out = out[0]
+        out = out.detach().float().reshape(len(views), -1)
+        if out.shape[1] != classes:
+            raise ConfigError("model %s gives %d outputs but the class file has %d names"
+                              % (m["model_path"], out.shape[1], classes))
+        probs = torch.softmax(out, dim=1) if m["model_output"] == "logits" else out
+        part = probs.double().mean(dim=0) * share
+        total = part if total is None else total + part
+    return total.float().tolist()
 
 
 def accuracy(result):

@@ -281,9 +281,12 @@ pub(crate) unsafe fn raw_frame<'a>(
 /// on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
-/// "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
-/// init, "process_wide": {...}, "preprocessing": {"applied": {"resize_mode", "resize_size",
-/// "crop_size", "mean", "std", "pillow_compat", "exif_transpose"}, "libji_defaults": true when
+/// "probe_tolerance"}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup": passes per batch size at
+/// init, "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
+/// "models": [{"model_path", "weight": its share of the result, "input_size": [h, w],
+/// "model_output", "optimization": {...}}, ...] (every model: one, or each member of a
+/// `"models"` ensemble; `"optimization"` above is the first's)}` "preprocessing": {"applied": {"resize_mode", "resize_size", "crop_size", "mean",
+/// "std", "pillow_compat", "exif_transpose"} (the first model's), "libji_defaults": true when
 /// neither the config nor the model's metadata set any of them}}` (README, "Speed" and "The
 /// config").
 ///
@@ -319,6 +322,8 @@ pub unsafe extern "C" fn evsdk_model_info(
                     "applied": e.config().preprocess.to_json(),
                     "libji_defaults": e.config().preprocessing_from_defaults,
                 },
+                "tta": e.config().tta.iter().map(|v| v.name()).collect::<Vec<_>>(),
+                "models": e.models_json(),
             }),
             out_json,
         );

@@ -9,6 +9,7 @@ mod html;
 mod metrics;
 mod record;
 mod report;
+mod sweep;
 
 use abi::{Api, Lib, Predictor};
 use clap::Parser;
@@ -124,6 +125,18 @@ struct Cli {
     /// library for full-precision confidences unless --args sets confidence_decimals.
     #[arg(long, value_name = "FILE")]
     compare: Option<PathBuf>,
+    /// Evaluate every combination of test-time settings, each in its own process, and print a
+    /// row per combination (top-1, top-5, macro F1, mean latency per call). Repeatable; KEY is
+    /// tta (none, hflip, vflip, hflip+vflip), resize_size, crop_size (an integer, HxW, or none
+    /// for crop_size) or resize_mode. --report FILE writes the table as JSON.
+    #[arg(long, value_name = "KEY=V1,V2,...", conflicts_with_all = [
+        "from_report", "compare", "html", "predictions", "confusion", "print_json",
+    ])]
+    sweep: Vec<String>,
+    /// With --sweep: write a complete config for the best row (the highest top-1, ties to the
+    /// faster), ready to load.
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    sweep_out: Option<PathBuf>,
 }
 
 /// Set by the SIGINT handler; every loop checks it.
@@ -385,6 +398,19 @@ fn evaluate(
         if !(f > 0.0 && f <= 1.0) {
             return Err(format!("--split must be in (0, 1], got {f}"));
         }
+    }
+    if !cli.sweep.is_empty() {
+        let base = config
+            .clone()
+            .unwrap_or_else(ji::config::Config::default_path);
+        let s = sweep::Sweep {
+            specs: &cli.sweep,
+            out: cli.sweep_out.as_deref(),
+            report: cli.report.as_deref(),
+            config: &base,
+            val_dir: &val_dir,
+        };
+        return sweep::run(&s, &stopped);
     }
     let args = call_args(
         cli.args.as_deref(),

@@ -15,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/optimize.cpp");
     println!("cargo:rerun-if-changed=src/cuda.cpp");
     println!("cargo:rerun-if-changed=src/jit.cpp");
+    println!("cargo:rerun-if-changed=src/guarded.h");
     println!("cargo:rerun-if-changed=src/glibc_compat.c");
 
     // First: src/ffi/alloc.cpp includes the header.

@@ -6,29 +6,14 @@
 // message.
 #include <torch/script.h>
 
+#include "guarded.h"
+
 #include <cstring>
 #include <mutex>
 #include <string>
 
 namespace {
-void set_error(char *err, size_t err_len, const std::string &msg) {
-    if (err && err_len > 0) {
-        std::strncpy(err, msg.c_str(), err_len - 1);
-        err[err_len - 1] = '\0';
-    }
-}
-
-template <typename F>
-void *guarded(char *err, size_t err_len, F f) {
-    try {
-        return f();
-    } catch (const std::exception &e) {
-        set_error(err, err_len, e.what());
-    } catch (...) {
-        set_error(err, err_len, "unknown C++ exception");
-    }
-    return nullptr;
-}
+using ji_rs::guarded;
 
 c10::Device device_of(int device) {
     return device < 0 ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, device);

@@ -13,6 +13,8 @@
 #include <torch/csrc/jit/runtime/graph_iterator.h>
 #include <torch/script.h>
 
+#include "guarded.h"
+
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -20,24 +22,7 @@
 #include <vector>
 
 namespace {
-void set_error(char *err, size_t err_len, const std::string &msg) {
-    if (err && err_len > 0) {
-        std::strncpy(err, msg.c_str(), err_len - 1);
-        err[err_len - 1] = '\0';
-    }
-}
-
-template <typename F>
-void *guarded(char *err, size_t err_len, F f) {
-    try {
-        return f();
-    } catch (const std::exception &e) {
-        set_error(err, err_len, e.what());
-    } catch (...) {
-        set_error(err, err_len, "unknown C++ exception");
-    }
-    return nullptr;
-}
+using ji_rs::guarded;
 
 using torch::jit::Graph;
 using torch::jit::Node;

@@ -169,6 +169,11 @@ pub struct Config {
     /// `"huge_pages"` (opt-in, default false): on the CPU, the process heap goes to
     /// transparent huge pages at the end of init (see `crate::hugepages`). Process-wide.
     pub huge_pages: bool,
+    /// `"cuda_streams"` (off by default until measured on a GPU): on CUDA, each calling
+    /// thread runs its forward passes on its own stream from libtorch's pool, with pinned
+    /// staging buffers, a non-blocking upload and one synchronisation per call, so threads
+    /// and async lanes do not queue behind each other's copies. Changes nothing on the CPU.
+    pub cuda_streams: bool,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
 }
@@ -243,6 +248,7 @@ const KNOWN_KEYS: &[&str] = &[
     "num_threads",
     "optimize",
     "huge_pages",
+    "cuda_streams",
     "async_queue",
     "async_workers",
     "async_max_batch",
@@ -468,6 +474,7 @@ impl Config {
             }
         };
         let huge_pages = get_bool(obj, "huge_pages", false)?;
+        let cuda_streams = get_bool(obj, "cuda_streams", false)?;
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -523,6 +530,7 @@ impl Config {
             optimize,
             cuda_freeze,
             huge_pages,
+            cuda_streams,
             asynchronous,
         })
     }
@@ -866,6 +874,24 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn cuda_streams_is_an_opt_in_bool() {
+        let m = r#""model_path": "m", "class_names_path": "c""#;
+        assert!(!parse(&format!("{{{m}}}")).unwrap().cuda_streams);
+        assert!(
+            parse(&format!("{{{m}, \"cuda_streams\": true}}"))
+                .unwrap()
+                .cuda_streams
+        );
+        let e = parse(&format!("{{{m}, \"cuda_streams\": \"on\"}}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cuda_streams") && e.contains("true or false"),
+            "{e}"
+        );
     }
 
     #[test]

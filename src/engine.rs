@@ -82,7 +82,7 @@ impl Engine {
         }
         let device = model::resolve_device(config.device)?;
         let size = config.preprocess.output_size();
-        let model = Model::load(
+        let mut model = Model::load(
             &config.model_path,
             device,
             config.precision,
@@ -100,6 +100,7 @@ impl Engine {
             )));
         }
         check_output_kind(&config, &model)?;
+        model.use_cuda_streams(config.cuda_streams);
         for batch in Engine::batch_sizes(&config) {
             model.prepare_batch(batch, config.warmup)?;
         }
@@ -162,6 +163,11 @@ impl Engine {
     /// How the model runs: the CPU fast path, or plain and why (see README, "Speed").
     pub fn optimization(&self) -> &model::Optimization {
         self.model.optimization()
+    }
+
+    /// Whether calls run on per-thread CUDA streams (`"cuda_streams"` on a CUDA model).
+    pub fn cuda_streams(&self) -> bool {
+        self.model.cuda_streams()
     }
 
     /// "cpu" or "cuda:N".
@@ -405,6 +411,7 @@ impl Engine {
             "intra_op_threads": tch::get_num_threads(),
             "num_threads_set": self.config.num_threads > 0,
             "cudnn_benchmark": self.device_name != "cpu",
+            "cuda_empty_cache": self.device_name != "cpu",
             "huge_pages": self.huge_pages,
             "onednn_fusion_pass": self.model.optimization().path == "cpu_fused",
         })

@@ -281,14 +281,19 @@ pub(crate) unsafe fn raw_frame<'a>(
 /// on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
-/// "probe_tolerance"}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
-/// init, "process_wide": {...}}` (README, "Speed").
+/// "probe_tolerance", "precision_fallback": null or why the model runs in another precision
+/// than asked (fp16 under "device": "auto" on the CPU, or fp16 that failed its check against
+/// fp32), "fp16_max_prob_diff": fp16's largest probability difference from fp32 on the probe
+/// images when checked}, "warmed_batch_sizes": [1, ...], "warmup": passes per batch size at
+/// init, "cuda_streams": whether calls run on per-thread CUDA streams, "process_wide": {...}}`
+/// (README, "Speed").
 ///
 /// `"process_wide"` lists what this library changed, or may change, for the whole process:
 /// `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
 /// `"num_threads_set"` (true when this handle's config set it, with `"num_threads"`: the
 /// last handle created wins), `"cudnn_benchmark"` (cuDNN autotuning, switched on for the
-/// process by a CUDA handle), `"huge_pages"` (this handle advises the process heap into
+/// process by a CUDA handle), `"cuda_empty_cache"` (releasing the last CUDA handle or
+/// predictor returns the CUDA caching allocator's free blocks to the driver), `"huge_pages"` (this handle advises the process heap into
 /// transparent huge pages, opt-in) and `"onednn_fusion_pass"` (the CPU fast path registered
 /// TorchScript's oneDNN Graph pass, which only acts on graphs this library optimises).
 ///
@@ -311,6 +316,7 @@ pub unsafe extern "C" fn evsdk_model_info(
                 "optimization": e.optimization().to_json(),
                 "warmed_batch_sizes": Engine::batch_sizes(e.config()),
                 "warmup": e.config().warmup,
+                "cuda_streams": e.cuda_streams(),
                 "process_wide": e.process_wide(),
             }),
             out_json,

@@ -1,15 +1,22 @@
 //! Load and leak check through the ji_* ABI (the judge's calls), in one process:
-//!   1. create/destroy cycles: resident memory growth after warm-up;
+//!   1. create/destroy cycles: resident memory growth after warm-up, and on a GPU the device's
+//!      memory in use and libtorch's caching allocator's (`ji::cuda::memory`);
 //!   2. 8 threads x N calls with their own predictors, and 8 threads sharing one: no error,
 //!      results identical to the single-thread results;
 //!   3. many calls on one predictor: resident memory growth;
 //!   4. thread churn: short-lived threads, each making one ji_calc_image call with an out
 //!      frame of a 1920x1080 image on a shared predictor: resident memory growth.
 //!
-//! Prints a report; the numbers go into BENCHMARKS.md (never asserted in tests).
+//! Prints a report; the numbers go into BENCHMARKS.md (never asserted in tests). A count of 0
+//! skips its part.
 //!
-//! cargo run --release --example soak -- CONFIG IMAGE... [--cycles 1000] [--calls 100000]
-//!     [--thread-calls 500] [--churn-threads 2000]
+//! cargo run --release --example soak -- CONFIG IMAGE... [--cycles 1000] [--warm-cycles N]
+//!     [--calls 100000] [--thread-calls 500] [--churn-threads 2000] [--max-gpu-growth-mib M]
+//!
+//! `--warm-cycles` (default a tenth of the cycles): growth is measured from the end of that
+//! many cycles to the end of all. `--max-gpu-growth-mib`: exit with status 3 when the GPU
+//! memory in use (or reserved by the caching allocator) grew by more than M MiB over the
+//! cycles (tools/gpu_check.sh's soak: no growth over 200 cycles after the first 10).
 
 use ji::ffi::ji::*;
 use std::ffi::{c_void, CStr, CString};
@@ -88,6 +95,12 @@ fn main() {
         .map(|p| CString::new(p.as_str()).unwrap())
         .collect();
     let cycles = arg(&args, "--cycles", 1000);
+    let warm_cycles = arg(&args, "--warm-cycles", (cycles / 10).max(1)).clamp(1, cycles.max(1));
+    let max_gpu_growth = args
+        .iter()
+        .position(|a| a == "--max-gpu-growth-mib")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse::<f64>().expect("--max-gpu-growth-mib: a number"));
     let calls = arg(&args, "--calls", 100_000);
     let thread_calls = arg(&args, "--thread-calls", 500);
     unsafe { ji_init(0, ptr::null_mut()) };
@@ -102,9 +115,10 @@ fn main() {
     };
 
     // 1. create/destroy cycles.
-    let warm = (cycles / 10).max(1);
+    let warm = warm_cycles;
     let t0 = Instant::now();
     let mut rss_warm = 0.0;
+    let mut gpu_warm = None;
     for i in 0..cycles {
         let p = Pred::new();
         assert_eq!(
@@ -114,17 +128,45 @@ fn main() {
         drop(p);
         if i + 1 == warm {
             rss_warm = rss_mb();
+            gpu_warm = ji::cuda::memory(0);
         }
     }
-    let rss_end = rss_mb();
-    println!(
-        "create/destroy: {cycles} cycles in {:.1} s; RSS after {warm} warm-up cycles {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
-        t0.elapsed().as_secs_f64(),
-        rss_end - rss_warm
-    );
+    let mut gpu_failed = false;
+    if cycles > 0 {
+        let rss_end = rss_mb();
+        println!(
+            "create/destroy: {cycles} cycles in {:.1} s; RSS after {warm} warm-up cycles {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
+            t0.elapsed().as_secs_f64(),
+            rss_end - rss_warm
+        );
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        match (gpu_warm, ji::cuda::memory(0)) {
+            (Some(a), Some(b)) => {
+                let used = b.used_mib() - a.used_mib();
+                let reserved = mib(b.reserved) - mib(a.reserved);
+                println!(
+                    "create/destroy GPU memory (cuda:0) after {warm} cycles: device used {:.0} MiB, allocator reserved {:.1} MiB, allocated {:.1} MiB; after {cycles}: {:.0} / {:.1} / {:.1} MiB: growth used {used:+.0} MiB, reserved {reserved:+.1} MiB",
+                    a.used_mib(),
+                    mib(a.reserved),
+                    mib(a.allocated),
+                    b.used_mib(),
+                    mib(b.reserved),
+                    mib(b.allocated)
+                );
+                if let Some(limit) = max_gpu_growth {
+                    gpu_failed = used > limit || reserved > limit;
+                    println!(
+                        "GPU memory growth {} (limit {limit} MiB)",
+                        if gpu_failed { "FAIL" } else { "PASS" }
+                    );
+                }
+            }
+            _ => println!("create/destroy GPU memory: no CUDA device in use"),
+        }
+    }
 
     // 2. threads.
-    for shared in [false, true] {
+    for shared in [false, true].into_iter().filter(|_| thread_calls > 0) {
         let shared_pred = shared.then(Pred::new);
         let t0 = Instant::now();
         let errors: usize = std::thread::scope(|s| {
@@ -171,29 +213,34 @@ fn main() {
     }
 
     // 3. many calls on one predictor.
-    let p = Pred::new();
-    let warm = (calls / 20).max(1);
-    let t0 = Instant::now();
-    let mut rss_warm = 0.0;
-    let mut errors = 0;
-    for i in 0..calls {
-        if p.calc(&images[i % images.len()]).is_err() {
-            errors += 1;
+    if calls > 0 {
+        let p = Pred::new();
+        let warm = (calls / 20).max(1);
+        let t0 = Instant::now();
+        let mut rss_warm = 0.0;
+        let mut errors = 0;
+        for i in 0..calls {
+            if p.calc(&images[i % images.len()]).is_err() {
+                errors += 1;
+            }
+            if i + 1 == warm {
+                rss_warm = rss_mb();
+            }
         }
-        if i + 1 == warm {
-            rss_warm = rss_mb();
-        }
-    }
-    let rss_end = rss_mb();
-    println!(
+        let rss_end = rss_mb();
+        println!(
         "one predictor: {calls} calls in {:.1} s, {errors} errors; RSS after {warm} calls {rss_warm:.1} MB, at the end {rss_end:.1} MB: growth {:+.2} MB",
         t0.elapsed().as_secs_f64(),
         rss_end - rss_warm
     );
+    }
 
     // 4. thread churn: each short-lived thread leaves its out frame (6 MB) and JSON in the
     // predictor until it ends.
     let churn = arg(&args, "--churn-threads", 2000);
+    if churn == 0 {
+        std::process::exit(if gpu_failed { 3 } else { 0 });
+    }
     let p = Pred::new();
     let (w, h) = (1920u32, 1080u32);
     let frame = vec![128u8; w as usize * h as usize * 3];
@@ -227,4 +274,7 @@ fn main() {
         t0.elapsed().as_secs_f64(),
         rss_end - rss_warm
     );
+    if gpu_failed {
+        std::process::exit(3);
+    }
 }

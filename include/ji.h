@@ -353,20 +353,25 @@ int evsdk_calc_frame(const struct EvsdkHandle *handle,
  * on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
  * "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
  * off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
- * "probe_tolerance"}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup": passes per batch size at
- * init, "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
+ * "probe_tolerance", "precision_fallback": null or why the model runs in another precision
+ * than asked (fp16 under "device": "auto" on the CPU, or fp16 that failed its check against
+ * fp32), "fp16_max_prob_diff": fp16's largest probability difference from fp32 on the probe
+ * images when checked}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup":
+ * passes per batch size at init, "cuda_streams": whether calls run on per-thread CUDA streams,
+ * "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
  * "models": [{"model_path", "weight": its share of the result, "input_size": [h, w],
  * "model_output", "optimization": {...}}, ...] (every model: one, or each member of a
- * `"models"` ensemble; `"optimization"` above is the first's)}` "preprocessing": {"applied": {"resize_mode", "resize_size", "crop_size", "mean",
- * "std", "pillow_compat", "exif_transpose"} (the first model's), "libji_defaults": true when
- * neither the config nor the model's metadata set any of them}}` (README, "Speed" and "The
- * config").
+ * `"models"` ensemble; `"optimization"` above is the first's), "preprocessing": {"applied":
+ * {"resize_mode", "resize_size", "crop_size", "mean", "std", "pillow_compat",
+ * "exif_transpose"} (the first model's), "libji_defaults": true when neither the config nor
+ * the model's metadata set any of them}}` (README, "Speed" and "The config").
  *
  * `"process_wide"` lists what this library changed, or may change, for the whole process:
  * `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
  * `"num_threads_set"` (true when this handle's config set it, with `"num_threads"`: the
  * last handle created wins), `"cudnn_benchmark"` (cuDNN autotuning, switched on for the
- * process by a CUDA handle), `"huge_pages"` (this handle advises the process heap into
+ * process by a CUDA handle), `"cuda_empty_cache"` (releasing the last CUDA handle or
+ * predictor returns the CUDA caching allocator's free blocks to the driver), `"huge_pages"` (this handle advises the process heap into
  * transparent huge pages, opt-in) and `"onednn_fusion_pass"` (the CPU fast path registered
  * TorchScript's oneDNN Graph pass, which only acts on graphs this library optimises).
  *
@@ -415,7 +420,9 @@ int ji_init(int argc, char **argv);
 /**
  * Global teardown: does nothing, and predictors still alive stay valid. (What the library
  * keeps for the process's life: the prepared CPU fast-path model of each distinct model file,
- * reused by later predictors, and libtorch's CUDA backend once a predictor loaded it.)
+ * the frozen CUDA model (`"optimize": true` on CUDA) of each distinct file, device and
+ * precision, and the outcome of each file's fp16 check, all reused by later predictors; and
+ * libtorch's CUDA backend once a predictor loaded it.)
  */
 void ji_reinit(void);
 
@@ -424,7 +431,10 @@ void ji_reinit(void);
  * Returns NULL on failure; the reason is printed to stderr and available from
  * `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
  * `"device": "auto"` without a usable GPU runs on the CPU and prints why to stderr, once per
- * process (`ji_get_version`'s `cuda.reason` has it too).
+ * process (`ji_get_version`'s `cuda.reason` has it too); `"precision": "fp16"` then runs in
+ * fp32, with a note. On a GPU, fp16 is checked against fp32 on probe images before the
+ * predictor is returned and falls back to fp32, saying why, when they disagree
+ * (`evsdk_model_info`'s `"precision_fallback"`).
  *
  * Threads: the predictor may be used from any thread, and from several threads at once
  * (calls run in parallel); one predictor per thread works too. Each thread's results
@@ -439,8 +449,11 @@ void ji_reinit(void);
  * `async_workers` lanes start with `ji_set_callback`). What is process-wide by nature, and
  * only when asked: `"num_threads"` sets libtorch's single intra-op thread count for the whole
  * process (the last predictor created wins); a predictor on CUDA switches on cuDNN's
- * benchmark mode for the process; `"huge_pages": true` advises the process heap into
- * transparent huge pages. `evsdk_model_info` reports them under `"process_wide"`.
+ * benchmark mode for the process, and when the last CUDA predictor is destroyed the CUDA
+ * caching allocator's free blocks go back to the driver (`torch.cuda.empty_cache()`, which
+ * also releases what a host using libtorch on the GPU itself had cached);
+ * `"huge_pages": true` advises the process heap into transparent huge pages.
+ * `evsdk_model_info` reports them under `"process_wide"`.
  */
 void *ji_create_predictor(JiPredictorType pdtype);
 
@@ -454,6 +467,10 @@ void *ji_create_predictor(JiPredictorType pdtype);
  * this has begun uses a destroyed predictor: that is the caller's error (undefined), as on
  * the platform. Called from inside one of this predictor's own callbacks it cannot wait for
  * itself: it destroys nothing and says so on stderr and in `evsdk_last_error()`.
+ *
+ * Destroying the last predictor (or handle) on CUDA returns the GPU memory libtorch's
+ * caching allocator holds free to the driver; a frozen model (`"optimize": true`) stays
+ * prepared for the next predictor of the same file.
  *
  * # Safety
  * `predictor` is NULL or a live pointer from `ji_create_predictor`.

@@ -234,6 +234,11 @@ pub struct Config {
     /// `"huge_pages"` (opt-in, default false): on the CPU, the process heap goes to
     /// transparent huge pages at the end of init (see `crate::hugepages`). Process-wide.
     pub huge_pages: bool,
+    /// `"cuda_streams"` (off by default until measured on a GPU): on CUDA, each calling
+    /// thread runs its forward passes on its own stream from libtorch's pool, with pinned
+    /// staging buffers, a non-blocking upload and one synchronisation per call, so threads
+    /// and async lanes do not queue behind each other's copies. Changes nothing on the CPU.
+    pub cuda_streams: bool,
     /// The 4.x asynchronous mode (`ji_calc_image_asyn`).
     pub asynchronous: AsyncConfig,
     /// `"tta"`: the extra views each image is also classified in (none by default).
@@ -323,6 +328,7 @@ const KNOWN_KEYS: &[&str] = &[
     "num_threads",
     "optimize",
     "huge_pages",
+    "cuda_streams",
     "async_queue",
     "async_workers",
     "async_max_batch",
@@ -633,6 +639,7 @@ impl Config {
             }
         };
         let huge_pages = get_bool(obj, "huge_pages", false)?;
+        let cuda_streams = get_bool(obj, "cuda_streams", false)?;
         let max_image_pixels = match obj.get("max_image_pixels") {
             None => defaults.max_image_pixels,
             Some(v) => match v.as_u64() {
@@ -690,6 +697,7 @@ impl Config {
             optimize,
             cuda_freeze,
             huge_pages,
+            cuda_streams,
             asynchronous,
             tta,
             ensemble: Vec::new(),
@@ -1197,6 +1205,24 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn cuda_streams_is_an_opt_in_bool() {
+        let m = r#""model_path": "m", "class_names_path": "c""#;
+        assert!(!parse(&format!("{{{m}}}")).unwrap().cuda_streams);
+        assert!(
+            parse(&format!("{{{m}, \"cuda_streams\": true}}"))
+                .unwrap()
+                .cuda_streams
+        );
+        let e = parse(&format!("{{{m}, \"cuda_streams\": \"on\"}}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cuda_streams") && e.contains("true or false"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub fn status() -> Option<Result<(), &'static str>> {
 extern "C" {
     // src/cuda.cpp: CUDART_VERSION of the CUDA hooks in force, -1 for the CPU-only stub.
     fn ji_cuda_runtime_version() -> std::ffi::c_long;
+    // src/cuda.cpp: the CUDA caching allocator, through c10's device-generic interface.
+    fn ji_cuda_empty_cache() -> std::ffi::c_int;
+    fn ji_cuda_memory(index: std::ffi::c_int, out: *mut i64) -> std::ffi::c_int;
 }
 
 /// The CUDA runtime version libtorch's CUDA backend was built with (e.g. 13000), when that
@@ -118,6 +121,54 @@ pub fn device_count() -> usize {
         Some(Ok(())) => tch::Cuda::device_count().max(0) as usize,
         _ => 0,
     }
+}
+
+/// Returns the CUDA caching allocator's free blocks to the driver (`torch.cuda.empty_cache()`),
+/// once no CUDA model is left (`crate::model`). Does nothing unless the backend is loaded and
+/// sees a device. Whether it worked.
+pub fn empty_cache() -> bool {
+    if !matches!(status(), Some(Ok(()))) || device_count() == 0 {
+        return false;
+    }
+    // SAFETY: no arguments; the C++ side catches every exception.
+    unsafe { ji_cuda_empty_cache() == 0 }
+}
+
+/// GPU memory of one device, in bytes ([`memory`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuMemory {
+    /// Free and total on the device, as the driver counts them (every process and context).
+    pub free: u64,
+    pub total: u64,
+    /// Held by tensors through libtorch's caching allocator in this process.
+    pub allocated: u64,
+    /// Reserved from the driver by the caching allocator (tensors and cached free blocks).
+    pub reserved: u64,
+}
+
+impl GpuMemory {
+    /// Used on the device (total - free), in MiB.
+    pub fn used_mib(&self) -> f64 {
+        (self.total.saturating_sub(self.free)) as f64 / (1u64 << 20) as f64
+    }
+}
+
+/// The memory of CUDA device `index` (for the soak and diagnostics): `None` unless a predictor
+/// already loaded the CUDA backend and it sees that device (libtorch is never asked about
+/// CUDA before that load).
+pub fn memory(index: usize) -> Option<GpuMemory> {
+    if !matches!(status(), Some(Ok(()))) || index >= device_count() {
+        return None;
+    }
+    let mut out = [0i64; 4];
+    // SAFETY: writes four int64s; the C++ side catches every exception.
+    let rc = unsafe { ji_cuda_memory(index as std::ffi::c_int, out.as_mut_ptr()) };
+    (rc == 0).then(|| GpuMemory {
+        free: out[0].max(0) as u64,
+        total: out[1].max(0) as u64,
+        allocated: out[2].max(0) as u64,
+        reserved: out[3].max(0) as u64,
+    })
 }
 
 /// `s` cut to at most `max` bytes (at a character boundary), with "..." when cut.

@@ -98,7 +98,7 @@ impl Engine {
         let mut members = Vec::with_capacity(models.len());
         for (weight, m) in models {
             let size = m.preprocess.output_size();
-            let model = Model::load(
+            let mut model = Model::load(
                 &m.model_path,
                 device,
                 config.precision,
@@ -116,6 +116,7 @@ impl Engine {
                 )));
             }
             check_output_kind(m, &model)?;
+            model.use_cuda_streams(config.cuda_streams);
             for batch in Engine::batch_sizes(&config) {
                 model.prepare_batch(batch, config.warmup)?;
             }
@@ -214,6 +215,11 @@ impl Engine {
                 })
             })
             .collect()
+    }
+
+    /// Whether calls run on per-thread CUDA streams (`"cuda_streams"` on a CUDA model).
+    pub fn cuda_streams(&self) -> bool {
+        self.members[0].model.cuda_streams()
     }
 
     /// "cpu" or "cuda:N".
@@ -522,6 +528,7 @@ impl Engine {
             "intra_op_threads": tch::get_num_threads(),
             "num_threads_set": self.config.num_threads > 0,
             "cudnn_benchmark": self.device_name != "cpu",
+            "cuda_empty_cache": self.device_name != "cpu",
             "huge_pages": self.huge_pages,
             "onednn_fusion_pass": self
                 .members

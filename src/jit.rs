@@ -32,6 +32,17 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> *mut c_void;
+    fn ji_module_forward_staged(
+        module: *const c_void,
+        input: *const f32,
+        batch: i64,
+        h: i64,
+        w: i64,
+        device: c_int,
+        half: c_int,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> *mut c_void;
     fn ji_module_free(module: *mut c_void);
 }
 
@@ -136,6 +147,52 @@ impl JitModule {
         // catches every exception and returns NULL or a new at::Tensor*.
         let (out, msg) = with_err(|err, len| unsafe {
             ji_module_forward(self.0.as_ptr(), input.as_ptr() as *const c_void, err, len)
+        });
+        if out.is_null() {
+            return Err(crate::model::summarize_torch_error(&msg));
+        }
+        // SAFETY: a new at::Tensor* that nothing else owns: tch's Tensor deletes it on drop.
+        Ok(unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) })
+    }
+}
+
+impl JitModule {
+    /// `forward` on `batch` CHW float32 images laid end to end in `input` (`[batch, 3, h, w]`,
+    /// checked by the caller), run so that threads do not serialise on a GPU: the calling
+    /// thread's own stream from libtorch's pool, the input staged in a pinned buffer and
+    /// uploaded without blocking (then converted to fp16 on the device when `half`), the logits
+    /// copied back without blocking, one synchronisation at the end (src/jit.cpp). On the CPU
+    /// the same steps without pinning or streams. Returns the logits as a contiguous CPU float
+    /// tensor.
+    pub fn forward_staged(
+        &self,
+        input: &[f32],
+        [batch, h, w]: [i64; 3],
+        device: Device,
+        half: bool,
+    ) -> std::result::Result<Tensor, String> {
+        if input.len() as i64 != batch * 3 * h * w {
+            return Err(format!(
+                "input holds {} values, [{batch}, 3, {h}, {w}] needs {}",
+                input.len(),
+                batch * 3 * h * w
+            ));
+        }
+        // SAFETY: a live module; `input` holds batch*3*h*w floats (checked above), which the
+        // C++ side copies before it returns; it catches every exception and returns NULL or a
+        // new at::Tensor*.
+        let (out, msg) = with_err(|err, len| unsafe {
+            ji_module_forward_staged(
+                self.0.as_ptr(),
+                input.as_ptr(),
+                batch,
+                h,
+                w,
+                device_index(device),
+                half as c_int,
+                err,
+                len,
+            )
         });
         if out.is_null() {
             return Err(crate::model::summarize_torch_error(&msg));

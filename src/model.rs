@@ -7,7 +7,7 @@ use crate::jit::{c_path, JitModule};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tch::{Device, Kind, Tensor};
 
@@ -22,13 +22,20 @@ pub struct Model {
 }
 
 enum Runner {
-    /// The TorchScript module as loaded (or frozen on CUDA), run as it is.
+    /// The TorchScript module as loaded (or frozen on CUDA, then shared with every model of
+    /// the same file: see `cuda_frozen`), run as it is.
     Plain {
-        module: JitModule,
+        module: Arc<JitModule>,
         device: Device,
         kind: Kind,
         /// Forward passes each batch size has had at init (see `Model::prepare_batch`).
         warmed: Mutex<HashMap<usize, u32>>,
+        /// `"cuda_streams"` on CUDA: calls run on their thread's own stream with pinned
+        /// staging (`JitModule::forward_staged`).
+        streams: bool,
+        /// Held by a model on CUDA (after `module`, so dropped after it): the last one
+        /// dropped empties the caching allocator.
+        _gpu: Option<GpuUse>,
     },
     /// The CPU fast path (see `FastModel`), shared with every model of the same file (see
     /// `fast_model`).
@@ -52,6 +59,12 @@ pub struct Optimization {
     /// Largest |logit difference| from the plain model on the probe inputs, and the limit.
     pub probe_max_abs_diff: Option<f64>,
     pub probe_tolerance: Option<f64>,
+    /// Why the model runs in another precision than the config asked for: fp16 on a model
+    /// that `"device": "auto"` put on the CPU, or fp16 that failed its check against fp32.
+    pub precision_fallback: Option<String>,
+    /// Largest |probability difference| of fp16 from fp32 on the probe images, when fp16 was
+    /// checked (`check_fp16`).
+    pub fp16_max_prob_diff: Option<f64>,
 }
 
 impl Optimization {
@@ -66,6 +79,8 @@ impl Optimization {
             "precision": self.precision,
             "probe_max_abs_diff": self.probe_max_abs_diff,
             "probe_tolerance": self.probe_tolerance,
+            "precision_fallback": self.precision_fallback,
+            "fp16_max_prob_diff": self.fp16_max_prob_diff,
         })
     }
 
@@ -79,6 +94,8 @@ impl Optimization {
             precision,
             probe_max_abs_diff: None,
             probe_tolerance: None,
+            precision_fallback: None,
+            fp16_max_prob_diff: None,
         }
     }
 }
@@ -500,8 +517,37 @@ impl Model {
     /// of its batch-1 warm-up passes). On the CPU with `optimize`, the fast path is prepared
     /// and checked against the plain model on probe inputs; it falls back to the plain model,
     /// saying why, when a step fails or the outputs differ. On CUDA, `cuda_freeze` freezes the
-    /// model.
+    /// model, and fp16 is checked against fp32 (see `check_fp16`). fp16 for a model on the CPU
+    /// (where `"device": "auto"` found no GPU) runs in fp32, with a note on stderr (once per
+    /// process) and in the report's `precision_fallback`.
     pub fn load(
+        path: &Path,
+        device: Device,
+        precision: Precision,
+        input_hw: (u32, u32),
+        optimize: bool,
+        cuda_freeze: bool,
+    ) -> Result<Model> {
+        if !(precision == Precision::Fp16 && device == Device::Cpu) {
+            return Model::load_as(path, device, precision, input_hw, optimize, cuda_freeze);
+        }
+        let mut model = Model::load_as(
+            path,
+            device,
+            Precision::Fp32,
+            input_hw,
+            optimize,
+            cuda_freeze,
+        )?;
+        let note = "\"precision\": \"fp16\" applies on CUDA only; the model runs on the CPU, \
+                    in fp32";
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("libji: {note}"));
+        model.report.precision_fallback = Some(note.to_owned());
+        Ok(model)
+    }
+
+    fn load_as(
         path: &Path,
         device: Device,
         precision: Precision,
@@ -607,33 +653,33 @@ impl Model {
                     }
                     let report =
                         Optimization::plain("plain", precision_name(precision), Some(reason));
-                    return Model::finish(plain, device, kind, report, input_hw)
+                    return Model::finish(Arc::new(plain), device, kind, report, input_hw)
                         .map_err(forward_failed);
                 }
             }
         }
-        let (module, path_name) = if cuda_freeze && !on_cpu {
-            drop(plain);
-            (
-                load_frozen_cuda(path, device, kind == Kind::Half)?,
-                "cuda_frozen",
-            )
-        } else {
+        if on_cpu {
             convert(&mut plain, precision)?;
-            (plain, "plain")
-        };
-        if let Device::Cuda(_) = device {
-            // Process-wide (libtorch has one switch): stated in ji.h and model info.
-            tch::Cuda::cudnn_set_benchmark(true);
+            let report = Optimization::plain("plain", precision_name(precision), None);
+            return Model::finish(Arc::new(plain), device, kind, report, input_hw)
+                .map_err(forward_failed);
         }
-        let report = Optimization::plain(path_name, precision_name(precision), None);
+        // Process-wide (libtorch has one switch): stated in ji.h and model info.
+        tch::Cuda::cudnn_set_benchmark(true);
+        let (module, kind, report) =
+            load_cuda(path, plain, device, precision, cuda_freeze, input_hw).map_err(
+                |e| match e {
+                    Error::Inference(_) => forward_failed(e),
+                    e => e,
+                },
+            )?;
         Model::finish(module, device, kind, report, input_hw).map_err(forward_failed)
     }
 
     /// A plain model: probes the output width with one forward pass on zeros (its first
     /// batch-1 warm-up pass).
     fn finish(
-        module: JitModule,
+        module: Arc<JitModule>,
         device: Device,
         kind: Kind,
         report: Optimization,
@@ -645,6 +691,8 @@ impl Model {
                 device,
                 kind,
                 warmed: Mutex::new(HashMap::new()),
+                streams: false,
+                _gpu: (device != Device::Cpu).then(GpuUse::new),
             },
             num_classes: 0,
             probe_scores: Vec::new(),
@@ -712,12 +760,38 @@ impl Model {
         &self.report
     }
 
+    /// `"cuda_streams"`: on a CUDA model, later calls run on their thread's own stream from
+    /// libtorch's pool, with pinned staging buffers, a non-blocking upload and one
+    /// synchronisation (`JitModule::forward_staged`); elsewhere it changes nothing. Returns
+    /// whether calls now use it.
+    pub fn use_cuda_streams(&mut self, on: bool) -> bool {
+        if let Runner::Plain {
+            device, streams, ..
+        } = &mut self.runner
+        {
+            *streams = on && *device != Device::Cpu;
+        }
+        self.cuda_streams()
+    }
+
+    /// Whether calls run on per-thread CUDA streams ([`Model::use_cuda_streams`]).
+    pub fn cuda_streams(&self) -> bool {
+        matches!(self.runner, Runner::Plain { streams: true, .. })
+    }
+
     /// Runs the model on `batch` CHW float32 images laid end to end in `input`;
     /// returns the raw outputs, `batch` rows of equal width, as f32.
     /// `input` is borrowed mutably: the tensor is a view of it, and a model may write its input
     /// in place, so it must not be shared while the model runs.
     pub fn forward(&self, input: &mut [f32], batch: usize, h: u32, w: u32) -> Result<Vec<f32>> {
         match &self.runner {
+            Runner::Plain {
+                module,
+                device,
+                kind,
+                streams: true,
+                ..
+            } => forward_staged(module, input, batch, h, w, *device, *kind),
             Runner::Plain {
                 module,
                 device,
@@ -929,9 +1003,439 @@ impl FastModel {
             precision: if bf16 { "bf16" } else { "fp32" },
             probe_max_abs_diff: Some(diff),
             probe_tolerance: if bf16 { None } else { Some(tolerance) },
+            ..Optimization::plain("cpu_fused", "fp32", None)
         };
         Ok((fast, report))
     }
+}
+
+/// CUDA models alive in this process; the last one dropped empties the caching allocator.
+static CUDA_MODELS: AtomicUsize = AtomicUsize::new(0);
+
+/// Held by each model on CUDA: when the last is dropped, the CUDA caching allocator's free
+/// blocks (the dropped models' weights and activations) go back to the driver, so that GPU
+/// memory does not stay reserved between predictors (`torch.cuda.empty_cache()`, through c10's
+/// device-generic allocator: nothing links CUDA).
+struct GpuUse(());
+
+impl GpuUse {
+    fn new() -> GpuUse {
+        CUDA_MODELS.fetch_add(1, Ordering::SeqCst);
+        GpuUse(())
+    }
+}
+
+impl Drop for GpuUse {
+    fn drop(&mut self) {
+        if CUDA_MODELS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            crate::cuda::empty_cache();
+        }
+    }
+}
+
+/// [`forward_module`] through `JitModule::forward_staged` (`"cuda_streams"`): the calling
+/// thread's own stream, pinned staging, a non-blocking upload, one synchronisation.
+fn forward_staged(
+    module: &JitModule,
+    input: &[f32],
+    batch: usize,
+    h: u32,
+    w: u32,
+    device: Device,
+    kind: Kind,
+) -> Result<Vec<f32>> {
+    let numel = batch * 3 * h as usize * w as usize;
+    if input.len() != numel || batch == 0 {
+        return Err(Error::Inference(format!(
+            "input holds {} values, [{batch}, 3, {h}, {w}] needs {numel}",
+            input.len()
+        )));
+    }
+    FORWARD_PASSES[batch.min(MAX_COUNTED_BATCH)].fetch_add(1, Ordering::Relaxed);
+    let out = module
+        .forward_staged(
+            input,
+            [batch as i64, h as i64, w as i64],
+            device,
+            kind == Kind::Half,
+        )
+        .map_err(Error::Inference)?;
+    let numel = out.numel();
+    if numel == 0 || numel % batch != 0 {
+        return Err(Error::Inference(format!(
+            "model output shape {:?} does not split into {batch} rows",
+            out.size()
+        )));
+    }
+    let mut scores = vec![0f32; numel];
+    out.f_copy_data(&mut scores, numel)
+        .map_err(|e| Error::Inference(summarize_torch_error(&e.to_string())))?;
+    Ok(scores)
+}
+
+/// fp16 must match fp32 within this much probability on every class of every probe image...
+pub const FP16_MAX_PROB_DIFF: f64 = 1e-2;
+/// ...and pick the same top-1 class wherever fp32's top-2 margin exceeds this.
+pub const FP16_MIN_MARGIN: f64 = 1e-2;
+/// Probe images for the fp16 check (one forward pass each, batch 1, in each precision).
+const FP16_PROBES: u64 = 8;
+
+/// A row of model outputs as probabilities: as it is when it already is a distribution
+/// (non-negative, summing to 1: a model that ends in softmax), else its softmax.
+fn as_probabilities(row: &[f32]) -> Vec<f64> {
+    let sum: f64 = row.iter().map(|v| *v as f64).sum();
+    if row.iter().all(|v| *v >= 0.0) && (sum - 1.0).abs() < 1e-3 {
+        return row.iter().map(|v| *v as f64).collect();
+    }
+    softmax(row).into_iter().map(f64::from).collect()
+}
+
+fn top2(p: &[f64]) -> (usize, f64) {
+    let mut best = (0, f64::NEG_INFINITY);
+    let mut second = f64::NEG_INFINITY;
+    for (i, v) in p.iter().enumerate() {
+        if *v > best.1 {
+            second = best.1;
+            best = (i, *v);
+        } else if *v > second {
+            second = *v;
+        }
+    }
+    let margin = if second.is_finite() {
+        best.1 - second
+    } else {
+        f64::INFINITY
+    };
+    (best.0, margin)
+}
+
+/// The fp16 check: `candidate` (fp16's outputs) against `reference` (fp32's) on the same
+/// probe images, one row each. Passes when every class's probability is within
+/// [`FP16_MAX_PROB_DIFF`] and the top-1 class is the same wherever fp32's top-2 margin
+/// exceeds [`FP16_MIN_MARGIN`] (a nearer tie may go either way); returns the largest
+/// probability difference, or why it fails.
+pub fn check_fp16(
+    reference: &[Vec<f32>],
+    candidate: &[Vec<f32>],
+) -> std::result::Result<f64, String> {
+    if reference.len() != candidate.len() || reference.is_empty() {
+        return Err(format!(
+            "{} fp32 rows against {} fp16 rows",
+            reference.len(),
+            candidate.len()
+        ));
+    }
+    let mut worst = 0f64;
+    for (i, (r, c)) in reference.iter().zip(candidate).enumerate() {
+        if r.len() != c.len() {
+            return Err(format!(
+                "probe {i}: {} fp32 scores against {} fp16 scores",
+                r.len(),
+                c.len()
+            ));
+        }
+        if c.iter().any(|v| !v.is_finite()) {
+            return Err(format!("probe {i}: fp16 gives non-finite scores"));
+        }
+        let (p, q) = (as_probabilities(r), as_probabilities(c));
+        let diff = p
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f64, f64::max);
+        worst = worst.max(diff);
+        if diff > FP16_MAX_PROB_DIFF {
+            return Err(format!(
+                "probe {i}: a probability moves by {diff:.3e} (limit {FP16_MAX_PROB_DIFF:.0e})"
+            ));
+        }
+        let ((top_p, margin), (top_q, _)) = (top2(&p), top2(&q));
+        if margin > FP16_MIN_MARGIN && top_p != top_q {
+            return Err(format!(
+                "probe {i}: top-1 class {top_q} instead of {top_p} (fp32's margin {margin:.3e})"
+            ));
+        }
+    }
+    Ok(worst)
+}
+
+/// A deterministic image like a photo, normalised as most classifiers are (ImageNet's mean and
+/// std), CHW: a two-tone background split at a horizon, a few shapes of random colours with
+/// soft edges, a striped texture patch and pixel noise. Unlike flat noise, it drives a
+/// trained classifier's logits apart the way real images do, so the fp16 check compares
+/// decisions a judge would see.
+pub fn natural_probe(h: u32, w: u32, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        .wrapping_mul(6364136223846793005);
+    let mut rnd = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let (hh, ww) = (h as usize, w as usize);
+    let colour = |r: &mut dyn FnMut() -> f32| [r(), r(), r()];
+    let (sky, ground) = (colour(&mut rnd), colour(&mut rnd));
+    let horizon = 0.3 + 0.4 * rnd();
+    // Shapes: centre, radii, colour, ellipse (true) or rectangle.
+    type Shape = ([f32; 2], [f32; 2], [f32; 3], bool);
+    let shapes: Vec<Shape> = (0..4)
+        .map(|_| {
+            (
+                [rnd(), rnd()],
+                [0.08 + 0.25 * rnd(), 0.08 + 0.25 * rnd()],
+                colour(&mut rnd),
+                rnd() < 0.5,
+            )
+        })
+        .collect();
+    let stripes = ([rnd(), rnd()], 20.0 + 60.0 * rnd(), colour(&mut rnd));
+    let mut rgb = vec![[0f32; 3]; hh * ww];
+    for y in 0..hh {
+        for x in 0..ww {
+            let (fx, fy) = (x as f32 / ww.max(1) as f32, y as f32 / hh.max(1) as f32);
+            let shade = 0.8 + 0.2 * fy;
+            let mut px = if fy < horizon { sky } else { ground }.map(|c| c * shade);
+            for (c, r, col, ellipse) in &shapes {
+                let (dx, dy) = ((fx - c[0]) / r[0], (fy - c[1]) / r[1]);
+                let d = if *ellipse {
+                    (dx * dx + dy * dy).sqrt()
+                } else {
+                    dx.abs().max(dy.abs())
+                };
+                // Inside (d < 1), with a soft edge.
+                let a = ((1.0 - d) * 8.0).clamp(0.0, 1.0);
+                for k in 0..3 {
+                    px[k] = px[k] * (1.0 - a) + col[k] * a;
+                }
+            }
+            let (sc, freq, scol) = &stripes;
+            if (fx - sc[0]).abs() < 0.15 && (fy - sc[1]).abs() < 0.15 {
+                let t = 0.5 + 0.5 * (fx * freq + fy * freq * 0.5).sin();
+                for k in 0..3 {
+                    px[k] = px[k] * (1.0 - 0.6 * t) + scol[k] * 0.6 * t;
+                }
+            }
+            rgb[y * ww + x] = px;
+        }
+    }
+    const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+    const STD: [f32; 3] = [0.229, 0.224, 0.225];
+    let mut out = Vec::with_capacity(3 * hh * ww);
+    for k in 0..3 {
+        for px in &rgb {
+            let v = (px[k] + 0.02 * (rnd() - 0.5)).clamp(0.0, 1.0);
+            out.push((v - MEAN[k]) / STD[k]);
+        }
+    }
+    out
+}
+
+/// `module`'s outputs (in `kind`) for the fp16 check's probe images, batch 1 each.
+fn probe_outputs(
+    module: &JitModule,
+    device: Device,
+    kind: Kind,
+    (h, w): (u32, u32),
+) -> Result<Vec<Vec<f32>>> {
+    (0..FP16_PROBES)
+        .map(|seed| {
+            let mut x = natural_probe(h, w, seed);
+            forward_module(module, &mut x, 1, h, w, device, |x| {
+                if kind == Kind::Float {
+                    Ok(x)
+                } else {
+                    x.f_to_kind(kind)
+                }
+            })
+        })
+        .collect()
+}
+
+/// `module`'s weights to `device` in `precision`, or a load error naming the file.
+fn to_device(path: &Path, m: &mut JitModule, device: Device, precision: Precision) -> Result<()> {
+    m.to(device, precision).map_err(|e| {
+        Error::ModelLoad(format!(
+            "{}: cannot convert its weights to {}: {e}",
+            path.display(),
+            precision_name(precision)
+        ))
+    })
+}
+
+/// The fp16 check's outcome for a file (content), device, input size and path (frozen or
+/// not): made by the first predictor that asks, then reused, so that later creates neither
+/// run the probes again nor repeat the message.
+type Fp16Key = (u64, u64, i32, (u32, u32), bool);
+static FP16_VERDICTS: OnceLock<Mutex<HashMap<Fp16Key, std::result::Result<f64, String>>>> =
+    OnceLock::new();
+
+fn device_key(device: Device) -> i32 {
+    match device {
+        Device::Cuda(n) => n as i32,
+        _ => -1,
+    }
+}
+
+/// `fp16`'s probe outputs against `reference`'s; says on stderr when fp16 fails.
+fn fp16_verdict(
+    path: &Path,
+    reference: &[Vec<f32>],
+    fp16: &[Vec<f32>],
+) -> std::result::Result<f64, String> {
+    check_fp16(reference, fp16).map_err(|reason| {
+        let reason = format!("fp16 does not match fp32 on the probe images: {reason}");
+        eprintln!("libji: {}: {reason}; running in fp32", path.display());
+        reason
+    })
+}
+
+/// A model on CUDA: its module (shared when frozen), the kind its input is cast to, and its
+/// report. fp16 is checked against fp32 on probe images (`check_fp16`) and falls back to fp32
+/// with the reason when it fails. `plain` is the model as loaded (on the CPU when `freeze`).
+fn load_cuda(
+    path: &Path,
+    mut plain: JitModule,
+    device: Device,
+    precision: Precision,
+    freeze: bool,
+    hw: (u32, u32),
+) -> Result<(Arc<JitModule>, Kind, Optimization)> {
+    if freeze {
+        drop(plain);
+        return cuda_frozen(path, device, precision, hw);
+    }
+    if precision != Precision::Fp16 {
+        to_device(path, &mut plain, device, precision)?;
+        let report = Optimization::plain("plain", precision_name(precision), None);
+        return Ok((Arc::new(plain), Kind::Float, report));
+    }
+    let key = content_key(path).map(|(len, hash)| (len, hash, device_key(device), hw, false));
+    let known = key.and_then(|k| {
+        let verdicts = FP16_VERDICTS.get_or_init(Default::default);
+        verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&k)
+            .cloned()
+    });
+    let verdict = match known {
+        Some(v) => v,
+        None => {
+            to_device(path, &mut plain, device, Precision::Fp32)?;
+            let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
+            to_device(path, &mut plain, device, Precision::Fp16)?;
+            let fp16 = probe_outputs(&plain, device, Kind::Half, hw)?;
+            let v = fp16_verdict(path, &reference, &fp16);
+            if let Some(k) = key {
+                let verdicts = FP16_VERDICTS.get_or_init(Default::default);
+                let mut verdicts = verdicts.lock().unwrap_or_else(|e| e.into_inner());
+                verdicts.insert(k, v.clone());
+            }
+            v
+        }
+    };
+    match verdict {
+        Ok(diff) => {
+            // Converted already when the check ran here; a no-op then.
+            to_device(path, &mut plain, device, Precision::Fp16)?;
+            let mut report = Optimization::plain("plain", "fp16", None);
+            report.fp16_max_prob_diff = Some(diff);
+            Ok((Arc::new(plain), Kind::Half, report))
+        }
+        Err(reason) => {
+            // fp16 weights cannot go back to the file's fp32 values: load it again.
+            let mut fresh = JitModule::load(path, device).map_err(Error::ModelLoad)?;
+            to_device(path, &mut fresh, device, Precision::Fp32)?;
+            let mut report = Optimization::plain("plain", "fp32", None);
+            report.precision_fallback = Some(reason);
+            Ok((Arc::new(fresh), Kind::Float, report))
+        }
+    }
+}
+
+/// Test hook: loads `path` as a CUDA model without `"optimize": true` is loaded (fp16 checked
+/// against fp32, falling back to fp32), on any device (libtorch runs fp16 on the CPU too, so
+/// the check and its fallback can be tested without a GPU); returns the report.
+#[doc(hidden)]
+pub fn load_plain_checked(
+    path: &Path,
+    device: Device,
+    precision: Precision,
+    hw: (u32, u32),
+) -> Result<Optimization> {
+    let plain = JitModule::load(path, device).map_err(Error::ModelLoad)?;
+    load_cuda(path, plain, device, precision, false, hw).map(|(_, _, report)| report)
+}
+
+/// What identifies a frozen CUDA model: the file's contents (length and hash), the device,
+/// fp16 asked for or not, and the input size (of the fp16 check's probes).
+type CudaKey = (u64, u64, i32, bool, (u32, u32));
+type CudaEntry = (Arc<JitModule>, Kind, Optimization);
+
+/// The model at `path` frozen on CUDA (`"optimize": true`), made once per process and shared
+/// by every model of the same file, device and precision, like the CPU fast path
+/// (`fast_model`): libtorch never frees what freezing creates (pytorch/pytorch#96726), so
+/// freezing at every create would leak the frozen constants, on the GPU, with every
+/// create/destroy cycle. With fp16 asked for, the frozen fp16 model is checked against the
+/// plain fp32 model (`check_fp16`) and the frozen fp32 model serves instead when it fails.
+fn cuda_frozen(
+    path: &Path,
+    device: Device,
+    precision: Precision,
+    hw: (u32, u32),
+) -> Result<CudaEntry> {
+    type Slot = Arc<Mutex<Option<CudaEntry>>>;
+    static CACHE: OnceLock<Mutex<HashMap<CudaKey, Slot>>> = OnceLock::new();
+    let half = precision == Precision::Fp16;
+    let prepare = || -> Result<CudaEntry> {
+        if !half {
+            let m = load_frozen_cuda(path, device, false)?;
+            let report = Optimization::plain("cuda_frozen", "fp32", None);
+            return Ok((Arc::new(m), Kind::Float, report));
+        }
+        let mut plain = JitModule::load(path, device).map_err(Error::ModelLoad)?;
+        to_device(path, &mut plain, device, Precision::Fp32)?;
+        let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
+        drop(plain);
+        let m = load_frozen_cuda(path, device, true)?;
+        let fp16 = probe_outputs(&m, device, Kind::Half, hw)?;
+        match fp16_verdict(path, &reference, &fp16) {
+            Ok(diff) => {
+                let mut report = Optimization::plain("cuda_frozen", "fp16", None);
+                report.fp16_max_prob_diff = Some(diff);
+                Ok((Arc::new(m), Kind::Half, report))
+            }
+            Err(reason) => {
+                drop(m);
+                let m = load_frozen_cuda(path, device, false)?;
+                let mut report = Optimization::plain("cuda_frozen", "fp32", None);
+                report.precision_fallback = Some(reason);
+                Ok((Arc::new(m), Kind::Float, report))
+            }
+        }
+    };
+    let Some((len, hash)) = content_key(path) else {
+        return prepare();
+    };
+    let key: CudaKey = (len, hash, device_key(device), half, hw);
+    // One slot per model: a second create waits for the first to finish preparing it rather
+    // than freezing (and leaking) another copy.
+    let slot = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = slot.as_ref() {
+        return Ok(entry.clone());
+    }
+    let entry = prepare()?;
+    *slot = Some(entry.clone());
+    Ok(entry)
 }
 
 /// libtorch errors are long tracebacks: keep the first line and the last (the actual cause),
@@ -979,6 +1483,79 @@ mod tests {
         assert!(p[3] > 0.999);
         let p = softmax(&[1.0, 3.0, 2.0]);
         assert!(p[1] > p[2] && p[2] > p[0]);
+    }
+
+    /// Logits whose softmax is `p` (up to a constant).
+    fn logits(p: &[f64]) -> Vec<f32> {
+        p.iter().map(|v| v.ln() as f32).collect()
+    }
+
+    #[test]
+    fn fp16_check_passes_close_outputs_and_names_what_fails() {
+        let fp32 = vec![logits(&[0.70, 0.20, 0.10]), logits(&[0.40, 0.35, 0.25])];
+        // Identical: passes with 0.
+        assert_eq!(check_fp16(&fp32, &fp32), Ok(0.0));
+        // Every probability within 1e-2: passes, reporting the largest move.
+        let close = vec![logits(&[0.695, 0.205, 0.10]), logits(&[0.405, 0.345, 0.25])];
+        let d = check_fp16(&fp32, &close).unwrap();
+        assert!((d - 0.005).abs() < 1e-6, "{d}");
+        // One probability off by 0.02 on the second probe: fails, saying which and how much.
+        let far = vec![fp32[0].clone(), logits(&[0.42, 0.33, 0.25])];
+        let e = check_fp16(&fp32, &far).unwrap_err();
+        assert!(e.starts_with("probe 1: a probability moves by 2.0"), "{e}");
+        // Non-finite fp16 scores (fp16 overflow) fail.
+        let inf = vec![fp32[0].clone(), vec![f32::INFINITY, 0.0, 0.0]];
+        assert!(check_fp16(&fp32, &inf).unwrap_err().contains("non-finite"));
+        // Shapes must agree.
+        assert!(check_fp16(&fp32, &fp32[..1]).is_err());
+        assert!(check_fp16(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn fp16_check_wants_the_same_top1_only_where_fp32_is_decided() {
+        // fp32's margin 0.012 > 1e-2: a flip within 1e-2 per probability still fails.
+        let fp32 = vec![logits(&[0.500, 0.488, 0.012])];
+        let flipped = vec![logits(&[0.493, 0.495, 0.012])];
+        let e = check_fp16(&fp32, &flipped).unwrap_err();
+        assert!(e.contains("top-1 class 1 instead of 0"), "{e}");
+        // fp32's margin 0.008: a near tie may go either way.
+        let tie = vec![logits(&[0.500, 0.492, 0.008])];
+        let other = vec![logits(&[0.495, 0.497, 0.008])];
+        assert!(check_fp16(&tie, &other).is_ok());
+    }
+
+    #[test]
+    fn fp16_check_takes_probabilities_as_they_are() {
+        // A model ending in softmax: its rows are compared as they are, not re-softmaxed
+        // (which would shrink a 0.05 move below the limit).
+        let fp32 = vec![vec![0.90f32, 0.05, 0.05]];
+        let fp16 = vec![vec![0.85f32, 0.10, 0.05]];
+        let e = check_fp16(&fp32, &fp16).unwrap_err();
+        assert!(e.contains("moves by 5.0"), "{e}");
+        let p = as_probabilities(&[0.90, 0.05, 0.05]);
+        assert_eq!(p, vec![0.90f32 as f64, 0.05f32 as f64, 0.05f32 as f64]);
+        let q = as_probabilities(&[2.0, 1.0, 0.0]);
+        assert!((q.iter().sum::<f64>() - 1.0).abs() < 1e-6 && q[0] > q[1]);
+    }
+
+    #[test]
+    fn natural_probes_look_like_normalised_photos() {
+        let (h, w) = (64, 48);
+        let a = natural_probe(h, w, 0);
+        assert_eq!(a, natural_probe(h, w, 0), "deterministic");
+        assert_eq!(a.len(), 3 * 64 * 48);
+        assert_ne!(a, natural_probe(h, w, 1), "seeds differ");
+        // Within what ImageNet normalisation gives pixels in 0..1.
+        let (lo, hi) = a
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, u), v| (l.min(*v), u.max(*v)));
+        assert!(lo >= -2.12 && hi <= 2.65, "{lo} {hi}");
+        // Regions, not noise: most neighbours are close, some (edges) are far apart.
+        let plane = &a[..64 * 48];
+        let steps: Vec<f32> = plane.windows(2).map(|p| (p[0] - p[1]).abs()).collect();
+        let smooth = steps.iter().filter(|d| **d < 0.1).count() as f64 / steps.len() as f64;
+        assert!(smooth > 0.8, "{smooth}");
+        assert!(steps.iter().any(|d| *d > 0.3), "some edges");
     }
 
     #[test]

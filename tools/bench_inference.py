@@ -5,7 +5,7 @@ same machine, same model, same images, same thread count, in one run.
 Usage: bench_inference.py [--models lite0,mobilenet,mobilenet_v3,resnet50,repvgg] [--images N]
                           [--repeat R] [--threads T] [--batch B] [--device cpu|cuda]
                           [--precision fp32|fp16] [--order call|block] [--huge-pages on|off]
-                          [--libji-process same|own]
+                          [--libji-process same|own] [--first-calls N]
                           [--lib PATH]
                           [--forward-bench PATH] [--json OUT.json]
 
@@ -28,6 +28,14 @@ classes (seeded random weights, traced), and a RepVGG-A0 in deploy form (`repvgg
 conv + ReLU stacks, the re-parameterised network; random weights). Images: scikit-image
 photos resized to common camera sizes, JPEG q90.
 Also checks that (a) and (b) agree on the top-1 class for every image.
+
+--first-calls N measures instead whether the first judged call is the slow one: for each model,
+--repeat times, a fresh process (this script with --libji-worker, which never imports torch)
+creates a handle (evsdk_init: load, checks, warm-up) and makes N >= 3 calls of
+evsdk_process_image on the same image (the first of the set, 1920x1080), as a judge's first
+calls after init; it reports the create time, the first and the second call and the median of
+the calls after the second, each as the median over the processes (and every process's
+numbers in --json).
 
 --order says how (a), (b) and (d) share the run, so that drift and noise on a shared machine
 hit all methods alike:
@@ -109,15 +117,16 @@ def libji_worker(lib_path):
     JSON command per line: {"op": "init", "config": PATH} -> {"handle": N};
     {"op": "files", "files": [...]} -> {}; {"op": "run", "handle": N, "file": I} ->
     {"ms": time of the call and reading its JSON, as timed in one process, "class": top-1
-    class id}; {"op": "release"} -> {}."""
+    class id}; {"op": "release"} -> {}. "init" also replies "ms": the time evsdk_init took."""
     lib = load_lib(lib_path)
     handles, blobs = [], []
     for line in sys.stdin:
         cmd = json.loads(line)
         reply = {}
         if cmd["op"] == "init":
+            t0 = time.perf_counter()
             handles.append(open_handle(lib, cmd["config"]))
-            reply = {"handle": len(handles) - 1}
+            reply = {"handle": len(handles) - 1, "ms": (time.perf_counter() - t0) * 1e3}
         elif cmd["op"] == "files":
             blobs = [open(f, "rb").read() for f in cmd["files"]]
         elif cmd["op"] == "run":
@@ -258,6 +267,32 @@ def ask(worker, **cmd):
     return json.loads(line)
 
 
+def first_calls(a, name, cfg_path, image):
+    """--first-calls: create + N calls in fresh libji processes; the medians over processes."""
+    import subprocess
+    rounds = []
+    for _ in range(a.repeat):
+        worker = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--libji-worker", a.lib],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        create_ms = ask(worker, op="init", config=cfg_path)["ms"]
+        ask(worker, op="files", files=[image])
+        times = [ask(worker, op="run", handle=0, file=0)["ms"] for _ in range(a.first_calls)]
+        ask(worker, op="release")
+        worker.stdin.close()
+        worker.wait()
+        rounds.append({"create_ms": create_ms, "first_ms": times[0], "second_ms": times[1],
+                       "median_ms": statistics.median(times[2:])})
+    row = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    row["first_over_median"] = row["first_ms"] / row["median_ms"]
+    row["rounds"] = rounds
+    print("\n%s (%s, %s, %d threads): create, then %d calls on one image, in %d fresh processes "
+          "(medians over the processes)" % (name, a.device, a.precision, a.threads, a.first_calls, a.repeat))
+    print("  create %8.1f ms   first call %7.2f ms   second %7.2f ms   median of calls 3..%d %7.2f ms"
+          "   first / median %5.2f" % (row["create_ms"], row["first_ms"], row["second_ms"], a.first_calls,
+                                        row["median_ms"], row["first_over_median"]))
+    return row
+
+
 def stats(times_ms, images):
     total = sum(times_ms)
     per_image = sorted(times_ms)
@@ -284,11 +319,16 @@ def main():
                     help="libji's opt-in \"huge_pages\" (default off, as in the library)")
     ap.add_argument("--libji-process", choices=["same", "own"], default="same",
                     help="run (b) in this process (same) or in a process of its own (own)")
+    ap.add_argument("--first-calls", type=int, default=0,
+                    help="measure create, first, second and median call times in fresh processes "
+                         "(N >= 3 calls each) instead of the comparison")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "libji.so"))
     ap.add_argument("--forward-bench", default=os.path.join(ROOT, "target", "release", "examples",
                                                             "bench_forward"))
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.first_calls and a.first_calls < 3:
+        ap.error("--first-calls needs at least 3 calls (first, second, and the rest's median)")
     if a.device == "cuda":
         torch.backends.cudnn.benchmark = True  # as the library does
     torch.set_num_threads(a.threads)
@@ -316,6 +356,9 @@ def main():
                        confidence_decimals=None, warmup=3, huge_pages=a.huge_pages == "on")
             cfg_path = os.path.join(d, name + ".json")
             json.dump(cfg, open(cfg_path, "w"))
+            if a.first_calls:
+                results["models"][name] = first_calls(a, name, cfg_path, files[0])
+                continue
             pycfg = reference_predict.load_config(cfg_path)
             transform = reference_predict.make_transform(pycfg)
             scripted = torch.jit.load(cfg["model_path"], map_location=dev).eval()

@@ -1,29 +1,60 @@
 #!/usr/bin/env bash
-# The GPU check of issue 6, prepared as ONE script for a session that is lent a GPU machine
-# (see ../shared/device/README.md). Two halves:
+# The GPU check (issues 6 and 27), prepared as ONE script for a session that is lent a GPU
+# machine (see ../shared/device/README.md). Two halves:
 #
 #   bash tools/gpu_check.sh prepare     # here: release build, copy what travels into .gpu/
-#   device run (carry [".gpu"]):  bash tools/gpu_check.sh device   # there, ~5 minutes
+#   device run (carry [".gpu"]):  bash tools/gpu_check.sh device   # there, about 5 minutes
 #
-# On the device it writes a table to stdout and logs under $OUT, checking:
-#   1. `device: auto` picks CUDA and the JSON says so (model_data.device = cuda:0);
-#   2. top-1 agreement between GPU fp32, GPU fp16 (plain and frozen by "optimize": true)
-#      and CPU on the same images;
-#   3. images/s and p50/p99 through the ABI, single image and batched ji_calc_image, against
-#      the Python pipeline on the same GPU, in the same run (tools/bench_inference.py);
-#   4. the create/destroy loop watching GPU memory (nvidia-smi) and host RSS;
-#   5. `make install LIBTORCH=cuda`'s tree, completed from the device's torch wheel, running on
-#      the GPU with LD_LIBRARY_PATH unset;
-#   6. the asynchronous mode on the GPU: images/s against one-image calls with lanes and with
-#      cross-call batching (examples/bench_async.rs), for choosing the GPU's async defaults.
+# A dry run of the device half on a machine without a GPU (small sizes, everything on the
+# CPU, the expectations of a CPU machine): `GPU_CHECK_DEVICE=cpu bash tools/gpu_check.sh device`.
+#
+# Every step runs on its own, under its own time limit, with its output in $OUT/<step>.log:
+# a failing or hanging step is reported (PASS / FAIL / SKIP, with a one-line note and the end of
+# its log) and the run goes on; a step that needs another step's output is skipped when that
+# one did not pass. A final table lists every step. In the order they run, with the estimated
+# time on an H100/H200 host (16 cores):
+#   torch         the device's torch is 2.11.0 (the build's libtorch ABI)                  5 s
+#   driver        the NVIDIA driver is 580 or newer (CUDA 13: torch 2.11.0+cu130)           1 s
+#   loader        libji.so and the programs resolve every library (glibc >= 2.34, GLIBCXX) 1 s
+#   models        a 146-class ResNet-50 (seeded, fc x 4 for clearer margins), a MobileNetV2,
+#                 8 photos and the configs, made with the device's own python             10 s
+#   version       ji_get_version before any create: the driver probe, cuda.reason null      1 s
+#   auto          "device": "auto" picks cuda:0: the result JSON says so, model info has no
+#                 cpu_fallback, warmed batch sizes [1, 8] with "warmup" 3 passes each;
+#                 ji_get_version after the create: backend loaded, no reason               10 s
+#   fp16          "precision": "fp16", plain and frozen ("optimize": true): checked against
+#                 fp32 at create (model info: fp16 kept, its largest probability move)     12 s
+#   agreement     top-1 of GPU fp32, GPU fp16, frozen fp16, GPU with "cuda_streams" and CPU
+#                 on the same photos: none differs where the reference's top-2 margin > 1e-2 25 s
+#   soak-fp32, soak-fp16, soak-frozen16
+#                 210 create/destroy cycles each of the plain fp32, plain fp16 and frozen fp16
+#                 paths (MobileNetV2): no growth of GPU memory (the device's and the caching
+#                 allocator's) after the first 10 (examples/soak --max-gpu-growth-mib 2)    60 s
+#   first-calls   create, first, second and median call (ResNet-50, 3 fresh processes each,
+#                 fp32 and fp16): the first judged call within 3x the median               50 s
+#   cuda-tree     `make install LIBTORCH=cuda`'s tree, completed from the device's torch
+#                 wheel, running on the GPU with LD_LIBRARY_PATH unset                     30 s
+#   speed         images/s against the Python pipeline on the same GPU, single and batched
+#                 ji_calc_image, fp32 and fp16 (tools/bench_inference.py)                  40 s
+#   streams       "cuda_streams" off and on: async lanes and cross-call batching against
+#                 one-image calls (examples/bench_async), no differing result             30 s
+#   soak-load     threads, 2000 calls, thread churn on the GPU: no error, host memory       25 s
+# About 5 minutes in all. How estimated: nothing here has run on a GPU yet, so from the parts:
+# a process that loads libtorch_cuda.so (1 GB) and makes a CUDA context takes 2-5 s and the
+# script starts about 30 of them (2-3 minutes); the 630 soak cycles of a 14 MB model cost about
+# 0.1 s each once cuDNN has tuned (1 minute); copying the 3.3 GB cuda tree 10-30 s; forward
+# passes are milliseconds, decoding a 1920x1080 JPEG about 5 ms. The deadline
+# (GPU_CHECK_DEADLINE_S, default 480 s) skips the steps that would start later, and no step
+# runs past it, so one device call of 10 minutes holds the whole run; each step's own limit
+# is about three times its estimate. The table's seconds column is the measurement.
 #
 # The binaries built here (Debian 12) need glibc >= 2.34 and libstdc++ with GLIBCXX_3.4.29 on
-# the device (`objdump -T .gpu/* | grep GLIBC`); an older system fails at once with
-# "version `GLIBC_2.34' not found", costing only the start-up.
-set -euo pipefail
+# the device; the loader step says so at once when the device's are older.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 prepare() {
+  set -e
   bash tools/setup.sh
   cargo build --release --lib --bins --examples
   make -C test_harness LIBDIR="$PWD/target/release" all
@@ -34,7 +65,7 @@ prepare() {
     strip --strip-debug -o ".gpu/$(basename "$f")" "$f"
   done
   # An installed tree without libtorch (3 MB): on the device, tools/install.py completes it
-  # into the cuda profile from the device's own torch wheel (step 5).
+  # into the cuda profile from the device's own torch wheel (step cuda-tree).
   .venv/bin/python tools/install.py --prefix .gpu/tree --libtorch none >/dev/null
   mkdir -p .gpu/tree/bin
   cc -std=c11 -O1 -I.gpu/tree/include -o .gpu/tree/bin/test-ji-api test_harness/test-ji-api.c \
@@ -51,107 +82,403 @@ PY
   du -sh .gpu
 }
 
-device() {
-  : "${OUT:=/tmp/gpu-out}"
-  mkdir -p "$OUT"
-  export PYTHONUNBUFFERED=1
-  # The device's torch lives in /opt/torch/.venv; use it if python3 on PATH lacks torch.
-  if ! python3 -c 'import torch' 2>/dev/null && [ -x /opt/torch/.venv/bin/python3 ]; then
-    export PATH="/opt/torch/.venv/bin:$PATH"
+# ---- the device half: helpers shared by the steps (exported: each step runs in its own bash) --
+
+# One line for the table (the step's note); steps call it as they learn things.
+note() { echo "$*" >>"$STEP_NOTE"; }
+# A PASS / FAIL line in the step's log and note, and the step's verdict so far.
+check() { # CONDITION-STATUS TEXT
+  if [ "$1" -eq 0 ]; then note "$2"; echo "ok: $2"; else note "NOT: $2"; echo "FAILED: $2"; STEP_FAILED=1; fi
+}
+# The model info JSON of a handle on CONFIG (ctypes only: this python never imports torch).
+model_info() { # CONFIG
+  python3 - "$1" <<'PY'
+import ctypes, sys
+lib = ctypes.CDLL(".gpu/libji.so")
+lib.evsdk_init.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+lib.evsdk_model_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+lib.evsdk_free_string.argtypes = [ctypes.c_void_p]
+lib.evsdk_release.argtypes = [ctypes.c_void_p]
+lib.evsdk_last_error.restype = ctypes.c_char_p
+lib.ji_get_version.argtypes = [ctypes.c_char_p]
+h, out = ctypes.c_void_p(), ctypes.c_void_p()
+if lib.evsdk_init(sys.argv[1].encode(), ctypes.byref(h)) != 0:
+    sys.exit("evsdk_init: " + lib.evsdk_last_error().decode())
+lib.evsdk_model_info(h, ctypes.byref(out))
+print(ctypes.string_at(out.value).decode())
+lib.evsdk_free_string(out)
+buf = ctypes.create_string_buffer(512)
+lib.ji_get_version(buf)
+print(buf.value.decode())  # after the create: the backend's state
+lib.evsdk_release(h)
+PY
+}
+# A key of a JSON document on stdin: a string as it is, anything else as JSON ("null" when
+# absent).
+jkey() { python3 -c 'import json,sys
+v = json.loads(sys.stdin.readline())
+for k in sys.argv[1].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))' "$1"; }
+
+step_torch() {
+  local v
+  v=$(python3 -c 'import torch; print(torch.__version__, torch.__file__)') || { note "python3 cannot import torch"; return 1; }
+  echo "torch $v"
+  v=${v%% *}
+  [[ $v == 2.11.0* ]]; check $? "torch $v (libji.so is built against 2.11.0)"
+  return "$STEP_FAILED"
+}
+
+step_driver() {
+  local line release
+  line=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+  release=$(echo "$line" | awk -F', ' '{print $2}')
+  if [ -z "$release" ] && [ -r /proc/driver/nvidia/version ]; then
+    release=$(grep -o 'Kernel Module[^0-9]*[0-9.]*' /proc/driver/nvidia/version | grep -o '[0-9][0-9.]*$')
   fi
-  export JI_PHOTOS="$PWD/.gpu/photos"
-  torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-  export LD_LIBRARY_PATH="$PWD/.gpu:$torch_lib:${LD_LIBRARY_PATH:-}"
-  # GPU_CHECK_DEVICE=cpu dry-runs the whole script on a machine without a GPU (with small
-  # BENCH_IMAGES, BENCH_REPEAT, SOAK_CYCLES, SOAK_CALLS, SOAK_THREAD_CALLS).
-  dev=${GPU_CHECK_DEVICE:-cuda}
-  smi() { if command -v nvidia-smi >/dev/null; then nvidia-smi "$@"; else echo "(no nvidia-smi)"; fi; }
-  smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
-  work=$(mktemp -d)
-  # A 146-class ResNet-50 (seeded) and a few photos, made here with the device's own python.
-  python3 - "$work" "$dev" <<'PY'
+  if [ -z "$release" ]; then
+    note "no NVIDIA driver found (no nvidia-smi, no /proc/driver/nvidia)"
+    [ "$DEV" = cpu ] && return 3 || return 1
+  fi
+  echo "GPU: $line"
+  [ "${release%%.*}" -ge 580 ]; check $? "driver $release on ${line%%,*} (CUDA 13 needs 580 or newer)"
+  return "$STEP_FAILED"
+}
+
+step_loader() {
+  local out missing
+  out=$(ldd .gpu/libji.so .gpu/harness .gpu/soak .gpu/bench_async .gpu/test-ji-api 2>&1)
+  echo "$out"
+  missing=$(echo "$out" | grep -E 'not found' | sort -u)
+  [ -z "$missing" ]; check $? "every library resolves${missing:+: $(echo "$missing" | tr -s ' \n' ' ')}"
+  echo "glibc: $(ldd --version 2>&1 | head -1)"
+  return "$STEP_FAILED"
+}
+
+step_models() {
+  python3 - "$WORK" "$DEV" <<'PY' || return 1
 import json, os, sys, torch, torchvision
 from PIL import Image
 d, dev = sys.argv[1], sys.argv[2]
-torch.manual_seed(0)
-m = torchvision.models.resnet50(num_classes=146).eval()
-with torch.no_grad():
-    m.fc.weight.mul_(4.0)
-    torch.jit.trace(m, torch.randn(1, 3, 224, 224)).save(os.path.join(d, "model.pt"))
+for arch, fname in (("resnet50", "model.pt"), ("mobilenet_v2", "small.pt")):
+    torch.manual_seed(0)
+    m = getattr(torchvision.models, arch)(num_classes=146).eval()
+    with torch.no_grad():
+        head = m.fc if arch == "resnet50" else m.classifier[1]
+        head.weight.mul_(4.0)  # clearer margins than random weights give
+        torch.jit.trace(m, torch.randn(1, 3, 224, 224)).save(os.path.join(d, fname))
 open(os.path.join(d, "class.txt"), "w").write(repr({"类别_%03d" % i: i for i in range(146)}))
 data = os.environ["JI_PHOTOS"]
-os.makedirs(os.path.join(d, "val", "x"))
-for i, name in enumerate(["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png", "horse.png", "coins.png"]):
+os.makedirs(os.path.join(d, "val", "x"), exist_ok=True)
+for i, name in enumerate(["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png",
+                          "camera.png", "horse.png", "coins.png"]):
     Image.open(os.path.join(data, name)).convert("RGB").save(os.path.join(d, "val", "x", "%d.jpg" % i), quality=90)
 base = {"model_path": "model.pt", "class_names_path": "class.txt", "resize_mode": "shorter_side",
         "resize_size": 256, "crop_size": 224, "topk": 5, "confidence_decimals": None}
-for name, extra in {"auto": {"device": "auto"}, "cpu": {"device": "cpu"},
-                    "fp16": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32"},
-                    "fp16opt": {"device": dev, "precision": "fp16" if dev == "cuda" else "fp32",
-                                "optimize": True}}.items():
+gpu = dev if dev == "cuda" else "auto"  # the dry run: what "auto" gives on this machine
+configs = {"auto": {"device": "auto"}, "auto_b8": {"device": "auto", "async_max_batch": 8},
+           "cpu": {"device": "cpu"},
+           "fp16": {"device": gpu, "precision": "fp16"},
+           "fp16opt": {"device": gpu, "precision": "fp16", "optimize": True},
+           "streams": {"device": "auto", "cuda_streams": True}}
+for name, extra in list(configs.items()):
     json.dump(dict(base, **extra), open(os.path.join(d, name + ".json"), "w"))
+for name in ("auto", "fp16", "fp16opt"):  # the soak's: the small model
+    json.dump(dict(base, model_path="small.pt", **configs[name]), open(os.path.join(d, "small_" + name + ".json"), "w"))
+print("models, photos and configs in", d)
 PY
-  echo "== 1. device auto"
-  EV_SDK_CONFIG=$work/auto.json .gpu/test-ji-api -f version | tee "$OUT/version.txt"
-  EV_SDK_CONFIG=$work/auto.json .gpu/test-ji-api -f file -i "$work/val/x/0.jpg" | tee "$OUT/auto.txt"
-  grep -q '"device":"cuda:0"' "$OUT/auto.txt" && echo "PASS device auto -> cuda:0" || echo "FAIL device auto did not pick CUDA"
+  note "ResNet-50 and MobileNetV2 (146 classes), 8 photos, configs in $WORK"
+}
 
-  echo "== 2. agreement GPU fp32 / GPU fp16 / CPU"
-  for c in auto fp16 fp16opt cpu; do
-    .gpu/harness --lib .gpu/libji.so --api ji --config "$work/$c.json" "$work/val" --report "$OUT/report_$c.json" \
-      --predictions "$OUT/pred_$c.csv" > "$OUT/harness_$c.txt" 2>&1 || echo "FAIL harness with $c.json (see harness_$c.txt)"
+step_version() {
+  local v reason
+  v=$(.gpu/test-ji-api -f version 2>&1 | grep -o '{.*}' | head -1)
+  echo "$v"
+  [ -n "$v" ]; check $? "before any create: driver CUDA $(echo "$v" | jkey cuda.driver), $(echo "$v" | jkey cuda.driver_devices) device(s), backend $(echo "$v" | jkey cuda.backend)"
+  reason=$(echo "$v" | jkey cuda.reason)
+  if [ "$DEV" = cuda ]; then
+    [ "$reason" = null ]; check $? "no reason against CUDA${reason:+ ($reason)}"
+    [ "$(echo "$v" | jkey cuda.backend)" = "not loaded" ]; check $? "the backend is loaded only by a create"
+  else
+    [ "$reason" != null ]; check $? "dry run: reason \"$reason\""
+  fi
+  return "$STEP_FAILED"
+}
+
+step_auto() {
+  local out info ver want_dev
+  EV_SDK_CONFIG=$WORK/auto.json .gpu/test-ji-api -f file -i "$WORK/val/x/0.jpg" >"$OUT/auto_file.txt" 2>&1
+  cat "$OUT/auto_file.txt"
+  out=$(model_info "$WORK/auto_b8.json") || { note "model info failed"; return 1; }
+  echo "$out"
+  info=$(echo "$out" | sed -n 1p)
+  ver=$(echo "$out" | sed -n 2p)
+  if [ "$DEV" = cuda ]; then want_dev=cuda:0; else want_dev=cpu; fi
+  grep -q "\"device\":\"$want_dev\"" "$OUT/auto_file.txt"; check $? "the result JSON says $want_dev"
+  [ "$(echo "$info" | jkey device)" = "$want_dev" ]; check $? "model info: device $want_dev"
+  if [ "$DEV" = cuda ]; then
+    [ "$(echo "$info" | jkey cpu_fallback)" = null ]; check $? "no cpu_fallback"
+    [ "$(echo "$ver" | jkey cuda.reason)" = null ]; check $? "after create: backend $(echo "$ver" | jkey cuda.backend), runtime CUDA $(echo "$ver" | jkey cuda.runtime), no reason"
+    [ "$(echo "$info" | jkey process_wide.cudnn_benchmark)" = true ]; check $? "cuDNN benchmark mode reported"
+  else
+    [ "$(echo "$info" | jkey cpu_fallback)" != null ]; check $? "dry run: a cpu_fallback reason"
+  fi
+  [ "$(echo "$info" | jkey warmed_batch_sizes)" = "[1, 8]" ]; check $? "warmed batch sizes $(echo "$info" | jkey warmed_batch_sizes)"
+  [ "$(echo "$info" | jkey warmup)" = 3 ]; check $? "$(echo "$info" | jkey warmup) warm-up passes each"
+  return "$STEP_FAILED"
+}
+
+step_fp16() {
+  local c info precision diff why path
+  for c in fp16 fp16opt; do
+    info=$(model_info "$WORK/$c.json") || { check 1 "$c: create failed (see the log)"; continue; }
+    info=$(echo "$info" | sed -n 1p)
+    echo "$c: $info"
+    precision=$(echo "$info" | jkey optimization.precision)
+    path=$(echo "$info" | jkey optimization.path)
+    diff=$(echo "$info" | jkey optimization.fp16_max_prob_diff)
+    why=$(echo "$info" | jkey optimization.precision_fallback)
+    if [ "$DEV" = cuda ]; then
+      [ "$precision" = fp16 ] && [ "$diff" != null ]
+      check $? "$c ($path): $precision, max |p16 - p32| $diff$([ "$why" != null ] && echo ", fallback: $why")"
+    else
+      [ "$precision" = fp32 ] && [[ $why == *"applies on CUDA only"* ]]
+      check $? "dry run: $c ($path) in $precision"
+    fi
+  done
+  return "$STEP_FAILED"
+}
+
+step_agreement() {
+  local c
+  for c in auto fp16 fp16opt streams cpu; do
+    .gpu/harness --lib .gpu/libji.so --api ji --config "$WORK/$c.json" "$WORK/val" --report "$OUT/report_$c.json" \
+      --predictions "$OUT/pred_$c.csv" >"$OUT/harness_$c.txt" 2>&1 || check 1 "harness with $c.json (harness_$c.txt)"
     grep -E "device|top-1 |throughput|latency" "$OUT/harness_$c.txt" | sed "s/^/  [$c] /"
   done
-  python3 - "$OUT" <<'PY'
+  local res
+  res=$(python3 - "$OUT" <<'PY'
 import csv, sys
 out = sys.argv[1]
-rows = {}
-for c in ("auto", "fp16", "fp16opt", "cpu"):
+rows, bad = {}, 0
+for c in ("auto", "fp16", "fp16opt", "streams", "cpu"):
     try:
-        rows[c] = {r["path"]: r["predicted"] for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))}
+        rows[c] = {r["path"]: r for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))}
     except OSError as e:
-        print("FAIL no predictions for %s: %s" % (c, e))
-for a, b in (("auto", "cpu"), ("auto", "fp16"), ("auto", "fp16opt")):
-    if a not in rows or b not in rows:
+        print("no predictions for %s: %s" % (c, e)); bad += 1
+notes = []
+# A disagreement counts where the reference decided: its top-2 margin above 1e-2.
+for ref, other in (("cpu", "auto"), ("auto", "fp16"), ("auto", "fp16opt"), ("auto", "streams")):
+    if ref not in rows or other not in rows:
         continue
-    same = sum(rows[a][k] == rows[b].get(k) for k in rows[a])
-    print("top-1 agreement %s vs %s: %d/%d" % (a, b, same, len(rows[a])))
+    same = decided = 0
+    diff = 0.0
+    for k, r in rows[ref].items():
+        o = rows[other].get(k)
+        if o is None or not o["predicted"]:
+            decided += 1; continue
+        margin = float(r["top1_confidence"]) - float(r["top2_confidence"])
+        if o["predicted"] == r["predicted"]:
+            same += 1
+            diff = max(diff, abs(float(o["confidence"]) - float(r["confidence"])))
+        elif margin > 1e-2:
+            decided += 1
+    print("%s vs %s: top-1 %d/%d the same, %d decided disagreements, max |conf diff| %.2e"
+          % (other, ref, same, len(rows[ref]), decided, diff))
+    notes.append("%s/%s %d/%d" % (other, ref, same, len(rows[ref])))
+    bad += decided
+print("NOTE", ", ".join(notes))
+sys.exit(1 if bad else 0)
 PY
+  )
+  check $? "$(echo "$res" | grep '^NOTE' | cut -c6-) (none differs where the reference's margin > 1e-2)"
+  echo "$res"
+  return "$STEP_FAILED"
+}
 
-  echo "== 3. speed against the Python pipeline on the same GPU"
-  python3 tools/bench_inference.py --models mobilenet,resnet50 --device "$dev" --precision fp32 --lib .gpu/libji.so \
-    --images "${BENCH_IMAGES:-24}" --repeat "${BENCH_REPEAT:-5}" --batch 8 --json "$OUT/bench_fp32.json" | tee "$OUT/bench_fp32.txt"
-  if [ "$dev" = cuda ]; then
-    python3 tools/bench_inference.py --models resnet50 --device cuda --precision fp16 --lib .gpu/libji.so \
-      --images "${BENCH_IMAGES:-24}" --repeat "${BENCH_REPEAT:-5}" --batch 8 --json "$OUT/bench_fp16.json" | tee "$OUT/bench_fp16.txt"
+step_first_calls() {
+  local p ok
+  for p in fp32 fp16; do
+    [ "$DEV" = cpu ] && [ $p = fp16 ] && continue
+    python3 tools/bench_inference.py --models resnet50 --device "$DEV" --precision $p --lib .gpu/libji.so \
+      --first-calls "$FIRST_CALLS" --repeat "$FIRST_ROUNDS" --json "$OUT/first_calls_$p.json" || { check 1 "$p: bench_inference failed"; continue; }
+    ok=$(python3 -c 'import json,sys
+r = list(json.load(open(sys.argv[1]))["models"].values())[0]
+print("%s create %.0f ms, calls 1 / 2 / median %.1f / %.1f / %.1f ms" % ("ok" if r["first_ms"] <= 3 * r["median_ms"] else "SLOW",
+      r["create_ms"], r["first_ms"], r["second_ms"], r["median_ms"]))' "$OUT/first_calls_$p.json")
+    [[ $ok == ok* ]]; check $? "$p: ${ok#* }"
+  done
+  return "$STEP_FAILED"
+}
+
+step_speed() {
+  local p models=mobilenet,resnet50
+  for p in fp32 fp16; do
+    [ "$DEV" = cpu ] && [ $p = fp16 ] && continue
+    [ $p = fp16 ] && models=resnet50
+    python3 tools/bench_inference.py --models $models --device "$DEV" --precision $p --lib .gpu/libji.so \
+      --images "$BENCH_IMAGES" --repeat "$BENCH_REPEAT" --batch 8 --json "$OUT/bench_$p.json" || { check 1 "$p: bench_inference failed"; continue; }
+    note "$p: $(python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))["models"]
+print(", ".join("%s %.0f img/s = %.2fx Python, batch-8 %.0f img/s, top-1 = Python %.0f%%" % (k.split("-")[0], v["b_libji_single"]["images_per_s"],
+      v["ratio_b_over_a"], v["c_libji_batch8_predecoded"]["images_per_s"], 100 * v["top1_agreement_a_b"]) for k, v in m.items()))' "$OUT/bench_$p.json")"
+  done
+  return "$STEP_FAILED"
+}
+
+step_streams() {
+  local c
+  for c in auto streams; do
+    .gpu/bench_async "$WORK/$c.json" --images "$ASYNC_IMAGES" --rounds "$ASYNC_ROUNDS" --in-flight 32 \
+      --modes 1x1,4x1,1x8 >"$OUT/bench_async_$c.txt" 2>&1
+    # "median async l4b1: 4.65 images/s (1.23x sync ...": mode, images/s, ratio.
+    check $? "$([ $c = auto ] && echo "streams off" || echo "streams on"): $(grep -E '^median' "$OUT/bench_async_$c.txt" |
+      sed -E 's/^median (async )?([a-z0-9]+): ([0-9.]+) images\/s \(([0-9.]+)x.*/\2 \3\/s (\4x)/' | tr '\n' ' ')"
+    sed "s/^/  [$c] /" "$OUT/bench_async_$c.txt"
+  done
+  return "$STEP_FAILED"
+}
+
+soak_cycles() { # CONFIG
+  .gpu/soak "$WORK/$1.json" "$WORK/val/x/0.jpg" "$WORK/val/x/1.jpg" --cycles "$SOAK_CYCLES" --warm-cycles 10 \
+    --calls 0 --thread-calls 0 --churn-threads 0 --max-gpu-growth-mib 2
+  local rc=$?
+  note "$1, $SOAK_CYCLES cycles: $(grep -oE 'growth used .*' "$STEP_LOG" | head -1)$(grep -q 'no CUDA device in use' "$STEP_LOG" && echo 'no GPU in use'); host RSS $(grep -oE 'growth [-+0-9.]+ MB' "$STEP_LOG" | head -1)"
+  [ $rc -eq 3 ] && note "GPU memory grew more than 2 MiB"
+  return $rc
+}
+step_soak_fp32() { soak_cycles small_auto; }
+step_soak_fp16() { soak_cycles small_fp16; }
+step_soak_frozen16() { soak_cycles small_fp16opt; }
+
+step_soak_load() {
+  .gpu/soak "$WORK/auto.json" "$WORK/val/x/0.jpg" "$WORK/val/x/1.jpg" --cycles 0 --calls "$SOAK_CALLS" \
+    --thread-calls "$SOAK_THREAD_CALLS" --churn-threads "$SOAK_CHURN" || return 1
+  ! grep -qE ' [1-9][0-9]* errors' "$STEP_LOG"; check $? "no errors or differing results"
+  note "$(grep -oE 'one predictor: [0-9]+ calls in [0-9.]+ s' "$STEP_LOG")"
+  return "$STEP_FAILED"
+}
+
+step_cuda_tree() {
+  if [ "$DEV" = cpu ] && [ -z "${GPU_CHECK_TREE:-}" ]; then
+    note "dry run: make install-check installs and runs the cuda profile here (GPU_CHECK_TREE=1 to copy it anyway)"
+    return 3
   fi
-
-  echo "== 4. create/destroy loop, GPU memory"
-  smi --query-gpu=memory.used --format=csv,noheader | tee "$OUT/mem_before.txt"
-  .gpu/soak "$work/auto.json" "$work/val/x/0.jpg" "$work/val/x/1.jpg" --cycles "${SOAK_CYCLES:-200}" --calls "${SOAK_CALLS:-5000}" --thread-calls "${SOAK_THREAD_CALLS:-200}" \
-    2>&1 | tee "$OUT/soak.txt" &
-  soak=$!
-  while kill -0 $soak 2>/dev/null; do smi --query-gpu=memory.used --format=csv,noheader >> "$OUT/mem_during.txt"; sleep 2; done
-  wait $soak || echo "FAIL soak exited non-zero"
-  echo "GPU memory used during the loop (MiB, every 2 s):"; tr '\n' ' ' < "$OUT/mem_during.txt"; echo
-
-  echo "== 5. the installed cuda tree with nothing but the tree and the driver"
-  tree=$(mktemp -d)/ev_sdk
+  local tree want_dev
+  tree=$WORK/tree/ev_sdk
   python3 tools/install.py --prefix "$tree" --libtorch cuda --lib .gpu/tree/lib/libji.so \
-    --torch-dir "$(dirname "$torch_lib")" --model "$work/model.pt" --classes "$work/class.txt" \
-    --config "$work/auto.json" | tee "$OUT/install_cuda.txt"
+    --torch-dir "$(dirname "$TORCH_LIB")" --model "$WORK/model.pt" --classes "$WORK/class.txt" \
+    --config "$WORK/auto.json" || return 1
   cp -r .gpu/tree/bin "$tree/"
-  env -u LD_LIBRARY_PATH ldd "$tree/lib/libji.so" "$tree/lib/libtorch_cuda.so" > "$OUT/ldd_tree.txt" 2>&1
-  grep -E 'not found' "$OUT/ldd_tree.txt" && echo "FAIL libraries not found in the tree"
+  env -u LD_LIBRARY_PATH ldd "$tree/lib/libji.so" "$tree/lib/libtorch_cuda.so" >"$OUT/ldd_tree.txt" 2>&1
+  ! grep -q 'not found' "$OUT/ldd_tree.txt"; check $? "ldd resolves the tree inside itself"
   env -u LD_LIBRARY_PATH EV_SDK_CONFIG="$tree/config/algo_config.json" "$tree/bin/test-ji-api" -f file \
-    -i "$work/val/x/0.jpg,$work/val/x/1.jpg" | tee "$OUT/tree_cuda.txt"
-  grep -q '"device":"cuda:0"' "$OUT/tree_cuda.txt" && echo "PASS installed cuda tree runs on cuda:0" ||
-    echo "FAIL installed cuda tree did not run on CUDA"
+    -i "$WORK/val/x/0.jpg,$WORK/val/x/1.jpg" >"$OUT/tree_cuda.txt" 2>&1
+  cat "$OUT/tree_cuda.txt"
+  if [ "$DEV" = cuda ]; then want_dev=cuda:0; else want_dev=cpu; fi
+  grep -q "\"device\":\"$want_dev\"" "$OUT/tree_cuda.txt"; check $? "the installed cuda tree runs on $want_dev"
+  rm -rf "$WORK/tree"
+  return "$STEP_FAILED"
+}
 
-  echo "== 6. asynchronous mode on the GPU (lanes x batch), against one-image calls"
-  .gpu/bench_async "$work/auto.json" --images "${ASYNC_IMAGES:-64}" --rounds "${ASYNC_ROUNDS:-3}" \
-    --in-flight 32 --modes 1x1,2x1,4x1,1x4,1x8,2x8 2>&1 | tee "$OUT/bench_async.txt" |
-    grep -E "^median|different" || echo "FAIL bench_async"
+# Runs step NAME (function step_NAME with - as _) under LIMIT seconds, unless a step it NEEDS
+# did not pass or the deadline has passed; records its status, time and note.
+NAMES=() STATUS=() SECS=() NOTES=()
+run_step() { # NAME LIMIT [NEEDS...]
+  local name=$1 limit=$2 fn=step_${1//-/_} need status rc t0 left noteline
+  shift 2
+  export STEP_NOTE=$OUT/notes/$name STEP_LOG=$OUT/$name.log STEP_FAILED=0
+  : >"$STEP_NOTE"
+  status=
+  for need in "$@"; do
+    local i
+    for i in "${!NAMES[@]}"; do
+      if [ "${NAMES[$i]}" = "$need" ] && [ "${STATUS[$i]}" != PASS ]; then
+        status=SKIP; echo "needs step $need, which did not pass" >"$STEP_NOTE"
+      fi
+    done
+  done
+  left=$((DEADLINE - SECONDS))
+  if [ -z "$status" ] && [ "$left" -le 5 ]; then
+    status=SKIP; echo "out of time (deadline ${DEADLINE}s)" >"$STEP_NOTE"
+  fi
+  t0=$SECONDS
+  if [ -z "$status" ]; then
+    [ "$limit" -gt "$left" ] && limit=$left
+    timeout -k 10 "$limit" bash -c "$fn" >"$STEP_LOG" 2>&1
+    rc=$?
+    case $rc in
+      0) status=PASS ;;
+      3) status=SKIP ;;
+      124|137) status=FAIL; echo "timed out after ${limit}s" >>"$STEP_NOTE" ;;
+      *) status=FAIL ;;
+    esac
+  fi
+  noteline=$(awk 'NR > 1 { printf " | " } { printf "%s", $0 }' "$STEP_NOTE")
+  NAMES+=("$name") STATUS+=("$status") SECS+=("$((SECONDS - t0))") NOTES+=("$noteline")
+  printf '%-5s %-14s %4ss  %s\n' "$status" "$name" "$((SECONDS - t0))" "$noteline"
+  if [ "$status" = FAIL ]; then
+    tail -n 12 "$STEP_LOG" | sed 's/^/      | /'
+  fi
+}
+
+device() {
+  : "${OUT:=/tmp/gpu-out}"
+  mkdir -p "$OUT/notes"
+  export OUT PYTHONUNBUFFERED=1
+  # The device's torch lives in /opt/torch/.venv; here (the dry run) in .venv.
+  if ! python3 -c 'import torch' 2>/dev/null; then
+    for v in /opt/torch/.venv "$PWD/.venv"; do
+      [ -x "$v/bin/python3" ] && { export PATH="$v/bin:$PATH"; break; }
+    done
+  fi
+  export JI_PHOTOS="$PWD/.gpu/photos"
+  TORCH_LIB=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
+  export TORCH_LIB LD_LIBRARY_PATH="$PWD/.gpu:$TORCH_LIB:${LD_LIBRARY_PATH:-}"
+  export DEV=${GPU_CHECK_DEVICE:-cuda}
+  local dry=; [ "$DEV" = cpu ] && dry=1
+  # Sizes: full on the device, small for the dry run; each may be set in the environment.
+  size() { if [ -n "$dry" ]; then echo "$2"; else echo "$1"; fi; }
+  export FIRST_CALLS=${FIRST_CALLS:-$(size 20 5)} FIRST_ROUNDS=${FIRST_ROUNDS:-$(size 3 1)}
+  export BENCH_IMAGES=${BENCH_IMAGES:-$(size 24 4)} BENCH_REPEAT=${BENCH_REPEAT:-$(size 3 1)}
+  export ASYNC_IMAGES=${ASYNC_IMAGES:-$(size 64 16)} ASYNC_ROUNDS=${ASYNC_ROUNDS:-$(size 2 1)}
+  export SOAK_CYCLES=${SOAK_CYCLES:-$(size 210 20)} SOAK_CALLS=${SOAK_CALLS:-$(size 2000 50)}
+  export SOAK_THREAD_CALLS=${SOAK_THREAD_CALLS:-$(size 100 5)} SOAK_CHURN=${SOAK_CHURN:-$(size 200 10)}
+  export DEADLINE=${GPU_CHECK_DEADLINE_S:-$(size 480 1500)}
+  WORK=$(mktemp -d) && export WORK
+  export -f note check model_info jkey soak_cycles $(compgen -A function step_)
+  echo "gpu_check ($DEV$([ -n "$dry" ] && echo ", dry run"), deadline ${DEADLINE}s), logs in $OUT; $(date -u +'%Y-%m-%d %H:%M UTC')"
+  nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv >"$OUT/gpu.txt" 2>&1
+  run_step torch 30
+  run_step driver 30
+  run_step loader 30
+  run_step models 120 torch
+  run_step version 30 loader
+  run_step auto 60 loader models
+  run_step fp16 90 loader models
+  run_step agreement 120 loader models
+  # Most telling first: what is left when the deadline comes is the least needed.
+  run_step soak-fp32 90 loader models
+  run_step soak-fp16 90 loader models
+  run_step soak-frozen16 90 loader models
+  run_step first-calls 120 loader models
+  run_step cuda-tree 120 torch models
+  run_step speed 150 loader models
+  run_step streams 120 loader models
+  run_step soak-load 90 loader models
+  rm -rf "$WORK"
+  local i pass fail skip
+  echo
+  echo "== gpu_check summary ($DEV, ${SECONDS}s in all)"
+  printf '%-14s %-5s %5s  %s\n' step status secs note
+  for i in "${!NAMES[@]}"; do
+    printf '%-14s %-5s %5s  %s\n' "${NAMES[$i]}" "${STATUS[$i]}" "${SECS[$i]}" "${NOTES[$i]}"
+  done | tee "$OUT/summary.txt"
+  pass=$(grep -c '^[^ ]* *PASS ' "$OUT/summary.txt"); fail=$(grep -c '^[^ ]* *FAIL ' "$OUT/summary.txt")
+  skip=$(grep -c '^[^ ]* *SKIP ' "$OUT/summary.txt")
+  echo "$pass passed, $fail failed, $skip skipped"
+  [ "$fail" -eq 0 ]
 }
 
 case "${1:-}" in

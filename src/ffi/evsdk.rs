@@ -281,20 +281,25 @@ pub(crate) unsafe fn raw_frame<'a>(
 /// on the CPU (as printed on stderr at init), "classes": 1000, "optimization": {"path":
 /// "cpu_fused" | "plain" | "cuda_frozen", "fallback_reason": null or why the CPU fast path is
 /// off, "pads_folded", "fusion_groups", "channels_last", "precision", "probe_max_abs_diff",
-/// "probe_tolerance"}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup": passes per batch size at
-/// init, "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
+/// "probe_tolerance", "precision_fallback": null or why the model runs in another precision
+/// than asked (fp16 under "device": "auto" on the CPU, or fp16 that failed its check against
+/// fp32), "fp16_max_prob_diff": fp16's largest probability difference from fp32 on the probe
+/// images when checked}, "warmed_batch_sizes": [1 (with "tta": 1 + its views), ...], "warmup":
+/// passes per batch size at init, "cuda_streams": whether calls run on per-thread CUDA streams,
+/// "process_wide": {...}, "tta": ["hflip", ...] (the extra views, README "The config"),
 /// "models": [{"model_path", "weight": its share of the result, "input_size": [h, w],
 /// "model_output", "optimization": {...}}, ...] (every model: one, or each member of a
-/// `"models"` ensemble; `"optimization"` above is the first's)}` "preprocessing": {"applied": {"resize_mode", "resize_size", "crop_size", "mean",
-/// "std", "pillow_compat", "exif_transpose"} (the first model's), "libji_defaults": true when
-/// neither the config nor the model's metadata set any of them}}` (README, "Speed" and "The
-/// config").
+/// `"models"` ensemble; `"optimization"` above is the first's), "preprocessing": {"applied":
+/// {"resize_mode", "resize_size", "crop_size", "mean", "std", "pillow_compat",
+/// "exif_transpose"} (the first model's), "libji_defaults": true when neither the config nor
+/// the model's metadata set any of them}}` (README, "Speed" and "The config").
 ///
 /// `"process_wide"` lists what this library changed, or may change, for the whole process:
 /// `"intra_op_threads"` (libtorch's one intra-op thread count, now) and
 /// `"num_threads_set"` (true when this handle's config set it, with `"num_threads"`: the
 /// last handle created wins), `"cudnn_benchmark"` (cuDNN autotuning, switched on for the
-/// process by a CUDA handle), `"huge_pages"` (this handle advises the process heap into
+/// process by a CUDA handle), `"cuda_empty_cache"` (releasing the last CUDA handle or
+/// predictor returns the CUDA caching allocator's free blocks to the driver), `"huge_pages"` (this handle advises the process heap into
 /// transparent huge pages, opt-in) and `"onednn_fusion_pass"` (the CPU fast path registered
 /// TorchScript's oneDNN Graph pass, which only acts on graphs this library optimises).
 ///
@@ -317,6 +322,7 @@ pub unsafe extern "C" fn evsdk_model_info(
                 "optimization": e.optimization().to_json(),
                 "warmed_batch_sizes": Engine::batch_sizes(e.config()),
                 "warmup": e.config().warmup,
+                "cuda_streams": e.cuda_streams(),
                 "process_wide": e.process_wide(),
                 "preprocessing": {
                     "applied": e.config().preprocess.to_json(),

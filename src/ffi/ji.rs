@@ -376,7 +376,9 @@ pub unsafe extern "C" fn ji_init(argc: c_int, argv: *mut *mut c_char) -> c_int {
 
 /// Global teardown: does nothing, and predictors still alive stay valid. (What the library
 /// keeps for the process's life: the prepared CPU fast-path model of each distinct model file,
-/// reused by later predictors, and libtorch's CUDA backend once a predictor loaded it.)
+/// the frozen CUDA model (`"optimize": true` on CUDA) of each distinct file, device and
+/// precision, and the outcome of each file's fp16 check, all reused by later predictors; and
+/// libtorch's CUDA backend once a predictor loaded it.)
 #[no_mangle]
 pub extern "C" fn ji_reinit() {}
 
@@ -384,7 +386,10 @@ pub extern "C" fn ji_reinit() {}
 /// Returns NULL on failure; the reason is printed to stderr and available from
 /// `evsdk_last_error()`. Release with `ji_destroy_predictor`. `pdtype` is accepted and ignored.
 /// `"device": "auto"` without a usable GPU runs on the CPU and prints why to stderr, once per
-/// process (`ji_get_version`'s `cuda.reason` has it too).
+/// process (`ji_get_version`'s `cuda.reason` has it too); `"precision": "fp16"` then runs in
+/// fp32, with a note. On a GPU, fp16 is checked against fp32 on probe images before the
+/// predictor is returned and falls back to fp32, saying why, when they disagree
+/// (`evsdk_model_info`'s `"precision_fallback"`).
 ///
 /// Threads: the predictor may be used from any thread, and from several threads at once
 /// (calls run in parallel); one predictor per thread works too. Each thread's results
@@ -399,8 +404,11 @@ pub extern "C" fn ji_reinit() {}
 /// `async_workers` lanes start with `ji_set_callback`). What is process-wide by nature, and
 /// only when asked: `"num_threads"` sets libtorch's single intra-op thread count for the whole
 /// process (the last predictor created wins); a predictor on CUDA switches on cuDNN's
-/// benchmark mode for the process; `"huge_pages": true` advises the process heap into
-/// transparent huge pages. `evsdk_model_info` reports them under `"process_wide"`.
+/// benchmark mode for the process, and when the last CUDA predictor is destroyed the CUDA
+/// caching allocator's free blocks go back to the driver (`torch.cuda.empty_cache()`, which
+/// also releases what a host using libtorch on the GPU itself had cached);
+/// `"huge_pages": true` advises the process heap into transparent huge pages.
+/// `evsdk_model_info` reports them under `"process_wide"`.
 #[no_mangle]
 pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
     let _ = pdtype;
@@ -430,6 +438,10 @@ pub extern "C" fn ji_create_predictor(pdtype: JiPredictorType) -> *mut c_void {
 /// this has begun uses a destroyed predictor: that is the caller's error (undefined), as on
 /// the platform. Called from inside one of this predictor's own callbacks it cannot wait for
 /// itself: it destroys nothing and says so on stderr and in `evsdk_last_error()`.
+///
+/// Destroying the last predictor (or handle) on CUDA returns the GPU memory libtorch's
+/// caching allocator holds free to the driver; a frozen model (`"optimize": true`) stays
+/// prepared for the next predictor of the same file.
 ///
 /// # Safety
 /// `predictor` is NULL or a live pointer from `ji_create_predictor`.

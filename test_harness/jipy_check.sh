@@ -9,7 +9,8 @@
 # copied beside it, in a private mount namespace where the build's .venv and target/ are empty
 # folders and LD_LIBRARY_PATH and EV_SDK_CONFIG are unset. jipy_check.py takes the interpreter,
 # the tree and the frames from its arguments, so the same check can run in another root (a
-# Debian 11 chroot with python3-numpy: copy the tree and the frames there).
+# Debian 11 chroot with python3-numpy), and it does: the last part runs it in tools/bullseye.sh's
+# root with Debian's python3 and python3-numpy.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -47,6 +48,8 @@ site=$("$py" -c 'import numpy, os; print(os.path.dirname(os.path.dirname(numpy._
 mkdir -p "$tmp/pylib"
 for d in numpy numpy.libs; do [ ! -e "$site/$d" ] || cp -r "$site/$d" "$tmp/pylib/"; done
 
+echo "== this machine: the .venv's base Python, numpy copied beside it"
+host_rc=0
 unshare --mount --propagation private -- bash -c '
   mount -t tmpfs none "$1" && mount -t tmpfs none "$2" || exit 97
   [ ! -e "$1/bin/python" ] || { echo "the venv is still visible"; exit 98; }
@@ -54,4 +57,15 @@ unshare --mount --propagation private -- bash -c '
   exec env -u LD_LIBRARY_PATH -u EV_SDK_CONFIG -u PYTHONPATH -u PYTHONHOME "$@"' _ \
   "$venv_real" "$root/target" \
   "$base_py" -s test_harness/jipy_check.py --tree "$tmp/tree" --frames "$tmp/frames" \
-  --pythonpath "$tmp/pylib"
+  --pythonpath "$tmp/pylib" || host_rc=$?
+
+# The same check in the Debian 11 root of tools/bullseye.sh (glibc 2.31, Debian's python3 3.9 and
+# python3-numpy): the tree, built there by default, and the frames bound in, nothing else of the
+# build visible.
+echo "== Debian 11 root: Debian's python3 and python3-numpy"
+cp test_harness/jipy_check.py "$tmp/jipy_check.py"
+deb_rc=0
+bash tools/bullseye.sh run -b "$tmp" -- python3 -s "$tmp/jipy_check.py" --tree "$tmp/tree" \
+  --frames "$tmp/frames" || deb_rc=$?
+[ $deb_rc = 0 ] || echo "FAIL the Debian 11 run (exit $deb_rc)"
+[ $host_rc = 0 ] && [ $deb_rc = 0 ]

@@ -11,7 +11,8 @@
 #
 # Needs root (debootstrap, mount, chroot). Everything is cached machine-wide under $JI_CACHE
 # (default /var/cache/ji-rs), so every checkout on the machine shares it:
-#   bullseye-<hash>/               the root: debootstrap --variant=minbase plus the compilers
+#   bullseye-<hash>/               the root: debootstrap --variant=minbase plus the compilers and
+#                                  python3-numpy (test_harness/jipy_check.sh runs ji.py there)
 #                                  (about 600 MB, a minute to make; <hash> is of the package list,
 #                                  so changing the list below makes a new root)
 #   bullseye-<hash>/build/target   cargo's target folder of the portable build (libtorch's
@@ -29,7 +30,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 SUITE=bullseye
-PACKAGES=gcc,g++,make,cmake,nasm,libc6-dev
+PACKAGES=gcc,g++,make,cmake,nasm,libc6-dev,python3,python3-numpy
 cache=${JI_CACHE:-/var/cache/ji-rs}
 hash=$(printf '%s %s' "$SUITE" "$PACKAGES" | sha256sum | cut -c1-8)
 R=$cache/$SUITE-$hash

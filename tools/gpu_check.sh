@@ -25,7 +25,8 @@
 #   fp16          "precision": "fp16", plain and frozen ("optimize": true): checked against
 #                 fp32 at create (model info: fp16 kept, its largest probability move)     12 s
 #   agreement     top-1 of GPU fp32, GPU fp16, frozen fp16, GPU with "cuda_streams" and CPU
-#                 on the same photos: none differs where the reference's top-2 margin > 1e-2 25 s
+#                 on the same photos, and of an hflip-TTA two-model ensemble on GPU and CPU:
+#                 none differs where the reference's top-2 margin > 1e-2                  35 s
 #   soak-fp32, soak-fp16, soak-frozen16
 #                 210 create/destroy cycles each of the plain fp32, plain fp16 and frozen fp16
 #                 paths (MobileNetV2): no growth of GPU memory (the device's and the caching
@@ -182,8 +183,15 @@ configs = {"auto": {"device": "auto"}, "auto_b8": {"device": "auto", "async_max_
            "fp16": {"device": gpu, "precision": "fp16"},
            "fp16opt": {"device": gpu, "precision": "fp16", "optimize": True},
            "streams": {"device": "auto", "cuda_streams": True}}
+# Test-time augmentation and a two-model ensemble, on the GPU and on the CPU (agreement).
+ens = {"tta": ["hflip"], "models": [{"model_path": "model.pt", "weight": 2}, {"model_path": "small.pt"}]}
+configs["ens"] = dict(ens, device="auto")
+configs["ens_cpu"] = dict(ens, device="cpu")
 for name, extra in list(configs.items()):
-    json.dump(dict(base, **extra), open(os.path.join(d, name + ".json"), "w"))
+    c = dict(base, **extra)
+    if "models" in c:
+        del c["model_path"]
+    json.dump(c, open(os.path.join(d, name + ".json"), "w"))
 for name in ("auto", "fp16", "fp16opt"):  # the soak's: the small model
     json.dump(dict(base, model_path="small.pt", **configs[name]), open(os.path.join(d, "small_" + name + ".json"), "w"))
 print("models, photos and configs in", d)
@@ -252,7 +260,7 @@ step_fp16() {
 
 step_agreement() {
   local c
-  for c in auto fp16 fp16opt streams cpu; do
+  for c in auto fp16 fp16opt streams cpu ens ens_cpu; do
     .gpu/harness --lib .gpu/libji.so --api ji --config "$WORK/$c.json" "$WORK/val" --report "$OUT/report_$c.json" \
       --predictions "$OUT/pred_$c.csv" >"$OUT/harness_$c.txt" 2>&1 || check 1 "harness with $c.json (harness_$c.txt)"
     grep -E "device|top-1 |throughput|latency" "$OUT/harness_$c.txt" | sed "s/^/  [$c] /"
@@ -262,14 +270,15 @@ step_agreement() {
 import csv, sys
 out = sys.argv[1]
 rows, bad = {}, 0
-for c in ("auto", "fp16", "fp16opt", "streams", "cpu"):
+for c in ("auto", "fp16", "fp16opt", "streams", "cpu", "ens", "ens_cpu"):
     try:
         rows[c] = {r["path"]: r for r in csv.DictReader(open("%s/pred_%s.csv" % (out, c)))}
     except OSError as e:
         print("no predictions for %s: %s" % (c, e)); bad += 1
 notes = []
 # A disagreement counts where the reference decided: its top-2 margin above 1e-2.
-for ref, other in (("cpu", "auto"), ("auto", "fp16"), ("auto", "fp16opt"), ("auto", "streams")):
+for ref, other in (("cpu", "auto"), ("auto", "fp16"), ("auto", "fp16opt"), ("auto", "streams"),
+                   ("ens_cpu", "ens")):
     if ref not in rows or other not in rows:
         continue
     same = decided = 0

@@ -420,8 +420,8 @@ int ji_init(int argc, char **argv);
 /**
  * Global teardown: does nothing, and predictors still alive stay valid. (What the library
  * keeps for the process's life: the prepared CPU fast-path model of each distinct model file,
- * the frozen CUDA model (`"optimize": true` on CUDA) of each distinct file, device and
- * precision, and the outcome of each file's fp16 check, all reused by later predictors; and
+ * and the prepared CUDA model (plain or frozen, fp16-checked) of each distinct file, device,
+ * precision and input size, its weights on the GPU, all reused by later predictors; and
  * libtorch's CUDA backend once a predictor loaded it.)
  */
 void ji_reinit(void);
@@ -469,8 +469,9 @@ void *ji_create_predictor(JiPredictorType pdtype);
  * itself: it destroys nothing and says so on stderr and in `evsdk_last_error()`.
  *
  * Destroying the last predictor (or handle) on CUDA returns the GPU memory libtorch's
- * caching allocator holds free to the driver; a frozen model (`"optimize": true`) stays
- * prepared for the next predictor of the same file.
+ * caching allocator holds free to the driver; the model itself stays prepared on the GPU for
+ * the next predictor of the same file (loading it anew at every create would cost its
+ * kernels again and leak host and GPU memory in libtorch).
  *
  * # Safety
  * `predictor` is NULL or a live pointer from `ji_create_predictor`.

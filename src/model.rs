@@ -596,9 +596,9 @@ impl Model {
                 path.display()
             ))
         };
-        // Loaded plainly first in any case, so a bad file gets the usual message.
-        let mut plain = JitModule::load(path, if cuda_freeze { Device::Cpu } else { device })
-            .map_err(not_loadable)?;
+        // Loaded plainly first in any case (on the CPU: a CUDA model is moved there once per
+        // process, see `load_cuda`), so a bad file gets the usual message.
+        let mut plain = JitModule::load(path, Device::Cpu).map_err(not_loadable)?;
         let (h, w) = input_hw;
         let forward_failed = |e: Error| {
             Error::ModelLoad(format!(
@@ -1264,13 +1264,6 @@ fn to_device(path: &Path, m: &mut JitModule, device: Device, precision: Precisio
     })
 }
 
-/// The fp16 check's outcome for a file (content), device, input size and path (frozen or
-/// not): made by the first predictor that asks, then reused, so that later creates neither
-/// run the probes again nor repeat the message.
-type Fp16Key = (u64, u64, i32, (u32, u32), bool);
-static FP16_VERDICTS: OnceLock<Mutex<HashMap<Fp16Key, std::result::Result<f64, String>>>> =
-    OnceLock::new();
-
 fn device_key(device: Device) -> i32 {
     match device {
         Device::Cuda(n) => n as i32,
@@ -1291,55 +1284,75 @@ fn fp16_verdict(
     })
 }
 
-/// A model on CUDA: its module (shared when frozen), the kind its input is cast to, and its
-/// report. fp16 is checked against fp32 on probe images (`check_fp16`) and falls back to fp32
-/// with the reason when it fails. `plain` is the model as loaded (on the CPU when `freeze`).
+/// A model on CUDA: its module, the kind its input is cast to, and its report. fp16 is checked
+/// against fp32 on probe images (`check_fp16`) and falls back to fp32 with the reason when it
+/// fails. `plain` is the model as loaded (on the CPU).
+///
+/// Made once per process for each file (content), device, precision, path (frozen or not) and
+/// input size, and shared by every later model of the same: libtorch never frees what freezing
+/// creates (pytorch/pytorch#96726), and a plain TorchScript module loaded anew on CUDA costs
+/// its kernels again (measured on an H200, 2026-12-04: 0.5 s a create/destroy cycle, host
+/// memory +0.4 MB and GPU memory +40 KB a cycle, none of it given back), like the CPU fast
+/// path (`fast_model`). A second create of the same waits for the first to finish preparing
+/// it rather than preparing another copy.
 fn load_cuda(
     path: &Path,
-    mut plain: JitModule,
+    plain: JitModule,
     device: Device,
     precision: Precision,
     freeze: bool,
     hw: (u32, u32),
-) -> Result<(Arc<JitModule>, Kind, Optimization)> {
-    if freeze {
-        drop(plain);
-        return cuda_frozen(path, device, precision, hw);
+) -> Result<CudaEntry> {
+    type Slot = Arc<Mutex<Option<CudaEntry>>>;
+    static CACHE: OnceLock<Mutex<HashMap<CudaKey, Slot>>> = OnceLock::new();
+    let half = precision == Precision::Fp16;
+    let prepare = move || {
+        if freeze {
+            drop(plain);
+            cuda_frozen(path, device, precision, hw)
+        } else {
+            cuda_plain(path, plain, device, precision, hw)
+        }
+    };
+    let Some((len, hash)) = content_key(path) else {
+        return prepare();
+    };
+    let key: CudaKey = (len, hash, device_key(device), half, freeze, hw);
+    let slot = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = slot.as_ref() {
+        return Ok(entry.clone());
     }
+    let entry = prepare()?;
+    *slot = Some(entry.clone());
+    Ok(entry)
+}
+
+/// The plain TorchScript model on CUDA, in fp32 or (checked) fp16.
+fn cuda_plain(
+    path: &Path,
+    mut plain: JitModule,
+    device: Device,
+    precision: Precision,
+    hw: (u32, u32),
+) -> Result<CudaEntry> {
     if precision != Precision::Fp16 {
         to_device(path, &mut plain, device, precision)?;
         let report = Optimization::plain("plain", precision_name(precision), None);
         return Ok((Arc::new(plain), Kind::Float, report));
     }
-    let key = content_key(path).map(|(len, hash)| (len, hash, device_key(device), hw, false));
-    let known = key.and_then(|k| {
-        let verdicts = FP16_VERDICTS.get_or_init(Default::default);
-        verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&k)
-            .cloned()
-    });
-    let verdict = match known {
-        Some(v) => v,
-        None => {
-            to_device(path, &mut plain, device, Precision::Fp32)?;
-            let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
-            to_device(path, &mut plain, device, Precision::Fp16)?;
-            let fp16 = probe_outputs(&plain, device, Kind::Half, hw)?;
-            let v = fp16_verdict(path, &reference, &fp16);
-            if let Some(k) = key {
-                let verdicts = FP16_VERDICTS.get_or_init(Default::default);
-                let mut verdicts = verdicts.lock().unwrap_or_else(|e| e.into_inner());
-                verdicts.insert(k, v.clone());
-            }
-            v
-        }
-    };
-    match verdict {
+    to_device(path, &mut plain, device, Precision::Fp32)?;
+    let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
+    to_device(path, &mut plain, device, Precision::Fp16)?;
+    let fp16 = probe_outputs(&plain, device, Kind::Half, hw)?;
+    match fp16_verdict(path, &reference, &fp16) {
         Ok(diff) => {
-            // Converted already when the check ran here; a no-op then.
-            to_device(path, &mut plain, device, Precision::Fp16)?;
             let mut report = Optimization::plain("plain", "fp16", None);
             report.fp16_max_prob_diff = Some(diff);
             Ok((Arc::new(plain), Kind::Half, report))
@@ -1357,85 +1370,60 @@ fn load_cuda(
 
 /// Test hook: loads `path` as a CUDA model without `"optimize": true` is loaded (fp16 checked
 /// against fp32, falling back to fp32), on any device (libtorch runs fp16 on the CPU too, so
-/// the check and its fallback can be tested without a GPU); returns the report.
+/// the check and its fallback can be tested without a GPU); returns the report and the
+/// prepared module (the same `Arc` for every load it is shared by).
 #[doc(hidden)]
 pub fn load_plain_checked(
     path: &Path,
     device: Device,
     precision: Precision,
     hw: (u32, u32),
-) -> Result<Optimization> {
-    let plain = JitModule::load(path, device).map_err(Error::ModelLoad)?;
-    load_cuda(path, plain, device, precision, false, hw).map(|(_, _, report)| report)
+) -> Result<(Optimization, Arc<dyn std::any::Any + Send + Sync>)> {
+    let plain = JitModule::load(path, Device::Cpu).map_err(Error::ModelLoad)?;
+    load_cuda(path, plain, device, precision, false, hw)
+        .map(|(module, _, report)| (report, module as Arc<dyn std::any::Any + Send + Sync>))
 }
 
-/// What identifies a frozen CUDA model: the file's contents (length and hash), the device,
-/// fp16 asked for or not, and the input size (of the fp16 check's probes).
-type CudaKey = (u64, u64, i32, bool, (u32, u32));
+/// What identifies a prepared CUDA model (`load_cuda`): the file's contents (length and hash),
+/// the device, fp16 asked for or not, frozen or not, and the input size (of the fp16 check's
+/// probes).
+type CudaKey = (u64, u64, i32, bool, bool, (u32, u32));
 type CudaEntry = (Arc<JitModule>, Kind, Optimization);
 
-/// The model at `path` frozen on CUDA (`"optimize": true`), made once per process and shared
-/// by every model of the same file, device and precision, like the CPU fast path
-/// (`fast_model`): libtorch never frees what freezing creates (pytorch/pytorch#96726), so
-/// freezing at every create would leak the frozen constants, on the GPU, with every
-/// create/destroy cycle. With fp16 asked for, the frozen fp16 model is checked against the
-/// plain fp32 model (`check_fp16`) and the frozen fp32 model serves instead when it fails.
+/// The model at `path` frozen on CUDA (`"optimize": true`). With fp16 asked for, the frozen
+/// fp16 model is checked against the plain fp32 model (`check_fp16`) and the frozen fp32
+/// model serves instead when it fails.
 fn cuda_frozen(
     path: &Path,
     device: Device,
     precision: Precision,
     hw: (u32, u32),
 ) -> Result<CudaEntry> {
-    type Slot = Arc<Mutex<Option<CudaEntry>>>;
-    static CACHE: OnceLock<Mutex<HashMap<CudaKey, Slot>>> = OnceLock::new();
-    let half = precision == Precision::Fp16;
-    let prepare = || -> Result<CudaEntry> {
-        if !half {
-            let m = load_frozen_cuda(path, device, false)?;
-            let report = Optimization::plain("cuda_frozen", "fp32", None);
-            return Ok((Arc::new(m), Kind::Float, report));
-        }
-        let mut plain = JitModule::load(path, device).map_err(Error::ModelLoad)?;
-        to_device(path, &mut plain, device, Precision::Fp32)?;
-        let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
-        drop(plain);
-        let m = load_frozen_cuda(path, device, true)?;
-        let fp16 = probe_outputs(&m, device, Kind::Half, hw)?;
-        match fp16_verdict(path, &reference, &fp16) {
-            Ok(diff) => {
-                let mut report = Optimization::plain("cuda_frozen", "fp16", None);
-                report.fp16_max_prob_diff = Some(diff);
-                Ok((Arc::new(m), Kind::Half, report))
-            }
-            Err(reason) => {
-                drop(m);
-                let m = load_frozen_cuda(path, device, false)?;
-                let mut report = Optimization::plain("cuda_frozen", "fp32", None);
-                report.precision_fallback = Some(reason);
-                Ok((Arc::new(m), Kind::Float, report))
-            }
-        }
-    };
-    let Some((len, hash)) = content_key(path) else {
-        return prepare();
-    };
-    let key: CudaKey = (len, hash, device_key(device), half, hw);
-    // One slot per model: a second create waits for the first to finish preparing it rather
-    // than freezing (and leaking) another copy.
-    let slot = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_default()
-        .clone();
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(entry) = slot.as_ref() {
-        return Ok(entry.clone());
+    if precision != Precision::Fp16 {
+        let m = load_frozen_cuda(path, device, false)?;
+        let report = Optimization::plain("cuda_frozen", "fp32", None);
+        return Ok((Arc::new(m), Kind::Float, report));
     }
-    let entry = prepare()?;
-    *slot = Some(entry.clone());
-    Ok(entry)
+    let mut plain = JitModule::load(path, device).map_err(Error::ModelLoad)?;
+    to_device(path, &mut plain, device, Precision::Fp32)?;
+    let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
+    drop(plain);
+    let m = load_frozen_cuda(path, device, true)?;
+    let fp16 = probe_outputs(&m, device, Kind::Half, hw)?;
+    match fp16_verdict(path, &reference, &fp16) {
+        Ok(diff) => {
+            let mut report = Optimization::plain("cuda_frozen", "fp16", None);
+            report.fp16_max_prob_diff = Some(diff);
+            Ok((Arc::new(m), Kind::Half, report))
+        }
+        Err(reason) => {
+            drop(m);
+            let m = load_frozen_cuda(path, device, false)?;
+            let mut report = Optimization::plain("cuda_frozen", "fp32", None);
+            report.precision_fallback = Some(reason);
+            Ok((Arc::new(m), Kind::Float, report))
+        }
+    }
 }
 
 /// libtorch errors are long tracebacks: keep the first line and the last (the actual cause),

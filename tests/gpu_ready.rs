@@ -305,14 +305,38 @@ fn the_fp16_check_keeps_good_fp16_and_falls_back_from_bad() {
     use ji::config::Precision;
     // The CUDA runner's loading, on the CPU (libtorch runs fp16 there too): a real CNN passes.
     let conv = fixture("model/conv.pt");
-    let r = ji::model::load_plain_checked(&conv, Device::Cpu, Precision::Fp16, (64, 64)).unwrap();
+    let (r, fp16_module) =
+        ji::model::load_plain_checked(&conv, Device::Cpu, Precision::Fp16, (64, 64)).unwrap();
     assert_eq!((r.path, r.precision), ("plain", "fp16"), "{r:?}");
     let d = r.fp16_max_prob_diff.unwrap();
     assert!(d <= ji::model::FP16_MAX_PROB_DIFF, "{d}");
     assert_eq!(r.precision_fallback, None);
     // fp32 asked: nothing to check.
-    let r = ji::model::load_plain_checked(&conv, Device::Cpu, Precision::Fp32, (64, 64)).unwrap();
+    let (r, fp32_module) =
+        ji::model::load_plain_checked(&conv, Device::Cpu, Precision::Fp32, (64, 64)).unwrap();
     assert_eq!((r.precision, r.fp16_max_prob_diff), ("fp32", None));
+    // Prepared once per file, device, precision and input size, then shared: a plain module
+    // loaded anew on CUDA at every create costs its kernels again, and never gives back host
+    // and GPU memory (measured on an H200). A copy of the file is the same model.
+    use std::sync::Arc;
+    assert!(!Arc::ptr_eq(&fp16_module, &fp32_module));
+    let copy = temp_dir("gpu_ready", "copy").join("conv_copy.pt");
+    std::fs::copy(&conv, &copy).unwrap();
+    for (p, precision, want) in [
+        (&conv, Precision::Fp16, &fp16_module),
+        (&copy, Precision::Fp16, &fp16_module),
+        (&conv, Precision::Fp32, &fp32_module),
+    ] {
+        let (r, m) = ji::model::load_plain_checked(p, Device::Cpu, precision, (64, 64)).unwrap();
+        assert!(Arc::ptr_eq(&m, want), "{p:?} {precision:?}: prepared again");
+        assert_eq!(r.precision_fallback, None);
+    }
+    let (_, other_size) =
+        ji::model::load_plain_checked(&conv, Device::Cpu, Precision::Fp32, (32, 32)).unwrap();
+    assert!(
+        !Arc::ptr_eq(&other_size, &fp32_module),
+        "another input size is another preparation"
+    );
 
     // A model whose logits overflow fp16 (x 1e6): fp32 with the reason, also the second time
     // (from the kept verdict).
@@ -331,7 +355,7 @@ fn the_fp16_check_keeps_good_fp16_and_falls_back_from_bad() {
         .unwrap();
     assert!(status.success());
     for round in 0..2 {
-        let r =
+        let (r, _) =
             ji::model::load_plain_checked(&path, Device::Cpu, Precision::Fp16, (32, 32)).unwrap();
         assert_eq!(r.precision, "fp32", "round {round}: {r:?}");
         let why = r.precision_fallback.unwrap();

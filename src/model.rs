@@ -889,22 +889,32 @@ fn fast_model(
     hw: (u32, u32),
     probe: impl FnOnce() -> Result<([Vec<f32>; 2], Vec<Vec<f32>>)>,
 ) -> Result<FastEntry> {
-    /// One slot per model, filled once it is prepared.
-    type Slot = Arc<Mutex<Option<FastEntry>>>;
-    static CACHE: OnceLock<Mutex<HashMap<FastKey, Slot>>> = OnceLock::new();
-    let prepare = || -> Result<FastEntry> {
+    static CACHE: PreparedCache<FastKey, FastEntry> = OnceLock::new();
+    let key = content_key(path).map(|(len, hash)| (len, hash, kind as i32, hw));
+    prepared_once(&CACHE, key, || {
         let (reference, expected) = probe()?;
         Ok(FastModel::load(path, kind, hw, &reference, &expected)
             .map(|(m, r)| (Arc::new(m), r, expected[0].clone())))
-    };
-    let Some((len, hash)) = content_key(path) else {
+    })
+}
+
+/// Models prepared once per process, by key: a slot per key, filled once it is prepared.
+type PreparedCache<K, V> = OnceLock<Mutex<HashMap<K, Arc<Mutex<Option<V>>>>>>;
+
+/// The value in `cache` for `key`, made by `prepare` the first time (always, without a key:
+/// the file could not be read for its hash). A second caller of the same key waits for the
+/// first to finish preparing it instead of preparing (and leaking) another copy; other keys
+/// go ahead. A `prepare` that fails (an error of the model, reported as such) leaves the slot
+/// empty.
+fn prepared_once<K: std::hash::Hash + Eq, V: Clone>(
+    cache: &'static PreparedCache<K, V>,
+    key: Option<K>,
+    prepare: impl FnOnce() -> Result<V>,
+) -> Result<V> {
+    let Some(key) = key else {
         return prepare();
     };
-    let key: FastKey = (len, hash, kind as i32, hw);
-    // One slot per model: a second create of the same file waits for the first to finish
-    // preparing it instead of preparing (and leaking) another copy; other files go ahead. A
-    // probe that fails (an error of the model, reported as such) leaves the slot empty.
-    let slot = CACHE
+    let slot = cache
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -1293,8 +1303,7 @@ fn fp16_verdict(
 /// creates (pytorch/pytorch#96726), and a plain TorchScript module loaded anew on CUDA costs
 /// its kernels again (measured on an H200, 2026-12-04: 0.5 s a create/destroy cycle, host
 /// memory +0.4 MB and GPU memory +40 KB a cycle, none of it given back), like the CPU fast
-/// path (`fast_model`). A second create of the same waits for the first to finish preparing
-/// it rather than preparing another copy.
+/// path (`fast_model`, both through `prepared_once`).
 fn load_cuda(
     path: &Path,
     plain: JitModule,
@@ -1303,35 +1312,18 @@ fn load_cuda(
     freeze: bool,
     hw: (u32, u32),
 ) -> Result<CudaEntry> {
-    type Slot = Arc<Mutex<Option<CudaEntry>>>;
-    static CACHE: OnceLock<Mutex<HashMap<CudaKey, Slot>>> = OnceLock::new();
+    static CACHE: PreparedCache<CudaKey, CudaEntry> = OnceLock::new();
     let half = precision == Precision::Fp16;
-    let prepare = move || {
+    let key =
+        content_key(path).map(|(len, hash)| (len, hash, device_key(device), half, freeze, hw));
+    prepared_once(&CACHE, key, move || {
         if freeze {
             drop(plain);
             cuda_frozen(path, device, precision, hw)
         } else {
             cuda_plain(path, plain, device, precision, hw)
         }
-    };
-    let Some((len, hash)) = content_key(path) else {
-        return prepare();
-    };
-    let key: CudaKey = (len, hash, device_key(device), half, freeze, hw);
-    let slot = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_default()
-        .clone();
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(entry) = slot.as_ref() {
-        return Ok(entry.clone());
-    }
-    let entry = prepare()?;
-    *slot = Some(entry.clone());
-    Ok(entry)
+    })
 }
 
 /// The plain TorchScript model on CUDA, in fp32 or (checked) fp16.

@@ -1318,8 +1318,7 @@ fn load_cuda(
         content_key(path).map(|(len, hash)| (len, hash, device_key(device), half, freeze, hw));
     prepared_once(&CACHE, key, move || {
         if freeze {
-            drop(plain);
-            cuda_frozen(path, device, precision, hw)
+            cuda_frozen(path, plain, device, precision, hw)
         } else {
             cuda_plain(path, plain, device, precision, hw)
         }
@@ -1360,7 +1359,7 @@ fn cuda_plain(
     }
 }
 
-/// Test hook: loads `path` as a CUDA model without `"optimize": true` is loaded (fp16 checked
+/// Test hook: loads `path` as a CUDA model is loaded without `"optimize": true` (fp16 checked
 /// against fp32, falling back to fp32), on any device (libtorch runs fp16 on the CPU too, so
 /// the check and its fallback can be tested without a GPU); returns the report and the
 /// prepared module (the same `Arc` for every load it is shared by).
@@ -1383,20 +1382,21 @@ type CudaKey = (u64, u64, i32, bool, bool, (u32, u32));
 type CudaEntry = (Arc<JitModule>, Kind, Optimization);
 
 /// The model at `path` frozen on CUDA (`"optimize": true`). With fp16 asked for, the frozen
-/// fp16 model is checked against the plain fp32 model (`check_fp16`) and the frozen fp32
-/// model serves instead when it fails.
+/// fp16 model is checked against the plain fp32 model (`plain`, as loaded on the CPU;
+/// `check_fp16`) and the frozen fp32 model serves instead when it fails.
 fn cuda_frozen(
     path: &Path,
+    mut plain: JitModule,
     device: Device,
     precision: Precision,
     hw: (u32, u32),
 ) -> Result<CudaEntry> {
     if precision != Precision::Fp16 {
+        drop(plain);
         let m = load_frozen_cuda(path, device, false)?;
         let report = Optimization::plain("cuda_frozen", "fp32", None);
         return Ok((Arc::new(m), Kind::Float, report));
     }
-    let mut plain = JitModule::load(path, device).map_err(Error::ModelLoad)?;
     to_device(path, &mut plain, device, Precision::Fp32)?;
     let reference = probe_outputs(&plain, device, Kind::Float, hw)?;
     drop(plain);
